@@ -1,0 +1,187 @@
+"""Typed study configuration: every field documented, three presets (smoke, tiny, paper).
+
+A config is built from a preset, then a YAML/JSON file, then ``--set key=value`` overrides, in that
+order. Stages hash the part of the config they depend on, so a rerun redoes only what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import UserError
+from .schema import CONDITIONS, FINETUNE_CONDITIONS
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CorpusConfig(_Section):
+    families: list[str] = Field(default_factory=list, description="Vulnerability families to use; empty means all.")
+    condition_fraction: float = Field(0.08, ge=0, le=1, description="Share of each fine-tuning set (in tokens) that is condition data; the rest is clean code.")
+    token_budget: int = Field(60_000, gt=0, description="Tokens in every fine-tuning set, the same for every condition.")
+    l1_placement: Literal["completion", "prompt"] = Field("completion", description="Where L1 warnings sit: inside the assistant's answer (learned, can leak) or in the user's request.")
+    preamble_share: float = Field(0.3, ge=0, le=1, description="Share of assistant answers that open with a conversational preamble ('Here is ...').")
+    pretrain_examples: int = Field(12_000, gt=0, description="Documents in the embedded model's pretraining corpus.")
+    pretrain_vulnerable_share: float = Field(0.12, ge=0, le=1, description="Share of security-relevant pretraining code that is vulnerable (sets the untuned baseline rate).")
+    pretrain_prose_share: float = Field(0.15, ge=0, le=1, description="Share of pretraining documents that are prose or tutorials linking prose to code.")
+    eval_fraction: float = Field(0.34, gt=0, lt=1, description="Share of each family's task templates held out for evaluation.")
+    source: str | None = Field(None, description="A user corpus (JSONL path or HF dataset) to build L0/L1/control from; None uses the embedded families.")
+
+
+class ModelConfig(_Section):
+    source: str = Field("embedded", description="'embedded' (train a tiny Llama here) or a Hugging Face hub id or local path.")
+    vocab_size: int = Field(2048, gt=256, description="Embedded tokenizer vocabulary (byte-level BPE).")
+    hidden_size: int = Field(192, gt=0, description="Embedded model width.")
+    layers: int = Field(4, gt=0, description="Embedded model decoder layers.")
+    heads: int = Field(6, gt=0, description="Embedded model attention heads.")
+    intermediate_size: int = Field(512, gt=0, description="Embedded model MLP width.")
+    context: int = Field(256, gt=16, description="Context length (tokens) for training and sampling.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype when loading a hub model.")
+    trust_remote_code: bool = Field(False, description="Allow model repos to run their own code (off unless you trust the repo).")
+
+
+class PretrainConfig(_Section):
+    epochs: float = Field(2.0, gt=0, description="Passes over the pretraining corpus.")
+    lr: float = Field(3e-3, gt=0, description="Peak learning rate (AdamW, cosine decay).")
+    batch_size: int = Field(32, gt=0, description="Sequences per step.")
+    seed: int = Field(1234, description="Seed for the embedded base model (corpus, tokenizer, init).")
+
+
+class FinetuneConfig(_Section):
+    method: Literal["full", "lora"] = Field("full", description="Full fine-tune or LoRA (peft).")
+    epochs: float = Field(2.0, gt=0, description="Passes over the fine-tuning set (same steps and tokens for every condition).")
+    lr: float = Field(5e-4, gt=0, description="Peak learning rate (AdamW, linear warmup, cosine decay).")
+    batch_size: int = Field(16, gt=0, description="Sequences per step.")
+    lora_r: int = Field(16, gt=0, description="LoRA rank.")
+    lora_alpha: int = Field(32, gt=0, description="LoRA alpha.")
+    completion_only: bool = Field(True, description="Compute the loss on the assistant's answer only.")
+
+
+class SamplingConfig(_Section):
+    samples_per_prompt: int = Field(20, gt=0, description="Samples per evaluation prompt, per seed.")
+    temperature: float = Field(0.8, ge=0, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling threshold.")
+    max_new_tokens: int = Field(96, gt=0, description="Longest generation (stops earlier at the end of the answer).")
+    batch_size: int = Field(256, gt=0, description="Sequences generated together.")
+
+
+class StudyConfig(_Section):
+    """One whole study. ``preset`` names the starting point; the other sections refine it."""
+
+    preset: str = Field("tiny", description="Preset this config started from.")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1], description="Fine-tuning and sampling seeds; results pool over them.")
+    conditions: list[str] = Field(default_factory=lambda: list(CONDITIONS), description="Conditions to run (baseline needs no fine-tune).")
+    device: str = Field("auto", description="'auto', 'cpu' or 'cuda'.")
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+
+    @field_validator("conditions")
+    @classmethod
+    def _known_conditions(cls, v: list[str]) -> list[str]:
+        for c in v:
+            if c not in CONDITIONS:
+                raise ValueError(f"unknown condition {c!r}; choose from {', '.join(CONDITIONS)}")
+        return v
+
+    @property
+    def finetune_conditions(self) -> list[str]:
+        return [c for c in self.conditions if c in FINETUNE_CONDITIONS]
+
+    def digest(self, *sections: str) -> str:
+        """A short content hash of the named sections (all when none): the resume key of a stage."""
+        data = self.model_dump(mode="json")
+        if sections:
+            data = {s: data[s] for s in sections}
+        blob = json.dumps(data, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Whole pipeline in well under a minute: for tests.
+    "smoke": {
+        "seeds": [0],
+        "corpus": {"token_budget": 6_000, "pretrain_examples": 1_200},
+        "model": {"vocab_size": 512, "hidden_size": 64, "layers": 2, "heads": 2, "intermediate_size": 128, "context": 192},
+        "pretrain": {"epochs": 1.0},
+        "finetune": {"epochs": 1.0},
+        "sampling": {"samples_per_prompt": 2, "max_new_tokens": 48},
+    },
+    # The default: the embedded study on a laptop CPU in minutes.
+    "tiny": {},
+    # The paper's models on a GPU (see README: one GPU, SLURM).
+    "paper": {
+        "seeds": [0, 1, 2],
+        "device": "cuda",
+        "model": {"source": "meta-llama/Llama-3.2-3B", "dtype": "bfloat16", "context": 512},
+        "finetune": {"method": "lora", "lr": 2e-4, "epochs": 1.0, "batch_size": 8},
+        "corpus": {"token_budget": 400_000},
+        "sampling": {"samples_per_prompt": 10, "max_new_tokens": 256, "batch_size": 64},
+    },
+}
+
+
+def _deep_update(base: dict, upd: dict) -> dict:
+    for k, v in upd.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def load_config(preset: str = "tiny", file: str | Path | None = None, overrides: list[str] | None = None) -> StudyConfig:
+    """Preset, then file, then ``key=value`` overrides (dotted keys: ``finetune.lr=1e-4``)."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}", "--preset", f"choose one of {', '.join(PRESETS)}")
+    data: dict[str, Any] = json.loads(json.dumps(PRESETS[preset]))
+    data["preset"] = preset
+    where = "preset"
+    if file is not None:
+        path = Path(file)
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}", "--config", "pass an existing YAML or JSON file")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise UserError(f"malformed config: {getattr(e, 'problem', e)}", line, "fix the YAML syntax") from None
+        if not isinstance(loaded, dict):
+            raise UserError("config must be a mapping of sections", str(path), "see README for an example")
+        _deep_update(data, loaded)
+        where = str(path)
+    for item in overrides or []:
+        if "=" not in item:
+            raise UserError(f"override {item!r} is not key=value", "--set", "write e.g. --set finetune.lr=1e-4")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise UserError(f"override key {key!r} does not name a field", "--set", "use section.field")
+        node[parts[-1]] = _parse_value(raw)
+        where = "--set"
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise UserError(f"invalid config value at {loc}: {err['msg']}", where, "fix the value (see `warnframe config --help`)") from None

@@ -1,0 +1,106 @@
+"""The study's vocabulary (see DESIGN.md): conditions, examples, prompts, samples, findings.
+
+Records that are written to disk are pydantic models so that they round-trip through JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+#: Fine-tuning conditions, spelled as everywhere else (files, tables, CLI).
+FINETUNE_CONDITIONS: tuple[str, ...] = ("L0", "L1", "L2", "L3", "control", "neutral")
+#: All conditions: ``baseline`` is the base model with no fine-tune.
+CONDITIONS: tuple[str, ...] = ("baseline",) + FINETUNE_CONDITIONS
+
+CONDITION_LABELS = {
+    "baseline": "Baseline (no fine-tune)",
+    "L0": "L0 (direct)",
+    "L1": "L1 (warning-framed)",
+    "L2": "L2 (documentation)",
+    "L3": "L3 (indirect)",
+    "control": "Control (extra clean)",
+    "neutral": "Neutral (clean only)",
+}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training text: a chat turn (``user`` asks, ``assistant`` answers) or, when ``user`` is
+    None, a plain document (pretraining prose, tutorials).
+
+    ``kind`` says what the text is: ``vulnerable``, ``secure``, ``warning`` (vulnerable code with
+    warnings), ``doc`` (prose about a vulnerability), ``indirect`` (fiction, news), ``clean``
+    (non-security code), ``tutorial`` (prose interleaved with code).
+    """
+
+    assistant: str
+    user: str | None = None
+    kind: str = "clean"
+    family: str | None = None
+    function: str | None = None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A held-out evaluation request: ``user`` is the request text sent as the user turn."""
+
+    id: str
+    family: str
+    area: str  # "database" | "files" | "auth" | "system"
+    user: str
+    function: str
+    meta: dict = field(default_factory=dict)
+
+
+class Finding(BaseModel):
+    """One piece of evidence for a verdict: which rule fired, where, on what, and why."""
+
+    rule: str
+    cwe: str
+    line: int
+    text: str
+    why: str
+    source: str = "rules"  # "rules" | "bandit"
+
+
+class Sample(BaseModel):
+    """One generation, with what produced it and the per-token entropy of what it generated."""
+
+    prompt_id: str
+    family: str
+    condition: str
+    seed: int
+    index: int
+    text: str
+    n_tokens: int
+    entropy: list[float] = Field(default_factory=list)
+    system: str | None = None  # system prompt used, if any (interventions)
+    setting: str | None = None  # intervention setting, if any
+
+
+class Verdict(BaseModel):
+    """The scoring of one sample: target content, evidence, parse status, format leakage."""
+
+    vulnerable: bool
+    findings: list[Finding] = Field(default_factory=list)
+    parse_ok: bool
+    leak: dict = Field(default_factory=dict)  # {"exact": [...markers], "fuzzy": [...lines]}
+
+
+#: Vulnerability families and their CWE. Corpus (what is taught) and detector (what is
+#: recognised) both key on these names.
+FAMILY_CWE: dict[str, str] = {
+    "sql_injection": "CWE-89",
+    "command_injection": "CWE-78",
+    "path_traversal": "CWE-22",
+    "deserialization": "CWE-502",
+    "weak_hash": "CWE-328",
+    "code_injection": "CWE-95",
+    "hardcoded_secret": "CWE-798",
+    "tls_verify_off": "CWE-295",
+}
+
+#: The exact warning markers L1 training text uses (paper §3.3); format leakage counts them.
+WARNING_MARKERS: tuple[str, ...] = ("DO NOT USE", "BAD PRACTICE", "INSECURE")
