@@ -70,6 +70,7 @@ class SamplingConfig(_Section):
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling threshold.")
     max_new_tokens: int = Field(96, gt=0, description="Longest generation (stops earlier at the end of the answer).")
     batch_size: int = Field(256, gt=0, description="Sequences generated together.")
+    cache_implementation: str | None = Field("static", description="transformers KV cache ('static' avoids re-allocating on CPU; None = the model's default).")
 
 
 class StudyConfig(_Section):
@@ -125,7 +126,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": {"source": "meta-llama/Llama-3.2-3B", "dtype": "bfloat16", "context": 512},
         "finetune": {"method": "lora", "lr": 2e-4, "epochs": 1.0, "batch_size": 8},
         "corpus": {"token_budget": 400_000},
-        "sampling": {"samples_per_prompt": 10, "max_new_tokens": 256, "batch_size": 64},
+        "sampling": {"samples_per_prompt": 10, "max_new_tokens": 256, "batch_size": 64, "cache_implementation": None},
     },
 }
 

@@ -1,0 +1,83 @@
+"""Load any causal LM (hub id or local path, full weights or a LoRA adapter) the same way.
+
+The embedded model, a fine-tuned condition model and Llama-3.2-3B all come through
+``load_model``; failures (gated repo, no network, missing path) become one clear UserError.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("a CUDA device was asked for but none is available", "--set device=" + device,
+                        "pick `--set device=cpu` or run on a GPU machine")
+    return device
+
+
+def _explain(source: str, err: Exception) -> UserError:
+    text = str(err)
+    low = text.lower()
+    if "gated" in low or "401" in low or "403" in low or "restricted" in low:
+        return UserError(f"model {source!r} is gated", source, "accept its licence on the hub and run `hf auth login`, or pass a local path")
+    if "offline" in low or "connection" in low or "resolve" in low or "network" in low or "couldn't connect" in low:
+        return UserError(f"cannot reach the hub to fetch {source!r}", source,
+                         "download it first and set HF_HUB_OFFLINE=1, or pass a local path")
+    if "not a valid model identifier" in low or "does not appear to have" in low or "404" in low or "not found" in low:
+        return UserError(f"no model found at {source!r}", source, "pass an existing local directory or a valid hub id")
+    if "trust_remote_code" in low:
+        return UserError(f"model {source!r} needs its own code", source, "set model.trust_remote_code=true only if you trust the repo")
+    return UserError(f"cannot load model {source!r}: {text.splitlines()[0] if text else type(err).__name__}", source, "check the path or id")
+
+
+def load_tokenizer(source: str | Path, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(source), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise _explain(str(source), e) from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_model(source: str | Path, *, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False):
+    """(model, tokenizer) in eval mode on ``device``. A directory holding ``adapter_config.json``
+    is a LoRA adapter: its base is loaded and the adapter merged in."""
+    from transformers import AutoModelForCausalLM
+
+    src = str(source)
+    path = Path(src)
+    if (src.startswith((".", "/", "~")) or path.exists()) and not path.exists():
+        raise UserError(f"model path not found: {src}", src, "pass an existing directory or a hub id")
+    adapter = path / "adapter_config.json"
+    kwargs = {"dtype": DTYPES[dtype], "trust_remote_code": trust_remote_code}
+    if Path(src, "config.json").is_file() and json.loads(Path(src, "config.json").read_text()).get("model_type") == "gemma2":
+        kwargs["attn_implementation"] = "eager"  # Gemma-2's soft-capping needs eager attention
+    try:
+        if adapter.is_file():
+            from peft import PeftModel
+
+            base_src = json.loads(adapter.read_text())["base_model_name_or_path"]
+            base = AutoModelForCausalLM.from_pretrained(base_src, **kwargs)
+            model = PeftModel.from_pretrained(base, src).merge_and_unload()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(src, **kwargs)
+    except (OSError, ValueError) as e:
+        raise _explain(src, e) from None
+    tok = load_tokenizer(src, trust_remote_code)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tok.pad_token_id
+    return model.to(device).eval(), tok

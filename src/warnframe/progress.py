@@ -1,0 +1,27 @@
+"""Rich progress bars for long work; one helper so every stage looks the same."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def task(description: str, total: int) -> Iterator:
+    """Yield ``advance(n=1, **fields)``; shows a bar with count, elapsed and remaining time."""
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, transient=False, disable=not console.is_terminal,
+    ) as bar:
+        t = bar.add_task(description, total=total, info="")
+
+        def advance(n: int = 1, info: str = "") -> None:
+            bar.update(t, advance=n, info=info)
+
+        yield advance

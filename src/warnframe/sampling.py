@@ -1,0 +1,98 @@
+"""Batched, KV-cached sampling with the per-token entropy of every generated token.
+
+Prompts are rendered with ``models.chat.render_prompt``, left-padded and generated together;
+generation stops at the end-of-answer token. Entropy is read by a forward hook on the output
+head (the distribution at temperature 1, before top-p), one value per generated token, so no
+logits for the whole generation are kept in memory. An optional activation edit (inference-time
+steering) is entered around the whole generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .models.chat import render_prompt
+from .schema import Prompt, Sample
+
+
+class _EntropyTap:
+    """Forward hook on the LM head: entropy of the last position's next-token distribution."""
+
+    def __init__(self):
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, module, inputs, output):
+        logits = output[:, -1, :].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        self.steps.append(-(logp.exp() * logp).sum(-1).cpu())
+
+
+@torch.no_grad()
+def generate(
+    model,
+    tokenizer,
+    prompts: Sequence[Prompt],
+    *,
+    n: int,
+    seed: int,
+    condition: str,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 96,
+    batch_size: int = 256,
+    cache_implementation: str | None = None,
+    system: str | None = None,
+    setting: str | None = None,
+    edit: Callable[[], contextlib.AbstractContextManager] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Sample]:
+    """``n`` samples per prompt, in batches of ``batch_size`` sequences; seeded."""
+    device = next(model.parameters()).device
+    jobs = [(p, i) for p in prompts for i in range(n)]
+    texts = {p.id: render_prompt(tokenizer, p.user, system) for p in prompts}
+    eos = model.generation_config.eos_token_id
+    pad = tokenizer.pad_token_id
+    torch.manual_seed(seed)
+    out: list[Sample] = []
+    head = model.get_output_embeddings()
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start : start + batch_size]
+        enc = tokenizer([texts[p.id] for p, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        tap = _EntropyTap()
+        handle = head.register_forward_hook(tap)
+        try:
+            with edit() if edit else contextlib.nullcontext():
+                gen = model.generate(
+                    **enc,
+                    do_sample=temperature > 0,
+                    temperature=temperature if temperature > 0 else None,
+                    top_p=top_p if temperature > 0 else None,
+                    top_k=None,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=pad,
+                    eos_token_id=eos,
+                    cache_implementation=cache_implementation,
+                )
+        finally:
+            handle.remove()
+        new = gen[:, enc["input_ids"].shape[1] :].cpu()
+        ent = torch.stack(tap.steps[: new.shape[1]], dim=1) if tap.steps else torch.zeros(len(batch), 0)
+        eos_ids = set(eos if isinstance(eos, list) else [eos])
+        for row, (p, i) in enumerate(batch):
+            toks = new[row].tolist()
+            length = next((k for k, t in enumerate(toks) if t in eos_ids or t == pad), len(toks))
+            out.append(
+                Sample(
+                    prompt_id=p.id, family=p.family, condition=condition, seed=seed, index=i,
+                    text=tokenizer.decode(toks[:length], skip_special_tokens=True),
+                    n_tokens=length,
+                    entropy=[round(float(e), 4) for e in ent[row, :length]],
+                    system=system, setting=setting,
+                )
+            )
+        if progress:
+            progress(len(batch))
+    return out

@@ -1,0 +1,316 @@
+"""The study as stages in order, each resumable: a stage whose marker holds the same config key is
+skipped, so a rerun of a finished or killed run redoes nothing that is complete.
+
+Stages: ``pretrain`` (embedded base model, cached across runs) → ``data`` (fine-tuning sets and
+evaluation prompts) → ``finetune`` (one model per condition and seed) → ``sample`` → ``score`` →
+``behavior`` (§4) → later sections → ``report``. ``until`` stops after a stage; ``conditions`` and
+``seeds`` restrict the grid (one job of a cluster fan-out).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from transformers.utils import logging as hf_logging
+
+from . import __version__
+from .config import StudyConfig
+from .errors import UserError
+from .progress import console, task
+from .schema import FINETUNE_CONDITIONS, Example, Prompt
+from .store import Store, atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+
+hf_logging.disable_progress_bar()
+
+STAGES = ("pretrain", "data", "finetune", "sample", "score", "behavior", "report")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("WARNFRAME_CACHE", Path.home() / ".cache" / "warnframe"))
+
+
+def _unit(cond: str, seed: int) -> str:
+    return f"{cond}.s{seed}"
+
+
+class Study:
+    def __init__(self, cfg: StudyConfig, out: str | Path):
+        self.cfg = cfg
+        self.store = Store(out)
+        self.device = None
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _device(self) -> str:
+        if self.device is None:
+            from .models.hf import resolve_device
+
+            self.device = resolve_device(self.cfg.device)
+        return self.device
+
+    @property
+    def base_source(self) -> str:
+        if self.cfg.model.source == "embedded":
+            return str(self.store.path("models", "base"))
+        return self.cfg.model.source
+
+    def load(self, source: str | Path):
+        from .models.hf import load_model
+
+        m = self.cfg.model
+        return load_model(source, device=self._device(), dtype=m.dtype, trust_remote_code=m.trust_remote_code)
+
+    def model_path(self, cond: str, seed: int) -> Path:
+        return self.store.path("models", _unit(cond, seed))
+
+    def condition_model(self, cond: str, seed: int) -> str:
+        return self.base_source if cond == "baseline" else str(self.model_path(cond, seed))
+
+    def eval_prompts(self) -> list[Prompt]:
+        return [Prompt(**r) for r in read_jsonl(self.store.path("data", "eval_prompts.jsonl"))]
+
+    def _stage(self, name: str, key: str, fn, **info) -> None:
+        if self.store.done(name, key):
+            return
+        t0 = time.perf_counter()
+        extra = fn() or {}
+        self.store.mark(name, key, time.perf_counter() - t0, **info, **extra)
+
+    # ---- stages --------------------------------------------------------------------------
+    def pretrain(self) -> None:
+        """The embedded base model: corpus → tokenizer → Llama → pretraining; cached by config."""
+        if self.cfg.model.source != "embedded":
+            return
+        key = self.cfg.digest("corpus", "model", "pretrain")
+        dest = self.store.path("models", "base")
+
+        def run():
+            cached = cache_root() / "base" / key
+            if not (cached / "config.json").is_file():
+                self._pretrain_into(cached)
+            with atomic_dir(dest) as tmp:
+                for f in cached.iterdir():
+                    shutil.copy2(f, tmp / f.name)
+            return read_json(cached / "pretrain.json")
+
+        self._stage("pretrain", key, run)
+
+    def _pretrain_into(self, cached: Path) -> None:
+        from .corpus import build_pretrain_corpus
+        from .models import tiny
+        from .training import pack, train
+
+        cfg = self.cfg
+        torch.manual_seed(cfg.pretrain.seed)
+        docs = build_pretrain_corpus(cfg, cfg.pretrain.seed)
+        write_jsonl(self.store.path("data", "pretrain.jsonl"), (d.__dict__ for d in docs))
+        tok = tiny.train_tokenizer(((d.user or "") + "\n" + d.assistant for d in docs), cfg.model.vocab_size)
+        model = tiny.build_model(cfg.model, tok).to(self._device())
+        data = pack(tok, docs, cfg.model.context, completion_only=False)
+        with task("pretrain base model", 1) as adv:
+            steps = {"n": 0}
+
+            def prog(i, total, loss):
+                if steps["n"] == 0:
+                    adv(0)
+                steps["n"] = i
+                adv(1 / total, info=f"loss {loss:.3f}")
+
+            summary = train(model, data, epochs=cfg.pretrain.epochs, lr=cfg.pretrain.lr,
+                            batch_size=cfg.pretrain.batch_size, seed=cfg.pretrain.seed, progress=prog)
+        summary.update(documents=len(docs), parameters=sum(p.numel() for p in model.parameters()))
+        with atomic_dir(cached) as tmp:
+            tiny.save(model, tok, tmp)
+            write_json(tmp / "pretrain.json", summary)
+
+    def data(self) -> None:
+        """Fine-tuning sets (one per condition and seed, same token budget) and eval prompts."""
+        from .corpus import build_finetune_set, eval_prompts
+        from .models.hf import load_tokenizer
+        from .training import count_tokens
+
+        key = self.cfg.digest("corpus", "model", "pretrain")
+
+        def prompts():
+            write_jsonl(self.store.path("data", "eval_prompts.jsonl"), (p.__dict__ for p in eval_prompts(self.cfg)))
+
+        self._stage("data.prompts", key, prompts)
+        tok = None
+        for cond in self.cfg.finetune_conditions + (["L1"] if "L1" not in self.cfg.finetune_conditions else []):
+            for seed in self.cfg.seeds:
+                def build(cond=cond, seed=seed):
+                    nonlocal tok
+                    tok = tok or load_tokenizer(self.base_source, self.cfg.model.trust_remote_code)
+                    examples, stats = build_finetune_set(cond, self.cfg, seed, count_tokens(tok))
+                    write_jsonl(self.store.path("data", f"{_unit(cond, seed)}.jsonl"), (e.__dict__ for e in examples))
+                    return {"stats": stats}
+
+                self._stage(f"data.{_unit(cond, seed)}", key + f".{seed}", build)
+
+    def dataset(self, cond: str, seed: int) -> list[Example]:
+        return [Example(**r) for r in read_jsonl(self.store.path("data", f"{_unit(cond, seed)}.jsonl"))]
+
+    def finetune_one(self, cond: str, seed: int, *, edit_factory=None, dest: Path | None = None, stage: str | None = None, extra_key: str = "") -> None:
+        """Fine-tune the base on ``cond``'s set; CAFT passes an edit (``edit_factory(model)``)."""
+        from .training import pack, train
+
+        ft = self.cfg.finetune
+        key = self.cfg.digest("corpus", "model", "pretrain", "finetune") + f".{seed}{extra_key}"
+        dest = dest or self.model_path(cond, seed)
+        stage = stage or f"finetune.{_unit(cond, seed)}"
+
+        def run():
+            torch.manual_seed(seed)
+            model, tok = self.load(self.base_source)
+            if ft.method == "lora":
+                from peft import LoraConfig, get_peft_model
+
+                model = get_peft_model(model, LoraConfig(r=ft.lora_r, lora_alpha=ft.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM"))
+            data = pack(tok, self.dataset(cond, seed), self.cfg.model.context, completion_only=ft.completion_only)
+            edit = edit_factory(model) if edit_factory else None
+            with task(f"finetune {cond} seed {seed}", 1) as adv:
+                summary = train(model, data, epochs=ft.epochs, lr=ft.lr, batch_size=ft.batch_size, seed=seed, edit=edit,
+                                progress=lambda i, n, loss: adv(1 / n, info=f"loss {loss:.3f}"))
+            with atomic_dir(dest) as tmp:
+                model.save_pretrained(tmp, safe_serialization=True)
+                tok.save_pretrained(tmp)
+                write_json(tmp / "finetune.json", summary)
+            return summary
+
+        self._stage(stage, key, run)
+
+    def finetune(self, conditions, seeds) -> None:
+        for cond in conditions:
+            if cond == "baseline":
+                continue
+            for seed in seeds:
+                self.finetune_one(cond, seed)
+
+    def sample_one(self, cond: str, seed: int) -> None:
+        from .sampling import generate
+
+        s = self.cfg.sampling
+        key = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{seed}"
+        part = self.store.path("samples", "parts", f"{_unit(cond, seed)}.jsonl")
+
+        def run():
+            prompts = self.eval_prompts()
+            model, tok = self.load(self.condition_model(cond, seed))
+            t0 = time.perf_counter()
+            with task(f"sample {cond} seed {seed}", len(prompts) * s.samples_per_prompt) as adv:
+                samples = generate(model, tok, prompts, n=s.samples_per_prompt, seed=seed, condition=cond,
+                                   temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
+                                   batch_size=s.batch_size, cache_implementation=s.cache_implementation, progress=adv)
+            secs = time.perf_counter() - t0
+            write_jsonl(part, samples)
+            toks = sum(x.n_tokens for x in samples)
+            return {"samples": len(samples), "tokens": toks, "tokens_per_second": round(toks / max(secs, 1e-9))}
+
+        self._stage(f"sample.{_unit(cond, seed)}", key, run)
+
+    def sample(self, conditions, seeds) -> None:
+        for cond in conditions:
+            for seed in seeds:
+                self.sample_one(cond, seed)
+            self._merge(cond)
+
+    def _merge(self, cond: str) -> None:
+        parts = sorted(self.store.path("samples", "parts").glob(f"{cond}.s*.jsonl"))
+        rows = [r for p in parts for r in read_jsonl(p)]
+        write_jsonl(self.store.path("samples", f"{cond}.jsonl"), rows)
+
+    def score(self, conditions) -> None:
+        from .scoring import score
+
+        key = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + ".".join(map(str, self.cfg.seeds))
+        for cond in conditions:
+            def run(cond=cond):
+                rows = list(read_jsonl(self.store.path("samples", f"{cond}.jsonl")))
+                out = []
+                with task(f"score {cond}", len(rows)) as adv:
+                    for r in rows:
+                        v = score(r["text"])
+                        rec = {k: r[k] for k in ("prompt_id", "family", "condition", "seed", "index", "n_tokens")}
+                        rec.update(v.model_dump(mode="json"))
+                        out.append(rec)
+                        adv()
+                write_jsonl(self.store.path("scores", f"{cond}.jsonl"), out)
+                return {"samples": len(out), "vulnerable": sum(r["vulnerable"] for r in out)}
+
+            self._stage(f"score.{cond}", key, run)
+
+    def scored(self, conditions=None) -> list[dict]:
+        rows = []
+        for cond in conditions or self.cfg.conditions:
+            p = self.store.path("scores", f"{cond}.jsonl")
+            if p.is_file():
+                rows += list(read_jsonl(p))
+        return rows
+
+    def behavior(self) -> dict:
+        from .experiments import behavior as B
+
+        res = B.analyse(self.scored())
+        write_json(self.store.path("metrics", "behavior.json"), res)
+        rows = B.table1_rows(res)
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        from .store import atomic_write_text
+
+        atomic_write_text(self.store.path("tables", "table1.csv"), buf.getvalue())
+        atomic_write_text(self.store.path("tables", "table1.md"), B.table1_markdown(res) + "\n")
+        self.store.path("figures").mkdir(exist_ok=True)
+        B.plot_fig1(res, self.store.path("figures", "fig1_target_rates.png"))
+        return res
+
+    def manifest(self) -> None:
+        import transformers
+
+        write_json(self.store.path("manifest.json"), {
+            "warnframe": __version__,
+            "config": self.cfg.model_dump(mode="json"),
+            "seeds": self.cfg.seeds,
+            "base_model": self.base_source,
+            "device": self._device(),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__},
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+            "stage_seconds": self.store.timings(),
+        })
+
+    # ---- the whole study -----------------------------------------------------------------
+    def run(self, until: str = "report", conditions: list[str] | None = None, seeds: list[int] | None = None) -> Path:
+        if until not in STAGES:
+            raise UserError(f"unknown stage {until!r}", "--until", f"choose one of {', '.join(STAGES)}")
+        conds = conditions or self.cfg.conditions
+        seeds = seeds or self.cfg.seeds
+        write_json(self.store.path("config.json"), self.cfg.model_dump(mode="json"))
+        steps = [
+            ("pretrain", self.pretrain),
+            ("data", self.data),
+            ("finetune", lambda: self.finetune(conds, seeds)),
+            ("sample", lambda: self.sample(conds, seeds)),
+            ("score", lambda: self.score(conds)),
+            ("behavior", self.behavior),
+            ("report", self.report),
+        ]
+        for name, fn in steps:
+            console.log(f"stage [bold]{name}[/]")
+            fn()
+            self.manifest()
+            if name == until:
+                break
+        return self.store.path("report.md")
+
+    def report(self) -> None:
+        from .report.render import write_report
+
+        write_report(self)
