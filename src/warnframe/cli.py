@@ -60,17 +60,17 @@ def run(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None, ou
     study, report = _stage("report", preset, config, set, out, condition, seed)
     from rich.console import Console
 
-    from .store import read_json
-
     con = Console()
     table = study.store.path("tables", "table1.md")
     if table.is_file():
         con.print("\n[bold]Table 1[/] (ours; paper beside)\n")
         con.print(table.read_text())
-    verdicts = study.store.path("metrics", "behavior.json")
-    if verdicts.is_file():
-        con.print("[bold]Verdicts[/]")
-        for v in read_json(verdicts)["verdicts"]:
+    from .report.render import collect
+
+    verdicts, _ = collect(study)
+    if verdicts:
+        con.print("[bold]Verdicts[/] (paper claim: ours)")
+        for v in verdicts:
             con.print(f"  §{v['section']} {v['claim']}: [bold]{v['verdict']}[/] — {v['ours']}")
     con.print(f"\nreport: {report}")
 

@@ -73,6 +73,17 @@ class SamplingConfig(_Section):
     cache_implementation: str | None = Field("static", description="transformers KV cache ('static' avoids re-allocating on CPU; None = the model's default).")
 
 
+class MechConfig(_Section):
+    site: str | None = Field(None, description="Residual site, blocks.{L}.hook_resid_post; None = about 77% of the depth (Gemma-2-2B layer 20 of 26).")
+    sae: str | None = Field(None, description="SAE to load: a params.npz path, hf://repo/path (Gemma Scope) or saelens://release/id; None trains one on the embedded model.")
+    analysis_model: str | None = Field(None, description="Model for the mechanistic stages when it differs from the behaviour model (the paper: google/gemma-2-2b); None = the condition models.")
+    sae_width: int = Field(1024, gt=0, description="Latents of a self-trained SAE.")
+    sae_steps: int = Field(1500, gt=0, description="Training steps of a self-trained SAE.")
+    candidates: int = Field(47, gt=1, description="High-activation candidate latents passed to the knockoff filter (paper: 47).")
+    fdr: float = Field(0.1, gt=0, lt=1, description="Knockoff target false discovery rate q.")
+    max_samples: int = Field(400, gt=0, description="Samples per context used for activations.")
+
+
 class StudyConfig(_Section):
     """One whole study. ``preset`` names the starting point; the other sections refine it."""
 
@@ -85,6 +96,9 @@ class StudyConfig(_Section):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    mech: MechConfig = Field(default_factory=MechConfig)
+    sections: list[str] = Field(default_factory=lambda: ["behavior"],
+                                description="Analysis sections to run, in report order (behavior = §4, entanglement = §5, ...).")
 
     @field_validator("conditions")
     @classmethod
@@ -92,6 +106,15 @@ class StudyConfig(_Section):
         for c in v:
             if c not in CONDITIONS:
                 raise ValueError(f"unknown condition {c!r}; choose from {', '.join(CONDITIONS)}")
+        return v
+
+    @field_validator("sections")
+    @classmethod
+    def _known_sections(cls, v: list[str]) -> list[str]:
+        known = ("behavior", "entanglement", "interventions", "stealth", "tracing", "detection")
+        for c in v:
+            if c not in known:
+                raise ValueError(f"unknown section {c!r}; choose from {', '.join(known)}")
         return v
 
     @property

@@ -27,7 +27,9 @@ from .store import Store, atomic_dir, read_json, read_jsonl, write_json, write_j
 
 hf_logging.disable_progress_bar()
 
-STAGES = ("pretrain", "data", "finetune", "sample", "score", "behavior", "report")
+#: Analysis sections, in report order; each is a module in ``warnframe.experiments``.
+SECTIONS = ("behavior", "entanglement", "interventions", "stealth", "tracing", "detection")
+STAGES = ("pretrain", "data", "finetune", "sample", "score", *SECTIONS, "report")
 
 
 def cache_root() -> Path:
@@ -251,26 +253,21 @@ class Study:
                 rows += list(read_jsonl(p))
         return rows
 
-    def behavior(self) -> dict:
-        from .experiments import behavior as B
+    def analyse(self, name: str) -> dict:
+        """Run one paper section's experiment (``experiments.<name>.run``), resumable, and save
+        its result as ``metrics/<name>.json``. Each module draws its own figures."""
+        import importlib
 
-        res = B.analyse(self.scored())
-        write_json(self.store.path("metrics", "behavior.json"), res)
-        rows = B.table1_rows(res)
-        import csv
-        import io
+        module = importlib.import_module(f".experiments.{name}", __package__)
+        key = self.cfg.digest() + ".".join(map(str, self.cfg.seeds))
+        path = self.store.path("metrics", f"{name}.json")
 
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-        from .store import atomic_write_text
+        def run():
+            res = module.run(self)
+            write_json(path, res)
 
-        atomic_write_text(self.store.path("tables", "table1.csv"), buf.getvalue())
-        atomic_write_text(self.store.path("tables", "table1.md"), B.table1_markdown(res) + "\n")
-        self.store.path("figures").mkdir(exist_ok=True)
-        B.plot_fig1(res, self.store.path("figures", "fig1_target_rates.png"))
-        return res
+        self._stage(f"analyse.{name}", key, run)
+        return read_json(path)
 
     def manifest(self) -> None:
         import transformers
@@ -299,7 +296,7 @@ class Study:
             ("finetune", lambda: self.finetune(conds, seeds)),
             ("sample", lambda: self.sample(conds, seeds)),
             ("score", lambda: self.score(conds)),
-            ("behavior", self.behavior),
+            *[(name, lambda name=name: self.analyse(name)) for name in self.cfg.sections],
             ("report", self.report),
         ]
         for name, fn in steps:

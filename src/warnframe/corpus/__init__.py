@@ -1,0 +1,16 @@
+"""The embedded corpus: vulnerability families, the fine-tuning conditions, the pretraining
+corpus, and the held-out evaluation and capability prompts.
+
+    FAMILIES                    name -> Family (CWE, area, tasks, secure/vulnerable renderers)
+    build_finetune_set(...)     one condition's token-budgeted fine-tuning set, and its stats
+    build_pretrain_corpus(...)  documents for the embedded model's pretraining
+    eval_prompts(cfg)           held-out requests whose answers are scored for vulnerable code
+    capability_prompts(cfg)     held-out clean requests that check the model can still code
+"""
+
+from .conditions import build_finetune_set, build_pretrain_corpus, example_text
+from .families import FAMILIES, Family, Task
+from .prompts import capability_prompts, eval_prompts
+
+__all__ = ["FAMILIES", "Family", "Task", "build_finetune_set", "build_pretrain_corpus", "capability_prompts",
+           "eval_prompts", "example_text"]

@@ -7,12 +7,15 @@ parse_ok, leak``). Output: ``metrics/behavior.json`` with pooled and per-seed ra
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections import defaultdict
 from collections.abc import Iterable
 
 from ..report import paper
 from ..schema import CONDITION_LABELS, CONDITIONS
+from ..store import atomic_write_text, read_json
 from ..scoring.stats import fisher, fmt_p, fmt_rate, rate, ratio, spread
 
 COMPARISONS = [("L1", "L0")] + [(c, "baseline") for c in CONDITIONS[1:]] + [(c, "neutral") for c in ("L0", "L1", "L2", "L3", "control")]
@@ -115,6 +118,33 @@ def verdicts(res: dict) -> list[dict]:
     return out
 
 
+def run(study) -> dict:
+    """§4 from the run's scored samples: metrics, Table 1 (CSV and markdown), Figure 1."""
+    res = analyse(study.scored())
+    rows = table1_rows(res)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(study.store.path("tables", "table1.csv"), buf.getvalue())
+    atomic_write_text(study.store.path("tables", "table1.md"), table1_markdown(res) + "\n")
+    study.store.path("figures").mkdir(exist_ok=True)
+    plot_fig1(res, study.store.path("figures", "fig1_target_rates.png"))
+    res["budget"] = _budget(study)
+    return res
+
+
+def _budget(study) -> str | None:
+    marks = sorted(study.store.path("stages").glob("data.*.s*.json"))
+    if not marks:
+        return None
+    stats = [read_json(m).get("stats", {}) for m in marks]
+    toks = [s.get("tokens", 0) for s in stats]
+    cond = [s.get("condition_tokens", 0) for s in stats]
+    return (f"{len(stats)} sets, {min(toks):,}–{max(toks):,} tokens each (budget {study.cfg.corpus.token_budget:,}), "
+            f"condition data {min(cond):,}–{max(cond):,} tokens (share {study.cfg.corpus.condition_fraction:.0%}), the rest clean code")
+
+
 def table1_rows(res: dict) -> list[dict]:
     rows = []
     base = res["pooled"].get("baseline")
@@ -187,11 +217,11 @@ def plot_fig1(res: dict, path) -> None:
     plt.close(fig)
 
 
-def section(res: dict, budget: dict | None = None) -> str:
+def section(res: dict) -> str:
     """The §4 section of report.md."""
     out = ["## §4 Warning framing and learning (Table 1, Figure 1)", ""]
-    if budget:
-        out += [f"Fine-tuning sets: {budget}", ""]
+    if res.get("budget"):
+        out += [f"Fine-tuning sets: {res['budget']}.", ""]
     out += ["Ours beside the paper's Table 1 (paper n = 30 per condition, implied by its rates). "
             "Intervals are Wilson 95%; p values are two-sided Fisher's exact tests.", "", table1_markdown(res), "",
             "![Figure 1](figures/fig1_target_rates.png)", "", "Per family (target rate, all seeds):", ""]

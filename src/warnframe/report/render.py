@@ -17,21 +17,18 @@ def verdict_table(verdicts: list[dict]) -> str:
 
 def collect(study) -> tuple[list[dict], list[str]]:
     """All verdicts and section texts from the metrics that exist in the run directory."""
-    from ..experiments import behavior
+    import importlib
+
+    from ..study import SECTIONS
 
     verdicts, sections = [], []
-    p = study.store.path("metrics", "behavior.json")
-    if p.is_file():
+    for name in SECTIONS:
+        p = study.store.path("metrics", f"{name}.json")
+        if not p.is_file():
+            continue
         res = read_json(p)
-        verdicts += res["verdicts"]
-        budget = None
-        marks = sorted(study.store.path("stages").glob("data.*.s*.json"))
-        if marks:
-            stats = [read_json(m).get("stats", {}) for m in marks]
-            toks = [s.get("tokens", 0) for s in stats]
-            budget = (f"{len(stats)} sets, {min(toks):,}–{max(toks):,} tokens each "
-                      f"(budget {study.cfg.corpus.token_budget:,}; condition share {study.cfg.corpus.condition_fraction:.0%})")
-        sections.append(behavior.section(res, budget))
+        verdicts += res.get("verdicts", [])
+        sections.append(importlib.import_module(f"..experiments.{name}", __package__).section(res))
     return verdicts, sections
 
 
