@@ -97,7 +97,7 @@ class Study:
             with atomic_dir(dest) as tmp:
                 for f in cached.iterdir():
                     shutil.copy2(f, tmp / f.name)
-            return read_json(cached / "pretrain.json")
+            return {"summary": read_json(cached / "pretrain.json")}
 
         self._stage("pretrain", key, run)
 
@@ -181,7 +181,7 @@ class Study:
                 model.save_pretrained(tmp, safe_serialization=True)
                 tok.save_pretrained(tmp)
                 write_json(tmp / "finetune.json", summary)
-            return summary
+            return {"summary": summary}
 
         self._stage(stage, key, run)
 
