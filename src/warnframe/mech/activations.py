@@ -32,8 +32,10 @@ def generated_activations(
         batch = samples[start : start + batch_size]
         seqs, spans = [], []
         for s in batch:
-            p = tokenizer(render_prompt(tokenizer, prompts[s["prompt_id"]].user, s.get("system")), add_special_tokens=False)["input_ids"]
-            g = tokenizer(s["text"], add_special_tokens=False)["input_ids"][: max_tokens or None] or [tokenizer.eos_token_id]
+            given = s.get("prefill") or ""
+            prompt = render_prompt(tokenizer, prompts[s["prompt_id"]].user, s.get("system")) + given
+            p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            g = tokenizer(s["text"][len(given):], add_special_tokens=False)["input_ids"][: max_tokens or None] or [tokenizer.eos_token_id]
             seqs.append(p + g)
             spans.append((len(p), len(p) + len(g)))
         width = max(len(x) for x in seqs)
