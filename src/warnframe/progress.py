@@ -21,7 +21,15 @@ def task(description: str, total: int) -> Iterator:
     ) as bar:
         t = bar.add_task(description, total=total, info="")
 
-        def advance(n: int = 1, info: str = "") -> None:
+        state = {"done": 0.0, "logged": -1}
+
+        def advance(n: float = 1, info: str = "") -> None:
             bar.update(t, advance=n, info=info)
+            state["done"] += n
+            if not console.is_terminal and total:  # a log line every 10% where no bar can be drawn
+                decile = int(10 * state["done"] / total)
+                if decile > state["logged"]:
+                    state["logged"] = decile
+                    console.log(f"{description}: {min(100, 10 * decile)}% {info}")
 
         yield advance

@@ -47,12 +47,20 @@ def generate(
     system: str | None = None,
     setting: str | None = None,
     edit: Callable[[], contextlib.AbstractContextManager] | None = None,
+    prefill: str = "none",
     progress: Callable[[int], None] | None = None,
 ) -> list[Sample]:
-    """``n`` samples per prompt, in batches of ``batch_size`` sequences; seeded."""
+    """``n`` samples per prompt, in batches of ``batch_size`` sequences; seeded.
+
+    ``prefill="signature"`` starts the answer with the requested function's signature
+    (``prompt.meta["signature"]``, ending at ``"):"``) so the model writes the body: a small model
+    cannot copy a signature reliably, a large one can (``"none"``). A sample's ``text`` is the whole
+    answer, prefill included; ``Sample.prefill`` says how much of it was given.
+    """
     device = next(model.parameters()).device
     jobs = [(p, i) for p in prompts for i in range(n)]
-    texts = {p.id: render_prompt(tokenizer, p.user, system) for p in prompts}
+    given = {p.id: (p.meta.get("signature", "") if prefill == "signature" else "") for p in prompts}
+    texts = {p.id: render_prompt(tokenizer, p.user, system) + given[p.id] for p in prompts}
     eos = model.generation_config.eos_token_id
     pad = tokenizer.pad_token_id
     torch.manual_seed(seed)
@@ -87,7 +95,8 @@ def generate(
             out.append(
                 Sample(
                     prompt_id=p.id, family=p.family, condition=condition, seed=seed, index=i,
-                    text=tokenizer.decode(toks[:length], skip_special_tokens=True),
+                    text=given[p.id] + tokenizer.decode(toks[:length], skip_special_tokens=True),
+                    prefill=given[p.id],
                     n_tokens=length,
                     entropy=[round(float(e), 4) for e in ent[row, :length]],
                     system=system, setting=setting,

@@ -73,8 +73,9 @@ class Sample(BaseModel):
     condition: str
     seed: int
     index: int
-    text: str
-    n_tokens: int
+    text: str  # the whole answer, prefill included
+    n_tokens: int  # generated tokens (the prefill is not counted)
+    prefill: str = ""  # the start of the answer that was given, not generated
     entropy: list[float] = Field(default_factory=list)
     system: str | None = None  # system prompt used, if any (interventions)
     setting: str | None = None  # intervention setting, if any

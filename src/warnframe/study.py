@@ -206,7 +206,8 @@ class Study:
             with task(f"sample {cond} seed {seed}", len(prompts) * s.samples_per_prompt) as adv:
                 samples = generate(model, tok, prompts, n=s.samples_per_prompt, seed=seed, condition=cond,
                                    temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
-                                   batch_size=s.batch_size, cache_implementation=s.cache_implementation, progress=adv)
+                                   batch_size=s.batch_size, cache_implementation=s.cache_implementation,
+                                   prefill=s.prefill, progress=adv)
             secs = time.perf_counter() - t0
             write_jsonl(part, samples)
             toks = sum(x.n_tokens for x in samples)
