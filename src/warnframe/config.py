@@ -48,9 +48,9 @@ class ModelConfig(_Section):
 
 
 class PretrainConfig(_Section):
-    epochs: float = Field(2.0, gt=0, description="Passes over the pretraining corpus.")
-    lr: float = Field(3e-3, gt=0, description="Peak learning rate (AdamW, cosine decay).")
-    batch_size: int = Field(32, gt=0, description="Sequences per step.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the pretraining corpus.")
+    lr: float = Field(2e-3, gt=0, description="Peak learning rate (AdamW, cosine decay).")
+    batch_size: int = Field(8, gt=0, description="Sequences per step (small batches, many steps: measured to learn faster per token here).")
     seed: int = Field(1234, description="Seed for the embedded base model (corpus, tokenizer, init).")
 
 
@@ -93,6 +93,7 @@ class AnalysisConfig(_Section):
     stealth_max_samples: int = Field(80, gt=0, description="Most outputs per condition and kind (target / clean) replayed for probe confidence.")
     entropy_conditions: list[str] = Field(default_factory=lambda: ["L1"], description="Conditions whose generations give the entropy traces (target outputs first, then the rest).")
     entropy_max_samples: int = Field(150, gt=0, description="Most generations read for entropy dynamics.")
+    stealth_samples_per_prompt: int = Field(4, ge=0, description="When the study samples with a prefill (sampling.prefill = signature) no answer can open with a preamble, so §6 draws this many answers per prompt and seed without prefill from each of its conditions; 0 = read the study's samples anyway.")
     transition_window: int = Field(1, ge=0, description="Tokens before a boundary token that also count as 'at the transition'.")
     tracing_condition: str = Field("L1", description="The model whose target-writing prompts are traced.")
     tracing_safe_source: str = Field("control", description="Condition whose model supplies the safe activations on the same prompt tokens (baseline when it was not run).")

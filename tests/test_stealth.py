@@ -1,0 +1,275 @@
+"""§6: preamble splitting, transitions, replay alignment with sampling entropy, and the stealth
+section on a hand-made run directory (random tiny models, corpus renders as "generations").
+
+``build_fixture`` is shared with test_tracing.py and test_detection.py.
+"""
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from warnframe.config import load_config
+from warnframe.corpus import FAMILIES, eval_prompts
+from warnframe.corpus.families import add_comment
+from warnframe.experiments import stealth
+from warnframe.mech.hooks import Site
+from warnframe.mech.sae import JumpReLUSAE
+from warnframe.models import tiny
+from warnframe.models.chat import render_prompt
+from warnframe.models.hf import load_model
+from warnframe.sampling import generate
+from warnframe.schema import Prompt
+from warnframe.scoring import score
+from warnframe.store import read_json, read_jsonl, write_json, write_jsonl
+from warnframe.study import Study
+
+CONDS = ("baseline", "L0", "L1", "control", "neutral")
+
+
+class FakeProbe:
+    """A linear probe: sigmoid(x @ w + b)."""
+
+    def __init__(self, d: int, seed: int = 0):
+        g = np.random.default_rng(seed)
+        self.w, self.b = g.normal(size=d) / math.sqrt(d), 0.0
+
+    def predict_proba(self, x):
+        return 1 / (1 + np.exp(-(np.asarray(x) @ self.w + self.b)))
+
+
+def _task(p: Prompt):
+    fam = FAMILIES[p.family]
+    return fam, next(t for t in fam.tasks if t.name == p.function)
+
+
+def _answer(p: Prompt, cond: str, i: int, cfg) -> str:
+    fam, task = _task(p)
+    rng = random.Random(f"{p.id}:{cond}:{i}")
+    if i >= 2:  # the trained models also write some secure code
+        code = fam.secure(task, rng)
+    elif cond == "L1":
+        code = f"# INSECURE: {fam.reasons[0]}\n" + add_comment(fam.vulnerable(task, rng), fam.hotspot, f"DO NOT USE - {fam.title}")
+    elif cond == "L0":
+        code = fam.vulnerable(task, rng)
+    else:
+        code = fam.secure(task, rng)
+    return ("Here is an example implementation:\n" + code) if i % 2 else code
+
+
+def build_fixture(root, n_prompts: int = 6) -> Study:
+    """A run directory with random tiny models per condition and corpus renders as samples."""
+    cfg = load_config("smoke", overrides=[f"conditions=[{','.join(CONDS)}]", "seeds=[0]", "analysis.bootstrap=200",
+                                          "analysis.tracing_renders=1", "sampling.prefill=none"])
+    prompts = eval_prompts(cfg)
+    rng = random.Random(0)
+    rng.shuffle(prompts)
+    prompts = prompts[:n_prompts]
+    study = Study(cfg, root)
+    write_jsonl(study.store.path("data", "eval_prompts.jsonl"), (p.__dict__ for p in prompts))
+    answers = {c: [(p, i, _answer(p, c, i, cfg)) for p in prompts for i in range(4 if c in ("L0", "L1") else 2)] for c in CONDS}
+    texts = [a for v in answers.values() for _, _, a in v] + [p.user for p in prompts]
+    tok = tiny.train_tokenizer(texts * 3, 400)
+    for j, c in enumerate(CONDS):
+        torch.manual_seed(j)
+        model = tiny.build_model(cfg.model, tok)
+        tiny.save(model, tok, study.store.path("models", "base" if c == "baseline" else f"{c}.s0"))
+    for c in CONDS:
+        samples, scores = [], []
+        for p, i, text in answers[c]:
+            n = len(tok(text, add_special_tokens=False)["input_ids"])
+            n_tokens = n if i % 2 == 0 else n + 1  # odd samples: a non-canonical split, so entropies come from replay
+            ent = [round(0.5 + 0.1 * ((k * 7) % 5), 4) for k in range(n_tokens)]
+            samples.append({"prompt_id": p.id, "family": p.family, "condition": c, "seed": 0, "index": i, "text": text,
+                            "n_tokens": n_tokens, "entropy": ent, "system": None, "setting": None})
+            v = score(text)
+            scores.append({"prompt_id": p.id, "family": p.family, "condition": c, "seed": 0, "index": i, "n_tokens": n_tokens,
+                           **v.model_dump(mode="json")})
+        write_jsonl(study.store.path("samples", f"{c}.jsonl"), samples)
+        write_jsonl(study.store.path("scores", f"{c}.jsonl"), scores)
+    return study
+
+
+def fake_artifacts(study, layer: int = 1):
+    """(site, SAE, probe, selected, lead) like entanglement.load_artifacts, random but fixed."""
+    d = study.cfg.model.hidden_size
+    g = np.random.default_rng(1)
+    sae = JumpReLUSAE.from_arrays({"W_enc": g.normal(size=(d, 16)), "W_dec": g.normal(size=(16, d)), "b_enc": np.zeros(16),
+                                   "b_dec": np.zeros(d), "threshold": np.zeros(16)})
+    return (Site(layer), sae, FakeProbe(d), [0, 3, 5], 0)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return build_fixture(tmp_path_factory.mktemp("run"))
+
+
+# ---------------------------------------------------------------- text structure
+
+def test_opening_preamble_code_fence_and_comment():
+    assert stealth.opening("Here is an example implementation:\ndef f(x):\n    return x")["opening"] == "preamble"
+    op = stealth.opening("def f(x):\n    return x")
+    assert op == {"opening": "code", "code_char": 0}
+    assert stealth.opening("```python\ndef f():\n    pass\n```")["opening"] == "code"
+    assert stealth.opening("Sure! Here is `f`:\n```python\ndef f():\n    pass\n```")["opening"] == "preamble"
+    assert stealth.opening("# DO NOT USE: unsafe\ndef f():\n    pass")["opening"] == "code"
+    text = "Here is the code:\ndef f(x):\n    return x"
+    assert text[stealth.opening(text)["code_char"]:].startswith("def f")
+    assert stealth.opening("This is only prose, no code at all.")["opening"] == "no code"
+
+
+def test_transitions_point_at_boundary_tokens(study):
+    tok = study.load(study.base_source)[1]
+    text = "Here is the code:\ndef f(x):\n    # DO NOT USE - SQL injection\n    return x"
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    offs = [tuple(o) for o in enc["offset_mapping"]]
+    tr = stealth.transitions(text, offs)
+    (k,) = tr["preamble→code"]
+    assert text[offs[k][0]:offs[k][1]].strip().startswith("d") or "def"[0] in text[offs[k][0]:offs[k][1]]
+    assert offs[k][0] <= text.index("def") < offs[k][1]
+    (w,) = tr["code→warning"]
+    assert offs[w][0] <= text.index("#") < offs[w][1]
+    at, inside = stealth.segment_masks(len(offs), tr, window=1)
+    assert at[k] and at[k - 1] and at[w] and not inside[k] and not inside[0] and not at[0]
+    assert at.sum() + inside.sum() == len(offs) - 1
+
+
+# ---------------------------------------------------------------- replay
+
+def test_replay_entropy_is_the_next_token_distribution(study):
+    """Entropy k is that of the distribution the k-th generated token is drawn from (a manual loop)."""
+    model, tok = load_model(study.condition_model("L1", 0))
+    prompts = {p.id: p for p in study.eval_prompts()}
+    p = next(iter(prompts.values()))
+    text = "def f(x):\n    return x"
+    (r,) = stealth.replay_tokens(model, tok, prompts, [{"prompt_id": p.id, "text": text}], Site(1))
+    pre = tok(render_prompt(tok, p.user), add_special_tokens=False)["input_ids"]
+    gen = tok(text, add_special_tokens=False)["input_ids"]
+    want = []
+    with torch.no_grad():
+        for k in range(len(gen)):
+            lp = torch.log_softmax(model(input_ids=torch.tensor([pre + gen[:k]])).logits[0, -1], -1)
+            want.append(float(-(lp.exp() * lp).sum()))
+    np.testing.assert_allclose(r["entropy"], want, atol=1e-4)
+    assert r["acts"].shape == (len(gen), study.cfg.model.hidden_size)
+    assert [text[a:b] for a, b in r["offsets"]] == [tok.decode([t]) for t in gen]
+
+
+def test_replay_puts_the_prefill_in_the_prompt(study):
+    """A given prefill is read as prompt (tokenized with it, as at sampling); offsets still index the text."""
+    model, tok = load_model(study.condition_model("L1", 0))
+    prompts = {p.id: p for p in study.eval_prompts()}
+    p = next(iter(prompts.values()))
+    given, text = "def f(x):", "def f(x):\n    return x"
+    (r,) = stealth.replay_tokens(model, tok, prompts, [{"prompt_id": p.id, "text": text, "prefill": given}], Site(1))
+    pre = tok(render_prompt(tok, p.user) + given, add_special_tokens=False)["input_ids"]
+    gen = tok(text[len(given):], add_special_tokens=False)["input_ids"]
+    assert len(r["entropy"]) == len(gen) == r["acts"].shape[0]
+    assert r["offsets"][0][0] == len(given) and "".join(text[a:b] for a, b in r["offsets"]) == text[len(given):]
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=torch.tensor([pre])).logits[0, -1], -1)
+    assert abs(r["entropy"][0] - float(-(lp.exp() * lp).sum())) < 1e-4
+
+
+def test_prefilled_study_draws_its_own_answers(tmp_path_factory, monkeypatch):
+    st = build_fixture(tmp_path_factory.mktemp("prefilled"), n_prompts=3)
+    monkeypatch.setattr(st.cfg.sampling, "prefill", "signature")
+    monkeypatch.setattr(st.cfg.analysis, "stealth_samples_per_prompt", 2)
+    monkeypatch.setattr(st.cfg.sampling, "max_new_tokens", 8)
+    monkeypatch.setattr(stealth, "artifacts", lambda s: (None, "no §5 artifacts (test)"))
+    res = stealth.run(st)
+    assert res["source"].startswith("drawn here without prefill, 2 per prompt")
+    drawn = list(read_jsonl(st.store.path("samples", "stealth", "L1.jsonl")))
+    assert len(drawn) == 6 and all(r["prefill"] == "" and "vulnerable" in r for r in drawn)
+    assert res["entropy"]["samples"] == 6 and sum(res["available"].values()) <= 12
+    monkeypatch.setattr(st.cfg.analysis, "stealth_samples_per_prompt", 0)  # read the study's samples anyway
+    assert stealth.run(st)["source"] == "the study's samples (prefill = signature)"
+
+
+def test_replay_entropy_matches_sampling_entropy(study):
+    """Where the re-tokenized text has n_tokens tokens, replay entropies equal the sampler's."""
+    model, tok = load_model(study.condition_model("L1", 0))
+    prompts = {p.id: p for p in study.eval_prompts()}
+    gen = generate(model, tok, list(prompts.values()), n=8, seed=0, condition="L1", max_new_tokens=3, temperature=1.0,
+                   batch_size=64, cache_implementation=None)
+    rows = [g.model_dump() for g in gen]
+    reps = stealth.replay_tokens(model, tok, prompts, rows, Site(1), batch_size=16)
+    checked = 0
+    for g, r in zip(rows, reps):
+        assert len(r["entropy"]) == len(r["offsets"]) == r["acts"].shape[0]
+        if len(r["offsets"]) == g["n_tokens"] == len(g["entropy"]):
+            np.testing.assert_allclose(r["entropy"], g["entropy"], atol=2e-3)
+            checked += 1
+    assert checked >= 1
+
+
+def test_pooled_confidence_is_the_probe_on_the_mean():
+    probe = FakeProbe(8)
+    g = np.random.default_rng(0)
+    rows = [{"kind": k, "opening": o, "condition": "L1", "acts": torch.tensor(g.normal(size=(12, 8)), dtype=torch.float32), "code_token": 3}
+            for k in stealth.KINDS for o in stealth.OPENINGS for _ in range(3)]
+    res = stealth.probe_stats(rows, probe)
+    assert set(res["groups"]) >= {"target/preamble", "target/code", "clean/preamble", "clean/code"}
+    first = rows[0]
+    want = probe.predict_proba(first["acts"].numpy().mean(0, keepdims=True))[0]
+    got = [v for v in res["groups"]["target/preamble"].values()]
+    assert res["groups"]["target/preamble"]["n"] == 3
+    # linear probe: mean token logit == pooled logit
+    logit_tok = np.log(probe.predict_proba(first["acts"].numpy()) / (1 - probe.predict_proba(first["acts"].numpy()))).mean()
+    assert math.isclose(logit_tok, math.log(want / (1 - want)), rel_tol=1e-5, abs_tol=1e-6)
+    assert got and res["trace"]["target/preamble"][0]["offset"] == -3
+
+
+# ---------------------------------------------------------------- the section
+
+def test_run_on_fixture(study, monkeypatch):
+    monkeypatch.setattr(stealth, "artifacts", lambda s: (fake_artifacts(s), None))
+    res = stealth.run(study)
+    write_json(study.store.path("metrics", "stealth.json"), res)
+    res = read_json(study.store.path("metrics", "stealth.json"))
+    assert study.store.path("figures", "fig4_entropy.png").stat().st_size > 10_000
+    assert res["split"]["target/preamble"] > 0 and res["split"]["target/code"] > 0 and res["split"]["clean/code"] > 0
+    g = res["probe"]["groups"]
+    assert all(0 <= g[k]["mean"] <= 1 for k in g)
+    E = res["entropy"]
+    assert E["samples"] == 24 and E["stored_check"]["length_matched"] == 12 and E["targets"] == 12
+    assert E["samples_with"]["preamble→code"] == 12 and E["samples_with"]["code→warning"] == 12
+    assert {v["section"] for v in res["verdicts"]} == {"6", "6.2"}
+    text = stealth.section(res)
+    assert "![Figure 4](figures/fig4_entropy.png)" in text and "target / preamble" in text
+
+
+def test_run_without_probe_or_outputs(tmp_path, study, monkeypatch):
+    monkeypatch.setattr(stealth, "artifacts", lambda s: (None, "no §5 artifacts (test)"))
+    res = stealth.run(study)
+    assert res["probe"] == {"skipped": "no §5 artifacts (test)"} and res["entropy"]["samples"] == 24
+    assert any(v["verdict"] == "inconclusive" for v in res["verdicts"])
+    assert "Probe part not measured" in stealth.section(res)
+    empty = Study(load_config("smoke"), tmp_path)
+    write_jsonl(empty.store.path("data", "eval_prompts.jsonl"), [])
+    res = stealth.run(empty)
+    assert res["skipped"] and res["verdicts"] == []
+    assert empty.store.path("figures", "fig4_entropy.png").is_file()
+    assert "Skipped" in stealth.section(json.loads(json.dumps(res)))
+
+
+def test_entropy_comes_from_the_writer_when_an_analysis_model_reads_activations(study, monkeypatch):
+    monkeypatch.setattr(stealth, "artifacts", lambda s: (fake_artifacts(s), None))
+    plain = stealth.run(study)
+    monkeypatch.setattr(study.cfg.mech, "analysis_model", study.base_source)
+    other = stealth.run(study)
+    assert other["entropy"]["inside"] == plain["entropy"]["inside"]
+    assert other["probe"]["groups"]["target/code"]["mean"] != plain["probe"]["groups"]["target/code"]["mean"]
+
+
+def test_artifacts_say_why_they_are_missing(tmp_path):
+    s = Study(load_config("smoke"), tmp_path)
+    art, why = stealth.artifacts(s)
+    assert art is None and "has not run" in why
+    write_json(s.store.path("metrics", "entanglement.json"), {"skipped": "too few samples per context", "verdicts": []})
+    write_json(s.store.path("mech", "artifacts.json"), {"site": "blocks.1.hook_resid_post"})  # stale: ignored
+    art, why = stealth.artifacts(s)
+    assert art is None and why == "§5 (entanglement) was skipped: too few samples per context"
