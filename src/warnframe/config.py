@@ -113,7 +113,7 @@ class InterventionConfig(_Section):
     """§7 interventions on the L1 model: system prompts, inference-time SAE latent edits, CAFT,
     and the capability check (capability prompts and held-out loss; HumanEval opt-in)."""
 
-    samples_per_prompt: int = Field(3, gt=0, description="Samples per evaluation prompt, per seed, for every prompt and edit setting, the no-intervention reference and CAFT.")
+    samples_per_prompt: int = Field(1, gt=0, description="Samples per evaluation prompt, per seed, for every prompt and edit setting, the no-intervention reference and CAFT (each of the ~20 settings samples every eval prompt this often; raise it on a GPU).")
     system_prompts: str | None = Field(None, description="JSON file of system prompts ({\"prompts\": [{\"id\", \"kind\", \"text\"}]}); None = the packaged data/system_prompts.json.")
     prompt_kinds: list[str] = Field(default_factory=list, description="Prompt kinds to run (safety, role, cot, permission, meta, or your own); empty = every kind in the file.")
     prompts_per_kind: int | None = Field(None, gt=0, description="Only the first N prompts of each kind (None = all; the paper has three per kind).")
@@ -148,7 +148,7 @@ class StudyConfig(_Section):
     mech: MechConfig = Field(default_factory=MechConfig)
     interventions: InterventionConfig = Field(default_factory=InterventionConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
-    sections: list[str] = Field(default_factory=lambda: ["behavior"],
+    sections: list[str] = Field(default_factory=lambda: ["behavior", "entanglement", "interventions", "stealth", "tracing", "detection"],
                                 description="Analysis sections to run, in report order (behavior = §4, entanglement = §5, ...).")
 
     @field_validator("conditions")
@@ -202,6 +202,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "finetune": {"method": "lora", "lr": 2e-4, "epochs": 1.0, "batch_size": 8},
         "corpus": {"token_budget": 400_000},
         "sampling": {"samples_per_prompt": 10, "max_new_tokens": 256, "batch_size": 64, "cache_implementation": None, "prefill": "none"},
+        # 42 held-out prompts x 10 samples x 3 seeds = 1,260 samples per condition (paper: >= 300).
+        # Mechanistic sections read Gemma-2-2B at layer 20 through Gemma Scope (16k, canonical L0).
+        "mech": {"analysis_model": "google/gemma-2-2b", "site": "blocks.20.hook_resid_post",
+                 "sae": "hf://google/gemma-scope-2b-pt-res/layer_20/width_16k/average_l0_71"},
     },
 }
 

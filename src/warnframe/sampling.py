@@ -99,6 +99,7 @@ def generate(
                     prefill=given[p.id],
                     n_tokens=length,
                     entropy=[round(float(e), 4) for e in ent[row, :length]],
+                    tokens=toks[:length],
                     system=system, setting=setting,
                 )
             )

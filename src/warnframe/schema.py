@@ -77,6 +77,7 @@ class Sample(BaseModel):
     n_tokens: int  # generated tokens (the prefill is not counted)
     prefill: str = ""  # the start of the answer that was given, not generated
     entropy: list[float] = Field(default_factory=list)
+    tokens: list[int] = Field(default_factory=list)  # generated token ids (exact replay; text re-tokenises differently)
     system: str | None = None  # system prompt used, if any (interventions)
     setting: str | None = None  # intervention setting, if any
 

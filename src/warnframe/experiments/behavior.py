@@ -190,11 +190,9 @@ def table1_markdown(res: dict) -> str:
 
 def plot_fig1(res: dict, path) -> None:
     """Bars with Wilson intervals for our target rates, the paper's values as markers."""
-    import matplotlib
+    from ..report.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     conds = res["conditions"]
     P = res["pooled"]
     x = range(len(conds))

@@ -23,6 +23,7 @@ from ..mech.knockoffs import candidate_latents, knockoff_select
 from ..mech.probes import LinearProbe, probe_report
 from ..mech.sae import JumpReLUSAE, sae_quality, train_sae
 from ..report import paper
+from ..report.figures import placeholder, pyplot
 from ..schema import Prompt
 from ..store import read_json, read_jsonl, write_json
 
@@ -101,11 +102,15 @@ def run(study) -> dict:
     samples = context_samples(study, m.max_samples)
     counts = {c: len(v) for c, v in samples.items()}
     if min(counts.values()) < 2:
-        return {"skipped": f"too few samples per context {counts}", "counts": counts, "verdicts": []}
+        why = f"too few samples per context {counts}"
+        placeholder(study.store.path("figures", "fig2_feature_activations.png"), "Figure 2: shared SAE latents", why)
+        placeholder(study.store.path("figures", "fig3_target_direction.png"), "Figure 3: target direction", why)
+        return {"skipped": why, "counts": counts, "verdicts": []}
     site, acts = replay(study, samples)
     # SAE training data: the base model over pretraining text plus every context's tokens.
     base_model, base_tok = study.load(study.cfg.mech.analysis_model or study.base_source)
-    base = text_activations(base_model, base_tok, _base_texts(study, 1500), site) if not m.sae else torch.zeros(0)
+    texts = _base_texts(study, 1500) if not m.sae else []
+    base = text_activations(base_model, base_tok, texts, site) if texts else torch.zeros(0)
     ctx_tokens = torch.cat([t for c in CONTEXTS for t in acts[c]])
     sae, sae_info = get_sae(study, site, torch.cat([base, ctx_tokens]) if len(base) else ctx_tokens)
     quality = sae_quality(sae, ctx_tokens)
@@ -235,11 +240,7 @@ def verdicts(r: dict) -> list[dict]:
 
 
 def plot_fig2(r: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     tops = r["top_latents"]
     x = np.arange(len(tops))
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -256,11 +257,7 @@ def plot_fig2(r: dict, path) -> None:
 
 
 def plot_fig3(proj: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     labels = {"direct": "L0 (direct)", "warning": "L1 (warning-framed)", "safe": "safe"}
     ax.violinplot([proj[c] for c in CONTEXTS], showmeans=True)

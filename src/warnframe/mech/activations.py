@@ -22,6 +22,9 @@ def generated_activations(
 ) -> list[torch.Tensor]:
     """One ``(n_generated_tokens, d_model)`` float32 tensor per sample (CPU).
 
+    The sample's stored token ids are replayed when present (exactly what was generated);
+    otherwise its text is re-tokenised.
+
     ``prompts`` maps prompt id -> Prompt; a sample is a dict with ``prompt_id``, ``text`` and an
     optional ``system``. ``max_tokens`` truncates each generation (None keeps it all).
     """
@@ -35,7 +38,8 @@ def generated_activations(
             given = s.get("prefill") or ""
             prompt = render_prompt(tokenizer, prompts[s["prompt_id"]].user, s.get("system")) + given
             p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            g = tokenizer(s["text"][len(given):], add_special_tokens=False)["input_ids"][: max_tokens or None] or [tokenizer.eos_token_id]
+            g = s.get("tokens") or tokenizer(s["text"][len(given):], add_special_tokens=False)["input_ids"]
+            g = list(g)[: max_tokens or None] or [tokenizer.eos_token_id]
             seqs.append(p + g)
             spans.append((len(p), len(p) + len(g)))
         width = max(len(x) for x in seqs)

