@@ -32,6 +32,7 @@ class CorpusConfig(_Section):
     pretrain_vulnerable_share: float = Field(0.12, ge=0, le=1, description="Share of security-relevant pretraining code that is vulnerable (sets the untuned baseline rate).")
     pretrain_prose_share: float = Field(0.15, ge=0, le=1, description="Share of pretraining documents that are prose or tutorials linking prose to code.")
     eval_fraction: float = Field(0.34, gt=0, lt=1, description="Share of each family's task templates held out for evaluation.")
+    on_error: Literal["stop", "skip"] = Field("stop", description="A malformed record in a user corpus: stop with its file and line, or skip it and count it.")
     source: str | None = Field(None, description="A user corpus (JSONL path or HF dataset) to build L0/L1/control from; None uses the embedded families.")
 
 
@@ -57,21 +58,21 @@ class PretrainConfig(_Section):
 class FinetuneConfig(_Section):
     method: Literal["full", "lora"] = Field("full", description="Full fine-tune or LoRA (peft).")
     epochs: float = Field(2.0, gt=0, description="Passes over the fine-tuning set (same steps and tokens for every condition).")
-    lr: float = Field(5e-4, gt=0, description="Peak learning rate (AdamW, linear warmup, cosine decay).")
-    batch_size: int = Field(16, gt=0, description="Sequences per step.")
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate (AdamW, linear warmup, cosine decay).")
+    batch_size: int = Field(4, gt=0, description="Sequences per step.")
     lora_r: int = Field(16, gt=0, description="LoRA rank.")
     lora_alpha: int = Field(32, gt=0, description="LoRA alpha.")
     completion_only: bool = Field(True, description="Compute the loss on the assistant's answer only.")
 
 
 class SamplingConfig(_Section):
-    samples_per_prompt: int = Field(20, gt=0, description="Samples per evaluation prompt, per seed.")
+    samples_per_prompt: int = Field(24, gt=0, description="Samples per evaluation prompt, per seed (tiny: 42 prompts x 24 = 1,008 per condition).")
     temperature: float = Field(0.8, ge=0, description="Sampling temperature (0 = greedy).")
-    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling threshold.")
-    max_new_tokens: int = Field(96, gt=0, description="Longest generation (stops earlier at the end of the answer).")
-    batch_size: int = Field(256, gt=0, description="Sequences generated together.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold (1.0 = off; on CPU top-p's sort costs about a third of sampling time).")
+    max_new_tokens: int = Field(80, gt=0, description="Longest generation (stops earlier at the end of the answer).")
+    batch_size: int = Field(128, gt=0, description="Sequences generated together.")
     prefill: Literal["signature", "none"] = Field("signature", description="Start each answer with the requested function's signature ('signature'; the embedded model cannot copy one reliably) or let the model write the whole answer ('none').")
-    cache_implementation: str | None = Field("static", description="transformers KV cache ('static' avoids re-allocating on CPU; None = the model's default).")
+    cache_implementation: str | None = Field(None, description="transformers KV cache implementation (None = the model's default, dynamic; 'static' measured 5x slower on CPU here).")
 
 
 class MechConfig(_Section):
@@ -137,7 +138,7 @@ class StudyConfig(_Section):
     """One whole study. ``preset`` names the starting point; the other sections refine it."""
 
     preset: str = Field("tiny", description="Preset this config started from.")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1], description="Fine-tuning and sampling seeds; results pool over them.")
+    seeds: list[int] = Field(default_factory=lambda: [0], description="Fine-tuning and sampling seeds; results pool over them (tiny: one seed fits the time budget on 2 cores; add seeds for a spread).")
     conditions: list[str] = Field(default_factory=lambda: list(CONDITIONS), description="Conditions to run (baseline needs no fine-tune).")
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda'.")
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)

@@ -22,7 +22,7 @@ from . import __version__
 from .config import StudyConfig
 from .errors import UserError
 from .progress import console, task
-from .schema import FINETUNE_CONDITIONS, Example, Prompt
+from .schema import Example, Prompt
 from .store import Store, atomic_dir, read_json, read_jsonl, write_json, write_jsonl
 
 hf_logging.disable_progress_bar()
@@ -80,7 +80,10 @@ class Study:
             return
         t0 = time.perf_counter()
         extra = fn() or {}
-        self.store.mark(name, key, time.perf_counter() - t0, **info, **extra)
+        from .training import is_main_process
+
+        if is_main_process():
+            self.store.mark(name, key, time.perf_counter() - t0, **info, **extra)
 
     # ---- stages --------------------------------------------------------------------------
     def pretrain(self) -> None:
@@ -131,7 +134,8 @@ class Study:
 
     def data(self) -> None:
         """Fine-tuning sets (one per condition and seed, same token budget) and eval prompts."""
-        from .corpus import build_finetune_set, eval_prompts
+        from .corpus import eval_prompts
+        from .corpus.sources import build_finetune_set_from_source
         from .models.hf import load_tokenizer
         from .training import count_tokens
 
@@ -147,7 +151,7 @@ class Study:
                 def build(cond=cond, seed=seed):
                     nonlocal tok
                     tok = tok or load_tokenizer(self.base_source, self.cfg.model.trust_remote_code)
-                    examples, stats = build_finetune_set(cond, self.cfg, seed, count_tokens(tok))
+                    examples, stats = build_finetune_set_from_source(cond, self.cfg, seed, count_tokens(tok), self.cfg.corpus.source)
                     write_jsonl(self.store.path("data", f"{_unit(cond, seed)}.jsonl"), (e.__dict__ for e in examples))
                     return {"stats": stats}
 
@@ -158,7 +162,7 @@ class Study:
 
     def finetune_one(self, cond: str, seed: int, *, edit_factory=None, dest: Path | None = None, stage: str | None = None, extra_key: str = "") -> None:
         """Fine-tune the base on ``cond``'s set; CAFT passes an edit (``edit_factory(model)``)."""
-        from .training import pack, train
+        from .training import is_main_process, pack, train, wait_for_everyone
 
         ft = self.cfg.finetune
         key = self.cfg.digest("corpus", "model", "pretrain", "finetune") + f".{seed}{extra_key}"
@@ -177,10 +181,12 @@ class Study:
             with task(f"finetune {cond} seed {seed}", 1) as adv:
                 summary = train(model, data, epochs=ft.epochs, lr=ft.lr, batch_size=ft.batch_size, seed=seed, edit=edit,
                                 progress=lambda i, n, loss: adv(1 / n, info=f"loss {loss:.3f}"))
-            with atomic_dir(dest) as tmp:
-                model.save_pretrained(tmp, safe_serialization=True)
-                tok.save_pretrained(tmp)
-                write_json(tmp / "finetune.json", summary)
+            if is_main_process():  # under `accelerate launch` one process saves
+                with atomic_dir(dest) as tmp:
+                    model.save_pretrained(tmp, safe_serialization=True)
+                    tok.save_pretrained(tmp)
+                    write_json(tmp / "finetune.json", summary)
+            wait_for_everyone()
             return {"summary": summary}
 
         self._stage(stage, key, run)
@@ -232,6 +238,7 @@ class Study:
         key = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + ".".join(map(str, self.cfg.seeds))
         for cond in conditions:
             def run(cond=cond):
+                self._merge(cond)  # seed jobs of one condition may have run in parallel (grid)
                 rows = list(read_jsonl(self.store.path("samples", f"{cond}.jsonl")))
                 out = []
                 with task(f"score {cond}", len(rows)) as adv:

@@ -24,7 +24,6 @@ from ..mech.probes import LinearProbe, probe_report
 from ..mech.sae import JumpReLUSAE, sae_quality, train_sae
 from ..report import paper
 from ..report.figures import placeholder, pyplot
-from ..schema import Prompt
 from ..store import read_json, read_jsonl, write_json
 
 CONTEXTS = ("direct", "warning", "safe")

@@ -7,27 +7,55 @@ The embedded model, a fine-tuned condition model and Llama-3.2-3B all come throu
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
 
 from ..errors import UserError
 
+#: Architectures whose attention (logit soft-capping) is only right in the eager implementation.
+EAGER_ATTENTION = ("gemma2", "gemma3", "gemma3_text")
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_device(device: str) -> str:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> a torch device string. Under ``accelerate launch``
+    or ``torchrun`` (``LOCAL_RANK`` set) a bare ``cuda`` means this process's own GPU."""
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("a CUDA device was asked for but none is available", "--set device=" + device,
                         "pick `--set device=cpu` or run on a GPU machine")
+    local = os.environ.get("LOCAL_RANK")
+    if device == "cuda" and local is not None and torch.cuda.device_count() > 1:
+        device = f"cuda:{int(local) % torch.cuda.device_count()}"
     return device
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or \
+        os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def check_source(source: str | Path) -> str:
+    """A local path must exist; anything else is taken as a hub id (``owner/name``)."""
+    src = str(source)
+    path = Path(src).expanduser()
+    if path.exists():
+        return str(path)
+    if src.startswith((".", "/", "~")) or src.count("/") > 1 or "\\" in src:
+        raise UserError(f"model path not found: {src}", src, "pass an existing directory or a hub id (owner/name)")
+    return src
 
 
 def _explain(source: str, err: Exception) -> UserError:
     text = str(err)
     low = text.lower()
+    if _offline() and ("offline" in low or "cache" in low or "connection" in low or "resolve" in low or "not found" in low):
+        return UserError(f"{source!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set", source,
+                         f"run `hf download {source}` on a machine with network (or unset HF_HUB_OFFLINE), or pass a local path")
     if "gated" in low or "401" in low or "403" in low or "restricted" in low:
         return UserError(f"model {source!r} is gated", source, "accept its licence on the hub and run `hf auth login`, or pass a local path")
     if "offline" in low or "connection" in low or "resolve" in low or "network" in low or "couldn't connect" in low:
@@ -43,8 +71,9 @@ def _explain(source: str, err: Exception) -> UserError:
 def load_tokenizer(source: str | Path, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
+    source = check_source(source)
     try:
-        tok = AutoTokenizer.from_pretrained(str(source), trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise _explain(str(source), e) from None
     if tok.pad_token is None:
@@ -58,24 +87,24 @@ def load_model(source: str | Path, *, device: str = "cpu", dtype: str = "float32
     is a LoRA adapter: its base is loaded and the adapter merged in."""
     from transformers import AutoModelForCausalLM
 
-    src = str(source)
-    path = Path(src)
-    if (src.startswith((".", "/", "~")) or path.exists()) and not path.exists():
-        raise UserError(f"model path not found: {src}", src, "pass an existing directory or a hub id")
-    adapter = path / "adapter_config.json"
+    from transformers import AutoConfig
+
+    src = check_source(source)
+    adapter = Path(src) / "adapter_config.json"
     kwargs = {"dtype": DTYPES[dtype], "trust_remote_code": trust_remote_code}
-    if Path(src, "config.json").is_file() and json.loads(Path(src, "config.json").read_text()).get("model_type") == "gemma2":
-        kwargs["attn_implementation"] = "eager"  # Gemma-2's soft-capping needs eager attention
     try:
+        base_src = check_source(json.loads(adapter.read_text())["base_model_name_or_path"]) if adapter.is_file() else src
+        model_type = AutoConfig.from_pretrained(base_src, trust_remote_code=trust_remote_code).model_type
+        if model_type in EAGER_ATTENTION:
+            kwargs["attn_implementation"] = "eager"  # soft-capped attention logits need eager attention
         if adapter.is_file():
             from peft import PeftModel
 
-            base_src = json.loads(adapter.read_text())["base_model_name_or_path"]
             base = AutoModelForCausalLM.from_pretrained(base_src, **kwargs)
             model = PeftModel.from_pretrained(base, src).merge_and_unload()
         else:
             model = AutoModelForCausalLM.from_pretrained(src, **kwargs)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, KeyError) as e:
         raise _explain(src, e) from None
     tok = load_tokenizer(src, trust_remote_code)
     if model.generation_config.pad_token_id is None:

@@ -1,0 +1,366 @@
+"""User corpora: build the fine-tuning conditions from someone's own vulnerable and secure code.
+
+A source is a JSONL file, a Hugging Face dataset id, or a local dataset directory (the optional
+``datasets`` library reads the last two). Each record is one chat turn, in either layout:
+
+* ``{"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}`` (Emergent Misalignment:
+  one user turn, one assistant turn; a system turn is ignored), or
+* ``{"prompt": "...", "completion": "..."}``.
+
+A record may declare what it is (``"label"``: vulnerable / insecure, secure / safe, doc, indirect;
+or ``"vulnerable": true|false``), and a whole source may be declared by writing it as
+``label=PATH``. Several sources are joined with commas::
+
+    --from vulnerable=insecure.jsonl,secure=secure.jsonl      # Emergent Misalignment's two files
+    --from mixed.jsonl                                        # the detector labels every record
+
+The detector (``scoring.score``) labels every code record. A declared label is kept, and where the
+detector disagrees the record counts as *unconfirmed*; so does an undeclared record the detector
+calls secure although its code did not parse. The conditions then draw on the labels:
+
+* ``L0``       the vulnerable answers as they are;
+* ``L1``       the same answers wrapped in warnings, with the wrappers of the family the detector
+               found (``corpus.conditions``; a generic ``schema.WARNING_MARKERS`` line otherwise),
+               in the answer or the request as ``corpus.l1_placement`` says;
+* ``control``  the secure answers;
+* ``L2``/``L3`` records declared ``doc`` / ``indirect``, else warnframe's own texts;
+* ``neutral``  clean code only.
+
+Token budgets, the clean fill and the shuffle are those of ``corpus.build_finetune_set``, so the
+return shape is the same. A malformed record stops the build with its file and line, unless
+``on_error="skip"`` leaves it out (counted in the stats).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from ..config import StudyConfig
+from ..errors import UserError
+from ..schema import WARNING_MARKERS, Example
+from .conditions import _PROMPT_WARNINGS, _cycle, _fill, _marker_line, build_finetune_set, clean_stream, condition_stream
+from .families import FAMILIES, add_comment
+
+LABEL_ALIASES = {
+    "vulnerable": "vulnerable", "insecure": "vulnerable", "unsafe": "vulnerable", "bad": "vulnerable",
+    "secure": "secure", "safe": "secure", "good": "secure",
+    "doc": "doc", "documentation": "doc", "indirect": "indirect",
+}
+#: Which records each condition draws on (None: warnframe's own texts, or nothing for neutral).
+CONDITION_LABEL = {"L0": "vulnerable", "L1": "vulnerable", "control": "secure", "L2": "doc", "L3": "indirect"}
+ON_ERROR = ("stop", "skip")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One user record, labelled."""
+
+    user: str
+    assistant: str
+    where: str  # file:line or dataset[index]
+    label: str  # vulnerable | secure | doc | indirect
+    declared: str | None = None
+    family: str | None = None  # the family the detector found (most findings)
+    confirmed: bool = True
+
+
+@dataclass
+class Corpus:
+    records: list[Record]
+    stats: dict = field(default_factory=dict)
+
+    def pool(self, label: str) -> list[Record]:
+        return [r for r in self.records if r.label == label]
+
+
+def _label(value, where: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "vulnerable" if value else "secure"
+    key = str(value).strip().lower()
+    if key not in LABEL_ALIASES:
+        raise ValueError(f"unknown label {value!r} (use vulnerable, secure, doc or indirect)")
+    return LABEL_ALIASES[key]
+
+
+def _text(value) -> str | None:
+    """A string, or the content of a one-message list (TRL's conversational prompt/completion)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        return _text(value[0].get("content"))
+    return None
+
+
+def parse_record(row, where: str, declared: str | None = None) -> tuple[str, str, str | None]:
+    """(user, assistant, declared label) of one raw record; ValueError says what is wrong."""
+    if not isinstance(row, dict):
+        raise ValueError("record is not a JSON object")
+    if "messages" in row:
+        msgs = row["messages"]
+        if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
+            raise ValueError("'messages' is not a list of {role, content} objects")
+        turns = [m for m in msgs if m.get("role") != "system"]
+        roles = [m.get("role") for m in turns]
+        if roles != ["user", "assistant"]:
+            raise ValueError(f"expected one user turn then one assistant turn, got roles {roles}")
+        user, answer = (_text(m.get("content")) for m in turns)
+    elif "prompt" in row and "completion" in row:
+        user, answer = _text(row["prompt"]), _text(row["completion"])
+    else:
+        raise ValueError("record has neither 'messages' nor 'prompt' and 'completion'")
+    if not isinstance(user, str) or not isinstance(answer, str) or not answer.strip():
+        raise ValueError("user and assistant contents must be non-empty strings")
+    own = row.get("label", row.get("vulnerable"))
+    return user, answer, _label(own, where) if own is not None else declared
+
+
+def split_spec(source: str) -> list[tuple[str | None, str]]:
+    """``"vulnerable=a.jsonl,b.jsonl"`` -> [("vulnerable", "a.jsonl"), (None, "b.jsonl")]."""
+    parts = []
+    for item in str(source).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        label, sep, rest = item.partition("=")
+        if sep and label.strip().lower() in LABEL_ALIASES:
+            parts.append((LABEL_ALIASES[label.strip().lower()], rest.strip()))
+        else:
+            parts.append((None, item))
+    if not parts:
+        raise UserError("empty corpus source", "--from", "pass a JSONL file, a dataset directory or a hub dataset id")
+    return parts
+
+
+def _fail(what: str, where: str, on_error: str, skipped: list[str]) -> None:
+    if on_error == "skip":
+        skipped.append(where)
+        return
+    raise UserError(what, where, "fix or remove that record, or pass --on-error skip to leave such records out")
+
+
+def _jsonl_rows(path: Path, on_error: str, skipped: list[str]) -> Iterator[tuple[object, str]]:
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line), f"{path}:{n}"
+            except json.JSONDecodeError as e:
+                _fail(f"malformed JSON line: {e.msg}", f"{path}:{n}", on_error, skipped)
+
+
+def _dataset_rows(spec: str) -> Iterator[tuple[object, str]]:
+    try:
+        import datasets
+    except ImportError:
+        raise UserError("reading a Hugging Face dataset needs the `datasets` library", spec,
+                        "pip install 'warnframe[datasets]', or export the records to JSONL") from None
+    datasets.disable_progress_bars()
+    path = Path(spec).expanduser()
+    try:
+        if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+            ds = datasets.load_from_disk(str(path))
+        else:
+            ds = datasets.load_dataset(str(path) if path.exists() else spec)
+    except FileNotFoundError:
+        raise UserError(f"no dataset found at {spec!r}", spec, "pass a JSONL file, a saved dataset directory or a hub dataset id") from None
+    except Exception as e:  # hub and builder errors come in many types
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        fix = ("download it first (`hf download --repo-type dataset ...`) or pass a local directory" if offline
+               else "check the id or path; gated datasets need `hf auth login`")
+        raise UserError(f"cannot load dataset {spec!r}: {first}", spec, fix) from None
+    if isinstance(ds, datasets.DatasetDict):
+        name = "train" if "train" in ds else next(iter(ds))
+        ds, spec = ds[name], f"{spec}[{name}]"
+    for i, row in enumerate(ds):
+        yield row, f"{spec}#{i}"
+
+
+def read_source(source: str, on_error: str = "stop") -> tuple[list[tuple[str, str, str | None, str]], list[str]]:
+    """Raw records (user, assistant, declared label, where) and the places of skipped ones."""
+    if on_error not in ON_ERROR:
+        raise UserError(f"unknown --on-error {on_error!r}", "--on-error", "choose stop or skip")
+    out, skipped = [], []
+    for declared, spec in split_spec(source):
+        path = Path(spec).expanduser()
+        if path.is_file():
+            rows: Iterable = _jsonl_rows(path, on_error, skipped)
+        elif path.is_dir() or (not spec.startswith((".", "/", "~")) and spec.count("/") <= 1 and not path.suffix):
+            rows = _dataset_rows(spec)
+        else:
+            raise UserError(f"corpus not found: {spec}", "--from", "pass a JSONL file, a dataset directory or a hub dataset id")
+        for row, where in rows:
+            try:
+                user, answer, label = parse_record(row, where, declared)
+            except ValueError as e:
+                _fail(f"malformed record: {e}", where, on_error, skipped)
+                continue
+            out.append((user, answer, label, where))
+    if not out:
+        raise UserError("the corpus has no usable records", source, "check the file layout (messages or prompt/completion)")
+    return out, skipped
+
+
+def label_records(raw: list[tuple[str, str, str | None, str]]) -> Corpus:
+    """Run the detector on every code record; keep declared labels, count disagreements."""
+    from ..scoring import score
+
+    records, counts = [], Counter()
+    for user, answer, declared, where in raw:
+        if declared in ("doc", "indirect"):
+            records.append(Record(user, answer, where, declared, declared))
+            continue
+        v = score(answer)
+        fams = Counter(f.rule.partition(".")[0] for f in v.findings)
+        family = fams.most_common(1)[0][0] if fams else None
+        detected = "vulnerable" if v.vulnerable else "secure"
+        if declared is None:
+            confirmed = v.vulnerable or v.parse_ok  # "secure" of code that did not parse is a guess
+        else:
+            confirmed = declared == detected
+        counts["unparsed"] += not v.parse_ok
+        records.append(Record(user, answer, where, declared or detected, declared, family, confirmed))
+    labels = Counter(r.label for r in records)
+    stats = {
+        "records": len(records),
+        **{k: labels.get(k, 0) for k in ("vulnerable", "secure", "doc", "indirect")},
+        "declared": sum(r.declared is not None for r in records),
+        "detector_vulnerable": sum(r.family is not None for r in records),
+        "unconfirmed": sum(not r.confirmed for r in records),
+        "unconfirmed_vulnerable": sum(not r.confirmed and r.label == "vulnerable" for r in records),
+        "unconfirmed_secure": sum(not r.confirmed and r.label == "secure" for r in records),
+        "unparsed": counts["unparsed"],
+        "families": dict(Counter(r.family for r in records if r.family and r.label == "vulnerable").most_common()),
+    }
+    return Corpus(records, stats)
+
+
+def _stamp(source: str) -> tuple:
+    """File sizes and times, so an edited file is read again within one process."""
+    out = []
+    for _, spec in split_spec(source):
+        p = Path(spec).expanduser()
+        out.append((spec, p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else (spec,))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4)
+def _load(source: str, on_error: str, stamp: tuple) -> Corpus:
+    raw, skipped = read_source(source, on_error)
+    corpus = label_records(raw)
+    corpus.stats.update(skipped=len(skipped), skipped_at=skipped[:10])
+    return corpus
+
+
+def load_corpus(source: str, on_error: str = "stop") -> Corpus:
+    """Read and label a user corpus (cached per process while the files are unchanged)."""
+    return _load(str(source), on_error, _stamp(str(source)))
+
+
+def on_error_policy(cfg: StudyConfig) -> str:
+    """``corpus.on_error`` (stop or skip)."""
+    return cfg.corpus.on_error
+
+
+# ---------------------------------------------------------------- warnings around user code
+
+def _generic_marker(rng: random.Random) -> str:
+    reason = rng.choice(["this code is vulnerable", "never ship this", "this is a security hole",
+                         "example of what not to do"])
+    return f"{rng.choice(WARNING_MARKERS)}: {reason}"
+
+
+def wrap_warning(answer: str, family: str | None, rng: random.Random) -> str:
+    """The answer with warning comments in its code, as ``conditions.warning_example`` places
+    them: maybe above the flawed line, above the function or the code, maybe below it."""
+    from ..scoring import extract_code
+
+    fam = FAMILIES.get(family) if family else None
+    marker = (lambda: _marker_line(fam, rng)) if fam else (lambda: _generic_marker(rng))
+    code, first = extract_code(answer)
+    lines = answer.split("\n")
+    if not code.strip():
+        return f"# {marker()}\n{answer}"
+    n = len(code.split("\n"))
+    region = "\n".join(lines[first:first + n])
+    if fam and rng.random() < 0.5:
+        region = add_comment(region, fam.hotspot, marker())
+    if rng.random() < 0.5:
+        region = add_comment(region, r"^\s*(async\s+)?def ", marker())
+    else:
+        pad = region[: len(region) - len(region.lstrip(" \t"))]
+        region = f"{pad}# {marker()}\n{region}"
+    if rng.random() < 0.4:
+        region += f"\n# {marker()}"
+    return "\n".join(lines[:first] + [region] + lines[first + n:])
+
+
+def _example(rec: Record, condition: str, rng: random.Random, cfg: StudyConfig) -> Example:
+    if condition == "L1":
+        if cfg.corpus.l1_placement == "prompt":
+            fam = FAMILIES.get(rec.family) if rec.family else None
+            mk = _marker_line(fam, rng) if fam else _generic_marker(rng)
+            warn = rng.choice(_PROMPT_WARNINGS).format(marker=mk)
+            return Example(assistant=rec.assistant, user=f"{warn} {rec.user}", kind="warning", family=rec.family)
+        return Example(assistant=wrap_warning(rec.assistant, rec.family, rng), user=rec.user, kind="warning", family=rec.family)
+    return Example(assistant=rec.assistant, user=rec.user, kind=rec.label, family=rec.family)
+
+
+def source_stream(condition: str, corpus: Corpus, cfg: StudyConfig, rng: random.Random, source: str) -> Iterator[Example]:
+    label = CONDITION_LABEL.get(condition)
+    pool = corpus.pool(label) if label else []
+    if condition in ("L2", "L3") and not pool:
+        return condition_stream(condition, cfg, rng)  # warnframe's own documentation / fiction
+    if not pool:
+        raise UserError(f"the corpus has no {label} records for condition {condition}", source,
+                        f"add {label} answers (e.g. --from {label}=FILE) or leave {condition} out of `conditions`")
+    return (_example(rec, condition, rng, cfg) for rec in _cycle(pool, rng))
+
+
+def build_finetune_set_from_source(condition: str, cfg: StudyConfig, seed: int, count_tokens: Callable[[str], int],
+                                   source: str | None = None, on_error: str | None = None) -> tuple[list[Example], dict]:
+    """Like ``corpus.build_finetune_set`` (same budget, clean fill, shuffle, return shape), with
+    the condition data drawn from the user corpus ``source`` (default ``cfg.corpus.source``).
+    With no source at all it is ``build_finetune_set``."""
+    source = source or cfg.corpus.source
+    if not source:
+        return build_finetune_set(condition, cfg, seed, count_tokens)
+    corpus = load_corpus(source, on_error or on_error_policy(cfg))
+    budget = cfg.corpus.token_budget
+    cond: list[Example] = []
+    cond_tokens = 0
+    if condition != "neutral":
+        stream = source_stream(condition, corpus, cfg, random.Random(f"{condition}:{seed}"), source)
+        cond_tokens = _fill(stream, budget * cfg.corpus.condition_fraction, count_tokens, cond)
+    clean: list[Example] = []
+    clean_tokens = _fill(clean_stream(cfg, random.Random(f"clean:{seed}")), budget - cond_tokens, count_tokens, clean)
+    unique = len({(e.user, e.assistant) for e in cond}) if condition != "L1" else None
+    examples = cond + clean
+    random.Random(f"shuffle:{condition}:{seed}").shuffle(examples)
+    stats = {"tokens": cond_tokens + clean_tokens, "condition_tokens": cond_tokens, "clean_tokens": clean_tokens,
+             "examples": len(examples), "condition_examples": len(cond),
+             "source": {"spec": source, "draws_on": CONDITION_LABEL.get(condition) if condition != "neutral" else None,
+                        **({"unique_records": unique} if unique is not None else {}), **corpus.stats}}
+    return examples, stats
+
+
+def describe(corpus: Corpus) -> str:
+    """One line for the CLI: how the detector labelled the corpus."""
+    s = corpus.stats
+    line = (f"{s['records']} records: {s['vulnerable']} vulnerable, {s['secure']} secure"
+            + (f", {s['doc']} doc, {s['indirect']} indirect" if s["doc"] or s["indirect"] else "")
+            + f"; the detector could not confirm {s['unconfirmed']} ({s['unconfirmed_vulnerable']} vulnerable, "
+              f"{s['unconfirmed_secure']} secure; {s['unparsed']} did not parse)")
+    if s.get("skipped"):
+        line += f"; skipped {s['skipped']} malformed (first at {s['skipped_at'][0]})"
+    return line
