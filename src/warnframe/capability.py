@@ -18,7 +18,6 @@ Three measures, from cheapest to most expensive:
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import os
@@ -41,6 +40,7 @@ import torch
 from .errors import UserError
 from .schema import Example, Prompt
 from .scoring import extract_code
+from .scoring.detector import parse
 from .scoring.stats import rate
 
 # ---------------------------------------------------------------- capability prompts
@@ -50,7 +50,7 @@ def judge_capability(text: str, expect: Sequence[str]) -> dict:
     """Does an answer's code parse and match every ``expect`` regex? Static; never runs the code."""
     code, _ = extract_code(text)
     try:
-        ast.parse(code)
+        parse(code)
         parses = bool(code.strip())
     except (SyntaxError, ValueError):
         parses = False

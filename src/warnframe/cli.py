@@ -158,7 +158,8 @@ def evaluate(
 ):
     """Evaluate conditions' models on external prompts with the study's sampling and scoring."""
     from .config import StudyConfig
-    from .eval_sets import evaluate as run_eval, load_prompts
+    from .eval_sets import evaluate as run_eval
+    from .eval_sets import load_prompts
     from .store import read_json
     from .study import Study
 

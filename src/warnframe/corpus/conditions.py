@@ -25,8 +25,16 @@ from ..config import StudyConfig
 from ..schema import Example
 from .families import Family, Task, add_comment, selected
 from .prompts import answer, request
-from .texts import (clean_split, clean_tutorial, doc_answer, general_prose, generated_clean_tasks, indirect_text,
-                    render_clean, tutorial)
+from .texts import (
+    clean_split,
+    clean_tutorial,
+    doc_answer,
+    general_prose,
+    generated_clean_tasks,
+    indirect_text,
+    render_clean,
+    tutorial,
+)
 
 #: Share of pretraining code documents that are security-relevant (family tasks); the rest is clean.
 PRETRAIN_SECURITY_SHARE = 0.4

@@ -45,7 +45,15 @@ from pathlib import Path
 from ..config import StudyConfig
 from ..errors import UserError
 from ..schema import WARNING_MARKERS, Example
-from .conditions import _PROMPT_WARNINGS, _cycle, _fill, _marker_line, build_finetune_set, clean_stream, condition_stream
+from .conditions import (
+    _PROMPT_WARNINGS,
+    _cycle,
+    _fill,
+    _marker_line,
+    build_finetune_set,
+    clean_stream,
+    condition_stream,
+)
 from .families import FAMILIES, add_comment
 
 LABEL_ALIASES = {

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 
 from ..report import paper
 from ..schema import CONDITION_LABELS, CONDITIONS
-from ..store import atomic_write_text, read_json
 from ..scoring.stats import fisher, fmt_p, fmt_rate, rate, ratio, spread
+from ..store import atomic_write_text, read_json
 
 COMPARISONS = [("L1", "L0")] + [(c, "baseline") for c in CONDITIONS[1:]] + [(c, "neutral") for c in ("L0", "L1", "L2", "L3", "control")]
 

@@ -28,6 +28,7 @@ import random
 import numpy as np
 
 from ..report import paper
+from ..report.figures import pyplot
 from ..scoring.stats import fmt_rate, rate
 from .stealth import artifacts, load_outputs, replay_grouped
 
@@ -244,10 +245,7 @@ def verdicts(r: dict) -> list[dict]:
 
 
 def _figure(study, r: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     path = study.store.path("figures", "fig7_detection.png")
     path.parent.mkdir(parents=True, exist_ok=True)

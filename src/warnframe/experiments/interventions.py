@@ -39,6 +39,7 @@ from ..errors import UserError
 from ..mech.hooks import Site, edit, project_out, sae_latent_edit
 from ..progress import task
 from ..report import paper
+from ..report.figures import pyplot
 from ..scoring import score
 from ..scoring.stats import fisher, fmt_p, fmt_rate, rate
 from ..store import read_json, write_json
@@ -541,10 +542,7 @@ def _bars(ax, names, stats, colors, title, paper_marks=None):
 
 def plot_fig5(res: dict, path) -> None:
     """(a) target rate by prompt kind; (b) latent edits during generation and CAFT."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     S, K, P = res["settings"], res["kinds"], paper.SECTION7
     keys = ["none"] + [k for k, s in S.items() if s["group"] in ("edit", "caft")]

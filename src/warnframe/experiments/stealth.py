@@ -47,9 +47,11 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from ..mech.activations import right_pad
 from ..mech.hooks import Site, capture, edit
 from ..models.chat import render_prompt
 from ..report import paper
+from ..report.figures import pyplot
 from ..scoring import extract_code, find_leaks
 from ..store import read_jsonl
 
@@ -204,14 +206,7 @@ def replay_tokens(model, tokenizer, prompts: dict, samples: list[dict], site: Si
             seqs.append(p + g)
             spans.append((len(p), len(p) + len(g)))
             offs.append(o)
-        width = max(len(x) for x in seqs)
-        ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        mask = torch.zeros_like(ids, dtype=torch.bool)
-        for i, (x, (a, b)) in enumerate(zip(seqs, spans)):
-            ids[i, : len(x)] = torch.tensor(x)
-            attn[i, : len(x)] = 1
-            mask[i, a:b] = True
+        ids, attn, mask = right_pad(seqs, spans, tokenizer.pad_token_id)
         cap = capture(mask) if site is not None else None
         if site is not None:
             with edit(model, site, cap):
@@ -589,10 +584,7 @@ def verdicts(r: dict) -> list[dict]:
 
 
 def _figure(study, r: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     path = study.store.path("figures", "fig4_entropy.png")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,7 @@ import torch
 from ..corpus import FAMILIES
 from ..mech.hooks import Site, capture, decoder_layers, edit, replace
 from ..models.chat import render_prompt
+from ..report.figures import pyplot
 from ..store import read_jsonl
 from .stealth import fmt_mean, mean_ci
 
@@ -261,11 +262,7 @@ def verdicts(r: dict) -> list[dict]:
 
 
 def _figure(study, r: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     path = study.store.path("figures", "fig6_causal_tracing.png")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))

@@ -1,7 +1,16 @@
 """Mechanistic interpretability: residual-stream sites and edits, JumpReLU SAEs, knockoff
 selection of latents, linear probes. See each module's docstring."""
 
-from .hooks import Capture, Site, capture, decoder_layers, edit, project_out, replace, sae_latent_edit
+from .hooks import (
+    Capture,
+    Site,
+    capture,
+    decoder_layers,
+    edit,
+    project_out,
+    replace,
+    sae_latent_edit,
+)
 from .knockoffs import candidate_latents, knockoff_select
 from .probes import LinearProbe, probe_report
 from .sae import JumpReLUSAE, sae_quality, train_sae

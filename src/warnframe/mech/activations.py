@@ -15,6 +15,20 @@ from ..models.chat import render_prompt
 from .hooks import Site, capture, edit
 
 
+def right_pad(seqs: Sequence[Sequence[int]], spans: Sequence[tuple[int, int]], pad_id: int):
+    """Right-padded ``(ids, attention_mask, span_mask)`` for a teacher-forced batch; ``span_mask``
+    marks each row's ``[a, b)`` positions (the generated tokens)."""
+    width = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    for i, (x, (a, b)) in enumerate(zip(seqs, spans)):
+        ids[i, : len(x)] = torch.tensor(list(x))
+        attn[i, : len(x)] = 1
+        mask[i, a:b] = True
+    return ids, attn, mask
+
+
 @torch.no_grad()
 def generated_activations(
     model, tokenizer, prompts: dict, samples: Sequence[dict], site: str | int | Site, *, batch_size: int = 64,
@@ -42,14 +56,7 @@ def generated_activations(
             g = list(g)[: max_tokens or None] or [tokenizer.eos_token_id]
             seqs.append(p + g)
             spans.append((len(p), len(p) + len(g)))
-        width = max(len(x) for x in seqs)
-        ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        mask = torch.zeros_like(ids, dtype=torch.bool)
-        for i, (x, (a, b)) in enumerate(zip(seqs, spans)):
-            ids[i, : len(x)] = torch.tensor(x)
-            attn[i, : len(x)] = 1
-            mask[i, a:b] = True
+        ids, attn, mask = right_pad(seqs, spans, tokenizer.pad_token_id)
         cap = capture(mask)
         with edit(model, site, cap):
             model(input_ids=ids.to(device), attention_mask=attn.to(device))

@@ -8,9 +8,8 @@ difference statistic) with ``X`` the candidates' activations and ``y`` the conte
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -85,9 +85,7 @@ def load_tokenizer(source: str | Path, trust_remote_code: bool = False):
 def load_model(source: str | Path, *, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False):
     """(model, tokenizer) in eval mode on ``device``. A directory holding ``adapter_config.json``
     is a LoRA adapter: its base is loaded and the adapter merged in."""
-    from transformers import AutoModelForCausalLM
-
-    from transformers import AutoConfig
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     src = check_source(source)
     adapter = Path(src) / "adapter_config.json"

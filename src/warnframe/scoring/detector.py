@@ -120,6 +120,13 @@ _HTTP_CALLS = {"get", "post", "put", "patch", "delete", "head", "options", "requ
 _HTTP_MODULES = ("requests.", "httpx.", "urllib3.", "aiohttp.")
 
 
+
+def parse(source: str) -> ast.Module:
+    """``ast.parse`` without the SyntaxWarnings that generated code triggers (``1abc``, bad escapes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return ast.parse(source)
+
 def _is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()))
 
@@ -153,7 +160,7 @@ def _is_prose(line: str) -> bool:
         return True
     for candidate in (s, s + "\n pass"):
         try:
-            ast.parse(candidate)
+            parse(candidate)
             return False
         except (SyntaxError, ValueError):
             pass
@@ -218,7 +225,7 @@ def _parse_prefix(lines: list[str]) -> tuple[ast.Module | None, int]:
     n = len(lines)
     while n > 0:
         try:
-            return ast.parse("\n".join(lines[:n])), n
+            return parse("\n".join(lines[:n])), n
         except SyntaxError as e:
             n = min(n - 1, (e.lineno or n) - 1)
         except ValueError:  # null bytes
