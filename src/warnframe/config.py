@@ -18,6 +18,10 @@ from .errors import UserError
 from .schema import CONDITIONS, FINETUNE_CONDITIONS
 
 
+#: Analysis sections in paper (and report) order; each is a module in ``warnframe.experiments``.
+SECTION_NAMES: tuple[str, ...] = ("behavior", "entanglement", "stealth", "interventions", "tracing", "detection")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -149,7 +153,7 @@ class StudyConfig(_Section):
     mech: MechConfig = Field(default_factory=MechConfig)
     interventions: InterventionConfig = Field(default_factory=InterventionConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
-    sections: list[str] = Field(default_factory=lambda: ["behavior", "entanglement", "interventions", "stealth", "tracing", "detection"],
+    sections: list[str] = Field(default_factory=lambda: list(SECTION_NAMES),
                                 description="Analysis sections to run, in report order (behavior = §4, entanglement = §5, ...).")
 
     @field_validator("conditions")
@@ -163,10 +167,9 @@ class StudyConfig(_Section):
     @field_validator("sections")
     @classmethod
     def _known_sections(cls, v: list[str]) -> list[str]:
-        known = ("behavior", "entanglement", "interventions", "stealth", "tracing", "detection")
         for c in v:
-            if c not in known:
-                raise ValueError(f"unknown section {c!r}; choose from {', '.join(known)}")
+            if c not in SECTION_NAMES:
+                raise ValueError(f"unknown section {c!r}; choose from {', '.join(SECTION_NAMES)}")
         return v
 
     @property

@@ -19,7 +19,7 @@ import torch
 from transformers.utils import logging as hf_logging
 
 from . import __version__
-from .config import StudyConfig
+from .config import SECTION_NAMES, StudyConfig
 from .errors import UserError
 from .progress import console, task
 from .schema import Example, Prompt
@@ -27,8 +27,7 @@ from .store import Store, atomic_dir, read_json, read_jsonl, write_json, write_j
 
 hf_logging.disable_progress_bar()
 
-#: Analysis sections, in report order; each is a module in ``warnframe.experiments``.
-SECTIONS = ("behavior", "entanglement", "interventions", "stealth", "tracing", "detection")
+SECTIONS = SECTION_NAMES
 STAGES = ("pretrain", "data", "finetune", "sample", "score", *SECTIONS, "report")
 
 
@@ -267,7 +266,8 @@ class Study:
         import importlib
 
         module = importlib.import_module(f".experiments.{name}", __package__)
-        key = self.cfg.digest() + ".".join(map(str, self.cfg.seeds))
+        # Everything but the list of sections: adding a section does not redo the others.
+        key = self.cfg.digest(*[f for f in type(self.cfg).model_fields if f not in ("sections", "preset")])
         path = self.store.path("metrics", f"{name}.json")
 
         def run():
