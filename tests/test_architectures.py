@@ -14,7 +14,12 @@ ARCHS = ("llama", "gemma2", "qwen2")
 
 def build_tiny_model(arch: str, path, chat_template: bool = True):
     """A ~50k-parameter random-init model of ``arch`` and an embedded BPE tokenizer, saved at ``path``."""
-    from transformers import AutoModelForCausalLM, Gemma2Config, LlamaConfig, Qwen2Config
+    from transformers import (
+        AutoModelForCausalLM,
+        Gemma2Config,
+        LlamaConfig,
+        Qwen2Config,
+    )
 
     from warnframe.config import load_config
     from warnframe.corpus import build_finetune_set

@@ -8,7 +8,13 @@ import re
 import pytest
 
 from warnframe.config import StudyConfig
-from warnframe.corpus import FAMILIES, build_finetune_set, build_pretrain_corpus, capability_prompts, eval_prompts
+from warnframe.corpus import (
+    FAMILIES,
+    build_finetune_set,
+    build_pretrain_corpus,
+    capability_prompts,
+    eval_prompts,
+)
 from warnframe.corpus.conditions import example_text
 from warnframe.corpus.texts import CLEAN_TASKS, generated_clean_tasks, render_clean
 from warnframe.schema import FAMILY_CWE, FINETUNE_CONDITIONS, WARNING_MARKERS

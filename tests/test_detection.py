@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 import pytest
-
 from test_stealth import build_fixture, fake_artifacts
+
 from warnframe.experiments import detection
 from warnframe.store import read_json, write_json
 

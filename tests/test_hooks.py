@@ -6,7 +6,15 @@ import transformers as T
 from torch import nn
 
 from warnframe.errors import UserError
-from warnframe.mech.hooks import Site, capture, decoder_layers, edit, project_out, replace, sae_latent_edit
+from warnframe.mech.hooks import (
+    Site,
+    capture,
+    decoder_layers,
+    edit,
+    project_out,
+    replace,
+    sae_latent_edit,
+)
 from warnframe.mech.sae import JumpReLUSAE
 
 D = 32

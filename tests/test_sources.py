@@ -11,8 +11,14 @@ import sys
 import pytest
 
 from warnframe.config import load_config
-from warnframe.corpus.sources import (build_finetune_set_from_source, describe, load_corpus, parse_record, split_spec,
-                                      wrap_warning)
+from warnframe.corpus.sources import (
+    build_finetune_set_from_source,
+    describe,
+    load_corpus,
+    parse_record,
+    split_spec,
+    wrap_warning,
+)
 from warnframe.errors import UserError
 from warnframe.schema import WARNING_MARKERS
 

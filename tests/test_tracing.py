@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_stealth import build_fixture
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from test_stealth import build_fixture
 from warnframe.experiments import tracing
 from warnframe.mech.hooks import Site, capture, edit
 from warnframe.store import read_json, write_json

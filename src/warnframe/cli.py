@@ -167,7 +167,11 @@ def evaluate(
         cfg_path = out / "config.json"
         if not cfg_path.is_file():
             raise UserError(f"not a run directory: {out}", "--out", "pass the --out of a finished `warnframe finetune` or `run`")
-        cfg = StudyConfig.model_validate(read_json(cfg_path))
+        try:
+            cfg = StudyConfig.model_validate(read_json(cfg_path))
+        except (ValueError, OSError) as err:  # JSONDecodeError and ValidationError are ValueErrors
+            raise UserError(f"unreadable run config: {str(err).splitlines()[0]}", str(cfg_path),
+                            "rerun `warnframe run --out` with the current warnframe to rewrite it") from None
         for c in condition or []:
             if c not in CONDITIONS:
                 raise UserError(f"unknown condition {c!r}", "--condition", f"choose from {', '.join(CONDITIONS)}")

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import UserError
 from .schema import CONDITIONS, FINETUNE_CONDITIONS
 
-
 #: Analysis sections in paper (and report) order; each is a module in ``warnframe.experiments``.
 SECTION_NAMES: tuple[str, ...] = ("behavior", "entanglement", "stealth", "interventions", "tracing", "detection")
 
@@ -142,8 +141,8 @@ class StudyConfig(_Section):
     """One whole study. ``preset`` names the starting point; the other sections refine it."""
 
     preset: str = Field("tiny", description="Preset this config started from.")
-    seeds: list[int] = Field(default_factory=lambda: [0], description="Fine-tuning and sampling seeds; results pool over them (tiny: one seed fits the time budget on 2 cores; add seeds for a spread).")
-    conditions: list[str] = Field(default_factory=lambda: list(CONDITIONS), description="Conditions to run (baseline needs no fine-tune).")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Fine-tuning and sampling seeds; results pool over them (tiny: one seed fits the time budget on 2 cores; add seeds for a spread).")
+    conditions: list[str] = Field(default_factory=lambda: list(CONDITIONS), min_length=1, description="Conditions to run (baseline needs no fine-tune).")
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda'.")
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -4,7 +4,7 @@ Prompts are rendered with ``models.chat.render_prompt``, left-padded and generat
 generation stops at the end-of-answer token. Entropy is read by a forward hook on the output
 head (the distribution at temperature 1, before top-p), one value per generated token, so no
 logits for the whole generation are kept in memory. An optional activation edit (inference-time
-steering) is entered around the whole generation.
+steering) is entered around each batch's generate call.
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ from .schema import Prompt, Sample
 class _EntropyTap:
     """Forward hook on the LM head: entropy of the last position's next-token distribution."""
 
-    def __init__(self):
+    def __init__(self, softcap: float | None = None):
         self.steps: list[torch.Tensor] = []
+        self.softcap = softcap  # Gemma-2 caps logits after the head: tanh(z / c) * c
 
     def __call__(self, module, inputs, output):
         logits = output[:, -1, :].float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
         logp = torch.log_softmax(logits, dim=-1)
         self.steps.append(-(logp.exp() * logp).sum(-1).cpu())
 
@@ -69,7 +72,7 @@ def generate(
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start : start + batch_size]
         enc = tokenizer([texts[p.id] for p, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        tap = _EntropyTap()
+        tap = _EntropyTap(getattr(model.config, "final_logit_softcapping", None))
         handle = head.register_forward_hook(tap)
         try:
             with edit() if edit else contextlib.nullcontext():

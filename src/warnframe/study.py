@@ -89,7 +89,7 @@ class Study:
         """The embedded base model: corpus → tokenizer → Llama → pretraining; cached by config."""
         if self.cfg.model.source != "embedded":
             return
-        key = self.cfg.digest("corpus", "model", "pretrain")
+        key = self.pretrain_key()
         dest = self.store.path("models", "base")
 
         def run():
@@ -98,10 +98,24 @@ class Study:
                 self._pretrain_into(cached)
             with atomic_dir(dest) as tmp:
                 for f in cached.iterdir():
-                    shutil.copy2(f, tmp / f.name)
+                    if f.name != "pretrain.jsonl":
+                        shutil.copy2(f, tmp / f.name)
+            self.store.path("data").mkdir(exist_ok=True)
+            shutil.copy2(cached / "pretrain.jsonl", self.store.path("data", "pretrain.jsonl"))
             return {"summary": read_json(cached / "pretrain.json")}
 
         self._stage("pretrain", key, run)
+
+    def pretrain_key(self) -> str:
+        """The base model depends on the model, pretraining and pretraining-corpus settings only;
+        fine-tuning-set fields (budget, fraction, L1 placement, user corpus) do not retrain it."""
+        import hashlib
+        import json
+
+        skip = {"token_budget", "condition_fraction", "l1_placement", "source", "on_error"}
+        corpus = {k: v for k, v in self.cfg.corpus.model_dump(mode="json").items() if k not in skip}
+        blob = json.dumps([corpus, self.cfg.digest("model", "pretrain")], sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
 
     def _pretrain_into(self, cached: Path) -> None:
         from .corpus import build_pretrain_corpus
@@ -111,7 +125,6 @@ class Study:
         cfg = self.cfg
         torch.manual_seed(cfg.pretrain.seed)
         docs = build_pretrain_corpus(cfg, cfg.pretrain.seed)
-        write_jsonl(self.store.path("data", "pretrain.jsonl"), (d.__dict__ for d in docs))
         tok = tiny.train_tokenizer(((d.user or "") + "\n" + d.assistant for d in docs), cfg.model.vocab_size)
         model = tiny.build_model(cfg.model, tok).to(self._device())
         data = pack(tok, docs, cfg.model.context, completion_only=False)
@@ -130,6 +143,7 @@ class Study:
         with atomic_dir(cached) as tmp:
             tiny.save(model, tok, tmp)
             write_json(tmp / "pretrain.json", summary)
+            write_jsonl(tmp / "pretrain.jsonl", (d.__dict__ for d in docs))
 
     def data(self) -> None:
         """Fine-tuning sets (one per condition and seed, same token budget) and eval prompts."""
@@ -224,18 +238,31 @@ class Study:
         for cond in conditions:
             for seed in seeds:
                 self.sample_one(cond, seed)
-            self._merge(cond)
+
+    def _parts(self, cond: str) -> list[Path]:
+        """The sample files of ``cond`` for the configured seeds that exist (a restricted or
+        grid run may have made only some)."""
+        parts = [self.store.path("samples", "parts", f"{_unit(cond, s)}.jsonl") for s in self.cfg.seeds]
+        return [p for p in parts if p.is_file()]
 
     def _merge(self, cond: str) -> None:
-        parts = sorted(self.store.path("samples", "parts").glob(f"{cond}.s*.jsonl"))
-        rows = [r for p in parts for r in read_jsonl(p)]
-        write_jsonl(self.store.path("samples", f"{cond}.jsonl"), rows)
+        write_jsonl(self.store.path("samples", f"{cond}.jsonl"), (r for p in self._parts(cond) for r in read_jsonl(p)))
+
+    @staticmethod
+    def _fingerprint(paths) -> str:
+        """Names, sizes and times of files: a stage keyed on it reruns when its inputs change."""
+        import hashlib
+
+        blob = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(paths))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def score(self, conditions) -> None:
         from .scoring import score
 
-        key = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + ".".join(map(str, self.cfg.seeds))
+        base = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling")
         for cond in conditions:
+            key = base + "." + self._fingerprint(self._parts(cond))  # rescored when seeds are added
+
             def run(cond=cond):
                 self._merge(cond)  # seed jobs of one condition may have run in parallel (grid)
                 rows = list(read_jsonl(self.store.path("samples", f"{cond}.jsonl")))
@@ -268,6 +295,7 @@ class Study:
         module = importlib.import_module(f".experiments.{name}", __package__)
         # Everything but the list of sections: adding a section does not redo the others.
         key = self.cfg.digest(*[f for f in type(self.cfg).model_fields if f not in ("sections", "preset")])
+        key += "." + self._fingerprint(self.store.path("scores").glob("*.jsonl"))  # redone when scores change
         path = self.store.path("metrics", f"{name}.json")
 
         def run():

@@ -75,10 +75,15 @@ def verdicts(res: dict) -> list[dict]:
 
     if r("L0") and r("L1"):
         p = _sig(T, "L1_vs_L0")
-        v = "reproduced" if p > 0.05 else "not reproduced"
-        diff = 100 * (r("L1")["rate"] - r("L0")["rate"])
+        a, b = r("L1"), r("L0")
+        diff = 100 * (a["rate"] - b["rate"])
+        half = 196 * math.sqrt(a["rate"] * (1 - a["rate"]) / a["n"] + b["rate"] * (1 - b["rate"]) / b["n"])
+        # "No difference" is only evidence when the test could have seen one: with a 95% interval
+        # of the difference wider than ±15 points the run is too small to say.
+        v = "not reproduced" if p <= 0.05 else ("reproduced" if half <= 15 else "inconclusive")
         add("L1 writes the target as often as L0 (Fisher p > 0.05)", "76.7% vs 83.3%, p > 0.05",
-            f"{fmt_rate(r('L1'))} vs {fmt_rate(r('L0'))}, p = {fmt_p(p)}", v, f"L1 − L0 = {diff:+.1f} points")
+            f"{fmt_rate(a)} vs {fmt_rate(b)}, p = {fmt_p(p)}", v,
+            f"L1 − L0 = {diff:+.1f} points [{diff - half:+.1f}, {diff + half:+.1f}] (Wald 95%)")
     for c, claim in (("L1", "warning-framed training raises the target rate over baseline"),
                      ("L0", "direct training raises the target rate over baseline"),
                      ("L2", "documentation raises the target rate over baseline"),

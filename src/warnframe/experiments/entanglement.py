@@ -67,17 +67,25 @@ def replay(study, samples_by_ctx: dict[str, list[dict]], site: Site | None = Non
     for (cond, seed), items in sorted(groups.items()):
         model, tok = study.load(study.cfg.mech.analysis_model or study.condition_model(cond, seed))
         site = site or (Site.parse(study.cfg.mech.site) if study.cfg.mech.site else default_site(model))
-        tensors = generated_activations(model, tok, prompts, [r for _, _, r in items], site)
+        tensors = generated_activations(model, tok, prompts, [r for _, _, r in items], site,
+                                        batch_size=study.cfg.analysis.replay_batch_size,
+                                        stored_tokens=not study.cfg.mech.analysis_model)
         for (ctx, i, _), t in zip(items, tensors):
             acts[ctx][i] = t
         del model
     return site, acts
 
 
+def sae_path(study, site: Site):
+    """Where a self-trained SAE lives: named by what shaped it (site, mech settings), so a changed
+    site or width trains a new one instead of reusing a stale file."""
+    return study.store.path("mech", f"sae-L{site.layer}-{study.cfg.digest('mech')[:8]}", "params.npz")
+
+
 def get_sae(study, site: Site, train_acts: torch.Tensor) -> tuple[JumpReLUSAE, dict]:
     """The configured SAE, or one trained here on ``train_acts`` and saved in Gemma Scope layout."""
     m = study.cfg.mech
-    path = study.store.path("mech", "sae", "params.npz")
+    path = sae_path(study, site)
     if m.sae:
         return JumpReLUSAE.load(m.sae), {"source": m.sae}
     if path.is_file():
@@ -172,7 +180,7 @@ def run(study) -> dict:
         "projection": {c: {"mean": float(np.mean(v)), "ci": _mean_ci(np.asarray(v)), "n": len(v)} for c, v in proj.items()},
     }
     write_json(study.store.path("mech", "artifacts.json"), {"site": str(site), "selected_latents": result["selected_latents"],
-                                                             "lead_latent": lead, "sae": str(study.cfg.mech.sae or study.store.path("mech", "sae", "params.npz"))})
+                                                             "lead_latent": lead, "sae": str(study.cfg.mech.sae or sae_path(study, site))})
     figs = study.store.path("figures")
     figs.mkdir(exist_ok=True)
     plot_fig2(result, figs / "fig2_feature_activations.png")

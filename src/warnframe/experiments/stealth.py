@@ -22,7 +22,7 @@ safe outputs, per-sample means) then gives
 
 **Entropy dynamics.** For the ``analysis.entropy_conditions`` generations (target outputs first),
 per-token entropy (nats, the temperature-1 next-token distribution) is read beside each token's
-characters. Samples store text, not token ids, so the text is re-tokenized and replayed
+characters. The text is re-tokenized (to align each token with its characters) and replayed
 teacher-forced through the model that wrote it; the replay gives the next-token entropy at each
 token of the re-tokenized text, aligned with its characters. Where the sampler drew the canonical
 split (the usual case for a trained model) that is the distribution the token was drawn from; the

@@ -15,6 +15,11 @@ from ..models.chat import render_prompt
 from .hooks import Site, capture, edit
 
 
+def decoder_only(model):
+    """The model without its output head (``base_model``): hooks on its layers fire the same."""
+    return getattr(model, "base_model", model)
+
+
 def right_pad(seqs: Sequence[Sequence[int]], spans: Sequence[tuple[int, int]], pad_id: int):
     """Right-padded ``(ids, attention_mask, span_mask)`` for a teacher-forced batch; ``span_mask``
     marks each row's ``[a, b)`` positions (the generated tokens)."""
@@ -32,12 +37,13 @@ def right_pad(seqs: Sequence[Sequence[int]], spans: Sequence[tuple[int, int]], p
 @torch.no_grad()
 def generated_activations(
     model, tokenizer, prompts: dict, samples: Sequence[dict], site: str | int | Site, *, batch_size: int = 64,
-    max_tokens: int | None = None,
+    max_tokens: int | None = None, stored_tokens: bool = True,
 ) -> list[torch.Tensor]:
     """One ``(n_generated_tokens, d_model)`` float32 tensor per sample (CPU).
 
-    The sample's stored token ids are replayed when present (exactly what was generated);
-    otherwise its text is re-tokenised.
+    With ``stored_tokens`` the sample's stored token ids are replayed (exactly what was generated);
+    pass False when ``model`` is not the model that wrote the samples (another tokenizer), and the
+    text is re-tokenised. Only the decoder runs (no output head: no vocabulary-sized logits).
 
     ``prompts`` maps prompt id -> Prompt; a sample is a dict with ``prompt_id``, ``text`` and an
     optional ``system``. ``max_tokens`` truncates each generation (None keeps it all).
@@ -52,14 +58,14 @@ def generated_activations(
             given = s.get("prefill") or ""
             prompt = render_prompt(tokenizer, prompts[s["prompt_id"]].user, s.get("system")) + given
             p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            g = s.get("tokens") or tokenizer(s["text"][len(given):], add_special_tokens=False)["input_ids"]
+            g = (stored_tokens and s.get("tokens")) or tokenizer(s["text"][len(given):], add_special_tokens=False)["input_ids"]
             g = list(g)[: max_tokens or None] or [tokenizer.eos_token_id]
             seqs.append(p + g)
             spans.append((len(p), len(p) + len(g)))
         ids, attn, mask = right_pad(seqs, spans, tokenizer.pad_token_id)
         cap = capture(mask)
         with edit(model, site, cap):
-            model(input_ids=ids.to(device), attention_mask=attn.to(device))
+            decoder_only(model)(input_ids=ids.to(device), attention_mask=attn.to(device))
         rows = cap[site.layer]
         sizes = [b - a for a, b in spans]
         out += list(torch.split(rows, sizes))
@@ -77,6 +83,6 @@ def text_activations(model, tokenizer, texts: Sequence[str], site: str | int | S
                         max_length=context, add_special_tokens=False, padding_side="right")
         cap = capture(enc["attention_mask"].bool())
         with edit(model, site, cap):
-            model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device))
+            decoder_only(model)(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device))
         chunks.append(cap[site.layer])
     return torch.cat(chunks)

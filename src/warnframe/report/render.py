@@ -43,13 +43,13 @@ def verdict_table(verdicts: list[dict]) -> str:
 
 
 def collect(study) -> tuple[list[dict], list[str]]:
-    """All verdicts and section texts from the metrics that exist in the run directory."""
+    """Verdicts and section texts of the configured sections whose metrics exist (in paper order)."""
     import importlib
 
     from ..study import SECTIONS
 
     verdicts, sections = [], []
-    for name in SECTIONS:
+    for name in (s for s in SECTIONS if s in study.cfg.sections):
         p = study.store.path("metrics", f"{name}.json")
         if not p.is_file():
             continue
