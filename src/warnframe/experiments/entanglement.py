@@ -24,6 +24,7 @@ from ..mech.probes import LinearProbe, probe_report
 from ..mech.sae import JumpReLUSAE, sae_quality, train_sae
 from ..report import paper
 from ..report.figures import placeholder, pyplot
+from ..scoring.stats import mean_ci
 from ..store import read_json, read_jsonl, write_json
 
 CONTEXTS = ("direct", "warning", "safe")
@@ -176,8 +177,8 @@ def run(study) -> dict:
         "selected_from": "knockoff+ (offset 1)" if selected else "top shared latents (knockoff selected none)",
         "probe": {"trained_on": {"direct": len(direct_train), "safe": len(safe_train)}, "in_distribution": in_dist,
                   "on_warning": on_warning, "warning_mean_confidence": float(np.mean(warn_conf)),
-                  "warning_confidence_ci": _mean_ci(warn_conf)},
-        "projection": {c: {"mean": float(np.mean(v)), "ci": _mean_ci(np.asarray(v)), "n": len(v)} for c, v in proj.items()},
+                  "warning_confidence_ci": _ci(warn_conf)},
+        "projection": {c: {"mean": float(np.mean(v)), "ci": _ci(v), "n": len(v)} for c, v in proj.items()},
     }
     write_json(study.store.path("mech", "artifacts.json"), {"site": str(site), "selected_latents": result["selected_latents"],
                                                              "lead_latent": lead, "sae": str(study.cfg.mech.sae or sae_path(study, site))})
@@ -193,13 +194,9 @@ def _ko_summary(ko: dict) -> dict:
     return {k: ko[k] for k in ("n", "p", "q", "offset", "threshold") if k in ko} | {"n_selected": len(ko["selected"])}
 
 
-def _mean_ci(x) -> list[float]:
-    """Mean ± 1.96 standard errors (normal approximation)."""
-    x = np.asarray(x, dtype=float)
-    if len(x) < 2:
-        return [float("nan"), float("nan")]
-    se = x.std(ddof=1) / np.sqrt(len(x))
-    return [float(x.mean() - 1.96 * se), float(x.mean() + 1.96 * se)]
+def _ci(x) -> list[float]:
+    m = mean_ci(x)
+    return [m["lo"], m["hi"]]
 
 
 def neuronpedia(sae_spec: str | None, site: Site, latent: int) -> str | None:

@@ -53,6 +53,7 @@ from ..models.chat import render_prompt
 from ..report import paper
 from ..report.figures import pyplot
 from ..scoring import extract_code, find_leaks
+from ..scoring.stats import fmt_mean, mean_ci
 from ..store import read_jsonl
 
 KINDS = ("target", "clean")
@@ -66,31 +67,6 @@ EVENT_SPAN = (-8, 8)  # token offsets around transitions for entropy traces
 
 
 # ---------------------------------------------------------------- small statistics
-
-def mean_ci(x) -> dict:
-    """``{"n", "mean", "lo", "hi", "sd"}``: the mean with a 95% t interval (NaN when n < 2)."""
-    from scipy import stats
-
-    x = np.asarray([v for v in np.asarray(x, dtype=float).ravel() if not math.isnan(v)])
-    n = len(x)
-    if n == 0:
-        return {"n": 0, "mean": math.nan, "lo": math.nan, "hi": math.nan, "sd": math.nan}
-    m = float(x.mean())
-    if n < 2:
-        return {"n": 1, "mean": m, "lo": math.nan, "hi": math.nan, "sd": math.nan}
-    sd = float(x.std(ddof=1))
-    h = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if sd > 0 else 0.0
-    return {"n": n, "mean": m, "lo": m - h, "hi": m + h, "sd": sd}
-
-
-def fmt_mean(s: dict, digits: int = 2) -> str:
-    """'0.42 [0.31, 0.53] (n = 12)'."""
-    if not s or not s.get("n"):
-        return "n/a (n = 0)"
-    if math.isnan(s["lo"]):
-        return f"{s['mean']:.{digits}f} (n = {s['n']})"
-    return f"{s['mean']:.{digits}f} [{s['lo']:.{digits}f}, {s['hi']:.{digits}f}] (n = {s['n']})"
-
 
 def diff_ci(a, b) -> dict:
     """Difference of means a − b with a Welch 95% interval and a Mann–Whitney p."""

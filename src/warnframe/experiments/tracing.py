@@ -45,11 +45,12 @@ import numpy as np
 import torch
 
 from ..corpus import FAMILIES
+from ..mech.activations import right_pad
 from ..mech.hooks import Site, capture, decoder_layers, edit, replace
 from ..models.chat import render_prompt
 from ..report.figures import pyplot
+from ..scoring.stats import fmt_mean, mean_ci
 from ..store import read_jsonl
-from .stealth import fmt_mean, mean_ci
 
 MODES = ("all", "last")
 
@@ -82,13 +83,9 @@ def build_batch(tokenizer, items: list[tuple[str, list[tuple[str, str]]]]) -> di
                 seqs.append(p + (tokenizer(c, add_special_tokens=False)["input_ids"] or [tokenizer.eos_token_id]))
                 plen.append(len(p))
                 group.append(g)
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
-    attn = torch.zeros_like(ids)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        attn[i, : len(s)] = 1
-    return {"ids": ids, "attn": attn, "prompt_len": plen, "spans": [(p, len(s)) for p, s in zip(plen, seqs)], "group": group}
+    spans = [(p, len(s)) for p, s in zip(plen, seqs)]
+    ids, attn, _ = right_pad(seqs, spans, tokenizer.pad_token_id)
+    return {"ids": ids, "attn": attn, "prompt_len": plen, "spans": spans, "group": group}
 
 
 def position_masks(batch: dict) -> dict[str, torch.Tensor]:
