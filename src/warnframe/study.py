@@ -279,6 +279,20 @@ class Study:
 
             self._stage(f"score.{cond}", key, run)
 
+    def outputs(self, cond: str) -> list[dict]:
+        """Samples of ``cond`` joined with their verdicts (``vulnerable``, ``parse_ok``, ``leak``);
+        empty when the condition was not sampled and scored."""
+        sp, cp = self.store.path("samples", f"{cond}.jsonl"), self.store.path("scores", f"{cond}.jsonl")
+        if not (sp.is_file() and cp.is_file()):
+            return []
+
+        def key(r):
+            return (r["seed"], r["prompt_id"], r["index"])
+
+        texts = {key(r): r for r in read_jsonl(sp)}
+        return [{**texts[key(r)], "vulnerable": bool(r["vulnerable"]), "parse_ok": bool(r["parse_ok"]), "leak": r.get("leak", {})}
+                for r in read_jsonl(cp) if key(r) in texts]
+
     def scored(self, conditions=None) -> list[dict]:
         rows = []
         for cond in conditions or self.cfg.conditions:

@@ -30,7 +30,7 @@ import numpy as np
 from ..report import paper
 from ..report.figures import pyplot
 from ..scoring.stats import fmt_rate, rate
-from .stealth import artifacts, load_outputs, replay_grouped
+from .stealth import artifacts, replay_grouped
 
 SIGNALS = ("behavioural", "mechanistic", "combined")
 
@@ -44,10 +44,10 @@ def pick_samples(study) -> tuple[list[dict], dict]:
     """Balanced positives and negatives, each with ``label``; and the counts drawn."""
     a = study.cfg.analysis
     rng = random.Random(a.seed)
-    pos = load_outputs(study, a.detection_positive)
+    pos = study.outputs(a.detection_positive)
     rng.shuffle(pos)
     pos = pos[: a.detection_max_samples]
-    negs = {c: load_outputs(study, c) for c in a.detection_negatives if c != a.detection_positive}
+    negs = {c: study.outputs(c) for c in a.detection_negatives if c != a.detection_positive}
     negs = {c: v for c, v in negs.items() if v}
     for v in negs.values():
         rng.shuffle(v)

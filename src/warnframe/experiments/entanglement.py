@@ -38,17 +38,13 @@ def default_site(model) -> Site:
 
 
 def context_samples(study, max_per_context: int, seed: int = 0) -> dict[str, list[dict]]:
-    """Scored samples joined with their text, per context; capped at ``max_per_context``."""
+    """Scored samples per context (target outputs of L0 and L1, clean parsed outputs of control,
+    or of the baseline when control was not run), shuffled and capped at ``max_per_context``."""
     rng = random.Random(seed)
     out = {}
     for ctx, (cond, target) in CONTEXT_SOURCE.items():
-        cond = cond if study.store.path("samples", f"{cond}.jsonl").is_file() else "baseline"
-        texts = {(r["seed"], r["prompt_id"], r["index"]): r for r in read_jsonl(study.store.path("samples", f"{cond}.jsonl"))}
-        rows = [
-            {**texts[(r["seed"], r["prompt_id"], r["index"])], "vulnerable": r["vulnerable"]}
-            for r in read_jsonl(study.store.path("scores", f"{cond}.jsonl"))
-            if r["vulnerable"] == target and (target or r["parse_ok"])
-        ]
+        rows = study.outputs(cond) or study.outputs("baseline")
+        rows = [r for r in rows if r["vulnerable"] == target and (target or r["parse_ok"])]
         rng.shuffle(rows)
         out[ctx] = rows[:max_per_context]
     return out

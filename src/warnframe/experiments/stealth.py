@@ -54,7 +54,6 @@ from ..report import paper
 from ..report.figures import pyplot
 from ..scoring import extract_code, find_leaks
 from ..scoring.stats import fmt_mean, mean_ci
-from ..store import read_jsonl
 
 KINDS = ("target", "clean")
 OPENINGS = ("preamble", "code")
@@ -201,20 +200,6 @@ def replay_tokens(model, tokenizer, prompts: dict, samples: list[dict], site: Si
 
 def _key(r: dict) -> tuple:
     return (r["condition"], r["seed"], r["prompt_id"], r["index"])
-
-
-def load_outputs(study, cond: str) -> list[dict]:
-    """Samples of ``cond`` joined with their scores (``vulnerable``, ``parse_ok``, ``leak``)."""
-    sp, cp = study.store.path("samples", f"{cond}.jsonl"), study.store.path("scores", f"{cond}.jsonl")
-    if not (sp.is_file() and cp.is_file()):
-        return []
-    texts = {_key(r): r for r in read_jsonl(sp)}
-    out = []
-    for r in read_jsonl(cp):
-        s = texts.get(_key(r))
-        if s is not None:
-            out.append({**s, "vulnerable": bool(r["vulnerable"]), "parse_ok": bool(r["parse_ok"]), "leak": r.get("leak", {})})
-    return out
 
 
 def own_samples(study, conds: list[str]) -> dict[str, list[dict]]:
@@ -408,7 +393,7 @@ def run(study) -> dict:
         source = (f"drawn here without prefill, {a.stealth_samples_per_prompt} per prompt and seed (the study samples with "
                   f"prefill = {study.cfg.sampling.prefill}, so none of its answers can open with a preamble)")
     else:
-        outputs = {c: load_outputs(study, c) for c in conds}
+        outputs = {c: study.outputs(c) for c in conds}
         source = "the study's samples" + (f" (prefill = {study.cfg.sampling.prefill})" if study.cfg.sampling.prefill != "none" else "")
 
     # Samples: stealth (per condition: target and clean outputs) and entropy (targets first).
