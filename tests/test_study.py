@@ -55,3 +55,19 @@ def test_samples_answer_held_out_prompts(smoke_study):
     rows = list(read_jsonl(smoke_study.store.path("samples", "L0.jsonl")))
     assert {r["prompt_id"] for r in rows} == set(prompts)
     json.dumps(rows[0])
+
+
+def test_merge_takes_configured_seeds_and_scores_follow_the_parts(smoke_study):
+    store = smoke_study.store
+    part = store.path("samples", "parts", "L0.s0.jsonl")
+    stray = store.path("samples", "parts", "L0.s9.jsonl")  # a seed no longer in the config
+    stray.write_text(part.read_text().replace('"seed": 0', '"seed": 9'))
+    try:
+        before = smoke_study._fingerprint(smoke_study._parts("L0"))
+        smoke_study._merge("L0")
+        assert {r["seed"] for r in read_jsonl(store.path("samples", "L0.jsonl"))} == {0}
+        part.write_text(part.read_text())  # a part rewritten (a resumed or grid job): new fingerprint
+        assert smoke_study._fingerprint(smoke_study._parts("L0")) != before
+    finally:
+        stray.unlink()
+        smoke_study._merge("L0")
