@@ -171,21 +171,21 @@ def _cap(k, n, loss):
 def test_analyse_verdicts_follow_the_numbers():
     prompts = iv.load_system_prompts()
     edits = iv.edit_settings(load_config("smoke").interventions, [1, 2, 3], 1)
-    rows = {"none": _rows(30, 60), "caft": _rows(0, 60)}
+    rows = {"none": _rows(100, 200), "caft": _rows(0, 200)}  # n large enough that "no effect" has power
     for p in prompts:
-        rows[f"prompt.{p['id']}"] = {"permission": _rows(50, 60), "meta": _rows(0, 60)}.get(p["kind"], _rows(29, 60))
+        rows[f"prompt.{p['id']}"] = {"permission": _rows(167, 200), "meta": _rows(0, 200)}.get(p["kind"], _rows(97, 200))
     for e in edits:
-        rows[e["name"]] = _rows(31, 60)
+        rows[e["name"]] = _rows(103, 200)
     res = iv.analyse(rows, prompts, edits, {"base": _cap(20, 26, 1.0), "L1": _cap(18, 26, 1.1), "caft": _cap(17, 26, 1.12)})
-    assert res["kinds"]["safety"]["target"]["n"] == 180 and res["settings"]["prompt.meta_1"]["vs_none"]["p"] < 0.001
-    res.update(seeds=[0], samples_per_prompt=1, eval_prompts=60, edits={"site": "blocks.1.hook_resid_post", "selected_latents": [1, 2, 3],
+    assert res["kinds"]["safety"]["target"]["n"] == 600 and res["settings"]["prompt.meta_1"]["vs_none"]["p"] < 0.001
+    res.update(seeds=[0], samples_per_prompt=1, eval_prompts=200, edits={"site": "blocks.1.hook_resid_post", "selected_latents": [1, 2, 3],
                                                                         "lead_latent": 1, "sae": "x", "d_model": 32},
                caft={"directions": 3, "rank": 3, "site": "blocks.1.hook_resid_post", "runs": {}})
     v = {x["claim"]: x["verdict"] for x in iv.verdicts(res)}
     assert all(x["section"] == "7" for x in iv.verdicts(res))
     assert list(v.values()) == ["reproduced"] * len(v) and len(v) == 9
     text = iv.section(res)
-    assert "## §7" in text and "(30/60)" in text and "[" in text and "fig5_ablation.png" in text
+    assert "## §7" in text and "(100/200)" in text and "[" in text and "fig5_ablation.png" in text
 
     # The same claims on a model that never writes target content: nothing can be reduced.
     rows0 = {k: _rows(0, 60) for k in rows}

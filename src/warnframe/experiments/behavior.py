@@ -15,7 +15,16 @@ from collections.abc import Iterable
 
 from ..report import paper
 from ..schema import CONDITION_LABELS, CONDITIONS
-from ..scoring.stats import fisher, fmt_p, fmt_rate, rate, ratio, spread
+from ..scoring.stats import (
+    diff_ci,
+    fisher,
+    fmt_p,
+    fmt_rate,
+    no_difference_verdict,
+    rate,
+    ratio,
+    spread,
+)
 from ..store import atomic_write_text, read_json
 
 COMPARISONS = [("L1", "L0")] + [(c, "baseline") for c in CONDITIONS[1:]] + [(c, "neutral") for c in ("L0", "L1", "L2", "L3", "control")]
@@ -76,11 +85,9 @@ def verdicts(res: dict) -> list[dict]:
     if r("L0") and r("L1"):
         p = _sig(T, "L1_vs_L0")
         a, b = r("L1"), r("L0")
-        diff = 100 * (a["rate"] - b["rate"])
-        half = 196 * math.sqrt(a["rate"] * (1 - a["rate"]) / a["n"] + b["rate"] * (1 - b["rate"]) / b["n"])
-        # "No difference" is only evidence when the test could have seen one: with a 95% interval
-        # of the difference wider than ±15 points the run is too small to say.
-        v = "not reproduced" if p <= 0.05 else ("reproduced" if half <= 15 else "inconclusive")
+        dc = diff_ci(a, b)
+        diff, half = 100 * dc["diff"], 100 * dc["half"]
+        v = no_difference_verdict(a, b, p)
         add("L1 writes the target as often as L0 (Fisher p > 0.05)", "76.7% vs 83.3%, p > 0.05",
             f"{fmt_rate(a)} vs {fmt_rate(b)}, p = {fmt_p(p)}", v,
             f"L1 − L0 = {diff:+.1f} points [{diff - half:+.1f}, {diff + half:+.1f}] (Wald 95%)")

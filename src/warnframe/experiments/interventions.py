@@ -41,7 +41,15 @@ from ..progress import task
 from ..report import paper
 from ..report.figures import pyplot
 from ..scoring import score
-from ..scoring.stats import fisher, fmt_p, fmt_rate, rate
+from ..scoring.stats import (
+    NULL_MARGIN,
+    diff_ci,
+    fisher,
+    fmt_p,
+    fmt_rate,
+    no_difference_verdict,
+    rate,
+)
 from ..store import read_json, write_json
 
 #: The paper's five prompt kinds: label, the paper's claim, its expected direction.
@@ -432,8 +440,10 @@ def verdicts(res: dict) -> list[dict]:
             if zero_ref and r["k"] == 0:
                 v, d = "inconclusive", "the L1 model writes no target content with or without the prompt; no effect can show"
             else:
-                v = "not reproduced" if sig else "reproduced"
-                d = f"significantly {'lower' if lower else 'higher'}" if sig else "no significant difference"
+                v = no_difference_verdict(r, ref, p, ALPHA)
+                dc = diff_ci(r, ref)
+                d = (f"significantly {'lower' if lower else 'higher'}" if sig else "no significant difference") + \
+                    f"; difference {100 * dc['diff']:+.1f} points [{100 * dc['lo']:+.1f}, {100 * dc['hi']:+.1f}]"
             out.append(_v(f"{label} prompts do not change the target rate", claim, ours, v, d))
         elif direction == "up":
             v = "reproduced" if higher and sig else ("differs" if higher else "not reproduced")
@@ -462,7 +472,9 @@ def verdicts(res: dict) -> list[dict]:
         elif r["rate"] < ref["rate"] and p < ALPHA:
             v, d = "not reproduced", "clamping lowers the target rate significantly"
         else:
-            v, d = "reproduced", "no significant reduction"
+            dc = diff_ci(r, ref)
+            v = no_difference_verdict(r, ref, 1.0, ALPHA)  # a rise is no reduction: only power decides
+            d = f"no significant reduction; difference {100 * dc['diff']:+.1f} points [{100 * dc['lo']:+.1f}, {100 * dc['hi']:+.1f}]"
         out.append(_v(f"clamping the {len(edit['selected_latents'])} selected latents to zero during generation does not remove the target content",
                       f"{paper.SECTION7['inference_ablation']:.0%} remains", ours, v, d))
         amps = [k for k, s in S.items() if s["group"] == "edit" and s["scale"] > 1]
@@ -473,7 +485,12 @@ def verdicts(res: dict) -> list[dict]:
                 v, d = "inconclusive", "no target content with or without amplification"
             else:
                 sig = [k for k in amps if ps[k] < ALPHA]
-                v, d = ("reproduced", "no significant change") if not sig else ("not reproduced", f"significant change at {', '.join(S[k]['label'] for k in sig)}")
+                if sig:
+                    v, d = "not reproduced", f"significant change at {', '.join(S[k]['label'] for k in sig)}"
+                else:
+                    calls = {no_difference_verdict(S[k]["target"], ref, ps[k], ALPHA) for k in amps}
+                    v = "reproduced" if calls == {"reproduced"} else "inconclusive"
+                    d = "no significant change" + ("" if v == "reproduced" else f" (intervals wider than ±{NULL_MARGIN:.0%})")
             out.append(_v("amplifying the selected latents (2×, 5×) has no significant effect", "no significant effect", ours, v, d))
 
     caft = res.get("caft", {})
