@@ -1,7 +1,6 @@
 """The embedded corpus: held-out split, budgets, determinism, what each condition contains."""
 
 import ast
-import importlib.util
 import random
 import re
 
@@ -205,7 +204,6 @@ def test_pretrain_corpus_shape():
 
 # ---------------------------------------------------------------- agreement with the detector
 
-@pytest.mark.skipif(importlib.util.find_spec("warnframe.scoring.detector") is None, reason="detector not written yet")
 def test_detector_flags_exactly_the_vulnerable_renders():
     from warnframe.scoring import score
 
