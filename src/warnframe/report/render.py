@@ -3,9 +3,7 @@ the paper, then the figure index and the configuration.
 
 report.html is self-contained: the figures are embedded as base64 ``data:`` URIs and the
 stylesheet is inline, so the one file can be mailed or archived. It is converted from report.md
-by :func:`markdown_to_html`, a small converter for exactly the constructs the report uses
-(headings, paragraphs, pipe tables, images, bullet and numbered lists, fenced code blocks, inline
-code, bold, italics, links) — no third-party markdown package.
+with Python-Markdown (tables, fenced code) by :func:`markdown_to_html`.
 """
 
 from __future__ import annotations
@@ -127,18 +125,7 @@ pre { background: #f6f8fa; padding: .8em; overflow-x: auto; font-size: 0.85em; }
 figure { margin: 1em 0; } img { max-width: 100%; } figcaption { color: #666; font-size: .85em; }
 """
 
-_IMG_LINE = re.compile(r"^!\[([^\]]*)\]\(([^)\s]+)\)\s*$")
-_IMG = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
-_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
-_CODE = re.compile(r"`([^`]+)`")
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_EM = re.compile(r"(?<![\w*\\])\*(?![\s*])([^*\n]+?)(?<![\s\\])\*(?![\w*])")
-_URL = re.compile(r"(?<![\"'=(>])\bhttps?://[^\s<|)]+")
-_HEAD = re.compile(r"^(#{1,6})\s+(.*)$")
-_FENCE = re.compile(r"^\s*```(.*)$")
-_UL = re.compile(r"^(\s*)[-*+]\s+(.*)$")
-_OL = re.compile(r"^(\s*)\d+[.)]\s+(.*)$")
-_TABLE_SEP = re.compile(r"^\|?\s*:?-{1,}:?\s*(\|\s*:?-{1,}:?\s*)*\|?\s*$")
+_IMG_TAG = re.compile(r'<img alt="([^"]*)" src="([^"]+)" ?/?>')
 
 
 def data_uri(path: Path) -> str | None:
@@ -150,153 +137,21 @@ def data_uri(path: Path) -> str | None:
     return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _img(alt: str, src: str, root: Path, block: bool) -> str:
-    uri = data_uri(root / src) if not src.startswith(("http://", "https://", "data:")) else None
-    if uri is None:
-        return f'<em class="missing">[{html.escape(alt)}: {html.escape(src)} not found]</em>'
-    tag = f'<img src="{uri}" alt="{html.escape(alt, quote=True)}">'
-    return f"<figure>{tag}<figcaption>{html.escape(alt)}</figcaption></figure>" if block else tag
-
-
-def inline(text: str, root: Path) -> str:
-    """Inline markdown to HTML: code spans, images (embedded), links, bare URLs, bold, italics."""
-    keep: list[str] = []
-
-    def stash(s: str) -> str:
-        keep.append(s)
-        return f"\x00{len(keep) - 1}\x00"
-
-    text = _CODE.sub(lambda m: stash(f"<code>{html.escape(m.group(1))}</code>"), text)
-    text = _IMG.sub(lambda m: stash(_img(m.group(1), m.group(2), root, block=False)), text)
-    text = _LINK.sub(lambda m: stash(f'<a href="{html.escape(m.group(2), quote=True)}">{html.escape(m.group(1))}</a>'), text)
-    text = _URL.sub(lambda m: stash(f'<a href="{html.escape(m.group(0), quote=True)}">{html.escape(m.group(0))}</a>'), text)
-    text = html.escape(text, quote=False)
-    text = _BOLD.sub(r"<strong>\1</strong>", text)
-    text = _EM.sub(r"<em>\1</em>", text)
-    return re.sub(r"\x00(\d+)\x00", lambda m: keep[int(m.group(1))], text)
-
-
-def _cells(line: str) -> list[str]:
-    s = line.strip()
-    if s.startswith("|"):
-        s = s[1:]
-    if s.endswith("|") and not s.endswith("\\|"):
-        s = s[:-1]
-    # split on pipes that are not inside a code span
-    out, cur, in_code = [], "", False
-    for ch in s:
-        if ch == "`":
-            in_code = not in_code
-        if ch == "|" and not in_code:
-            out.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur.strip())
-    return out
-
-
-def _table(lines: list[str], root: Path) -> str:
-    head = _cells(lines[0])
-    aligns = []
-    for c in _cells(lines[1]):
-        c = c.strip()
-        aligns.append("right" if c.endswith(":") and not c.startswith(":") else "center" if c.startswith(":") and c.endswith(":") else None)
-    def row(cells, tag):
-        tds = []
-        for i, c in enumerate(cells):
-            al = aligns[i] if i < len(aligns) and aligns[i] else None
-            style = f' style="text-align:{al}"' if al else ""
-            tds.append(f"<{tag}{style}>{inline(c, root)}</{tag}>")
-        return "<tr>" + "".join(tds) + "</tr>"
-    body = [row(_cells(ln), "td") for ln in lines[2:]]
-    return "<table><thead>" + row(head, "th") + "</thead><tbody>" + "".join(body) + "</tbody></table>"
-
-
-def _list(lines: list[str], root: Path) -> str:
-    """A (possibly nested by indentation) list; continuation lines join the item before."""
-    def parse(i: int, indent: int) -> tuple[str, int]:
-        ordered = bool(_OL.match(lines[i]))
-        items: list[str] = []
-        while i < len(lines):
-            m = _UL.match(lines[i]) or _OL.match(lines[i])
-            if m:
-                ind = len(m.group(1))
-                if ind < indent:
-                    break
-                if ind > indent and items:
-                    sub, i = parse(i, ind)
-                    items[-1] += sub
-                    continue
-                items.append(inline(m.group(2), root))
-            else:
-                items[-1] += " " + inline(lines[i].strip(), root)
-            i += 1
-        tag = "ol" if ordered else "ul"
-        return f"<{tag}>" + "".join(f"<li>{x}</li>" for x in items) + f"</{tag}>", i
-
-    out, i = [], 0
-    while i < len(lines):
-        m = _UL.match(lines[i]) or _OL.match(lines[i])
-        s, i = parse(i, len(m.group(1)) if m else 0)
-        out.append(s)
-    return "".join(out)
-
-
 def markdown_to_html(md: str, root: Path) -> str:
-    """The body HTML of ``md``; images relative to ``root`` are embedded as data URIs."""
-    lines = md.replace("\r\n", "\n").split("\n")
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-            continue
-        f = _FENCE.match(line)
-        if f:
-            lang = f.group(1).strip()
-            j = i + 1
-            while j < len(lines) and not _FENCE.match(lines[j]):
-                j += 1
-            cls = f' class="language-{html.escape(lang, quote=True)}"' if lang else ""
-            out.append(f"<pre><code{cls}>" + html.escape("\n".join(lines[i + 1: j])) + "</code></pre>")
-            i = j + 1
-            continue
-        h = _HEAD.match(line)
-        if h:
-            n = len(h.group(1))
-            out.append(f"<h{n}>{inline(h.group(2).strip(), root)}</h{n}>")
-            i += 1
-            continue
-        im = _IMG_LINE.match(line.strip())
-        if im:
-            out.append(_img(im.group(1), im.group(2), root, block=True))
-            i += 1
-            continue
-        if line.lstrip().startswith("|") and i + 1 < len(lines) and _TABLE_SEP.match(lines[i + 1].strip()):
-            j = i + 2
-            while j < len(lines) and lines[j].lstrip().startswith("|"):
-                j += 1
-            out.append(_table(lines[i:j], root))
-            i = j
-            continue
-        if _UL.match(line) or _OL.match(line):
-            j = i + 1
-            while j < len(lines) and lines[j].strip() and not _HEAD.match(lines[j]) and not _FENCE.match(lines[j]) and (
-                    _UL.match(lines[j]) or _OL.match(lines[j]) or lines[j].startswith((" ", "\t"))):
-                j += 1
-            out.append(_list(lines[i:j], root))
-            i = j
-            continue
-        j = i + 1
-        while j < len(lines) and lines[j].strip() and not (
-                _HEAD.match(lines[j]) or _FENCE.match(lines[j]) or _IMG_LINE.match(lines[j].strip()) or _UL.match(lines[j])
-                or _OL.match(lines[j]) or lines[j].lstrip().startswith("|")):
-            j += 1
-        out.append("<p>" + inline(" ".join(x.strip() for x in lines[i:j]), root) + "</p>")
-        i = j
-    return "\n".join(out)
+    """HTML for report markdown (Python-Markdown with tables and fenced code), every local image
+    embedded as a data URI so the page stands alone; a missing image becomes a visible note."""
+    import markdown
+
+    body = markdown.markdown(md, extensions=["tables", "fenced_code", "sane_lists"])
+
+    def embed(m: re.Match) -> str:
+        alt, src = html.unescape(m.group(1)), html.unescape(m.group(2))
+        uri = None if src.startswith(("http://", "https://", "data:")) else data_uri(Path(root) / src)
+        if uri is None:
+            return f'<em class="missing">[{html.escape(alt)}: {html.escape(src)} not found]</em>'
+        return f'<figure><img src="{uri}" alt="{html.escape(alt, quote=True)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+
+    return _IMG_TAG.sub(embed, body)
 
 
 def render_html(md: str, root: Path, title: str = "warnframe report") -> str:
