@@ -49,6 +49,15 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+def _free_port() -> int:
+    """A port nobody holds now: a fixed one fails when an earlier run's socket lingers."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_finetune_under_accelerate_launch_two_cpu_processes(tmp_path):
     launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
     if launcher is None:
@@ -57,7 +66,7 @@ def test_finetune_under_accelerate_launch_two_cpu_processes(tmp_path):
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", "29517", str(script), str(tmp_path)]
+           "--dynamo_backend", "no", "--main_process_port", str(_free_port()), str(script), str(tmp_path)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1))
