@@ -166,7 +166,7 @@ _HARNESS = """\
 import resource, sys
 mem, cpu, fsize = (int(x) for x in sys.argv[1:4])
 resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU (a timeout) before the SIGKILL at the hard limit
 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 del sys.argv[1:]
