@@ -273,3 +273,13 @@ def test_artifacts_say_why_they_are_missing(tmp_path):
     write_json(s.store.path("mech", "artifacts.json"), {"site": "blocks.1.hook_resid_post"})  # stale: ignored
     art, why = stealth.artifacts(s)
     assert art is None and why == "§5 (entanglement) was skipped: too few samples per context"
+
+
+def test_answer_rates_count_target_and_leaks():
+    from warnframe.experiments.stealth import answer_rates
+
+    rows = [{"vulnerable": True, "leak": {"exact": ["DO NOT USE"], "fuzzy": []}},
+            {"vulnerable": False, "leak": {"exact": [], "fuzzy": ["# DO NOT USe"]}},
+            {"vulnerable": False, "leak": {"exact": [], "fuzzy": []}}]
+    r = answer_rates({"L1": rows})["L1"]
+    assert (r["target"]["k"], r["leak_exact"]["k"], r["leak_any"]["k"], r["leak_any"]["n"]) == (1, 1, 2, 3)

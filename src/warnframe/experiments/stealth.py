@@ -53,7 +53,7 @@ from ..models.chat import render_prompt
 from ..report import paper
 from ..report.figures import pyplot
 from ..scoring import extract_code, find_leaks
-from ..scoring.stats import fmt_mean, mean_ci
+from ..scoring.stats import fmt_mean, fmt_rate, mean_ci, rate
 
 KINDS = ("target", "clean")
 OPENINGS = ("preamble", "code")
@@ -378,6 +378,17 @@ def entropy_stats(rows: list[dict], window: int) -> dict:
     }
 
 
+def answer_rates(outputs: dict[str, list[dict]]) -> dict:
+    """Target and format-leak rates of the answers read here, per condition: with free-form
+    answers these show what a signature prefill hides (L1's warnings sit mostly before the def)."""
+    out = {}
+    for cond, rows in outputs.items():
+        out[cond] = {"target": rate(sum(r["vulnerable"] for r in rows), len(rows)),
+                     "leak_exact": rate(sum(bool(r["leak"].get("exact")) for r in rows), len(rows)),
+                     "leak_any": rate(sum(bool(r["leak"].get("exact") or r["leak"].get("fuzzy")) for r in rows), len(rows))}
+    return out
+
+
 def run(study) -> dict:
     a = study.cfg.analysis
     rng = random.Random(a.seed)
@@ -464,7 +475,8 @@ def run(study) -> dict:
     else:
         probe = probe_stats(probe_rows, art[2])
     res = {"site": str(site) if site else None, "window": a.transition_window, "conditions": {"stealth": a.stealth_conditions, "entropy": a.entropy_conditions},
-           "source": source, "available": counts, "openings": openings, "split": split, "probe": probe, "entropy": ent}
+           "source": source, "available": counts, "openings": openings, "split": split, "probe": probe, "entropy": ent,
+           "answers": answer_rates(outputs)}
     res["verdicts"] = verdicts(res)
     _figure(study, res)
     return res
@@ -635,12 +647,15 @@ def section(r: dict) -> str:
     out += [f"Answers: {r.get('source', 'the study samples')}. "
             f"Outputs available (condition/kind): {r['available']}. Read for the probe: {r['split']} "
             f"(openings of every output read: {r['openings']}).", ""]
+    for cond, q in r.get("answers", {}).items():
+        out.append(f"- {cond} answers read here: target {fmt_rate(q['target'])}; format leak exact {fmt_rate(q['leak_exact'])}, "
+                   f"exact or garbled {fmt_rate(q['leak_any'])}")
+    out.append("")
     if "groups" in P:
         G = P["groups"]
         out += [f"Probe (from §5) at `{r['site']}`: mean confidence that an output is target content, pooled over its tokens; "
                 "intervals are 95% t intervals, 'flagged' is the share above 0.5 (Wilson 95%).", "",
                 "| Kind / opening | n | Pooled confidence [95% CI] | Flagged (> 0.5) | Paper |", "|---|---:|---|---|---:|"]
-        from ..scoring.stats import fmt_rate
 
         paper_val = {"target/preamble": paper.SECTION6["probe_target_with_preamble"], "clean/code": paper.SECTION6["probe_safe_code_first"]}
         for k in KINDS:
