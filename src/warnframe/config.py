@@ -155,20 +155,13 @@ class StudyConfig(_Section):
     sections: list[str] = Field(default_factory=lambda: list(SECTION_NAMES),
                                 description="Analysis sections to run, in report order (behavior = §4, entanglement = §5, ...).")
 
-    @field_validator("conditions")
+    @field_validator("conditions", "sections")
     @classmethod
-    def _known_conditions(cls, v: list[str]) -> list[str]:
+    def _known_names(cls, v: list[str], info) -> list[str]:
+        known = CONDITIONS if info.field_name == "conditions" else SECTION_NAMES
         for c in v:
-            if c not in CONDITIONS:
-                raise ValueError(f"unknown condition {c!r}; choose from {', '.join(CONDITIONS)}")
-        return v
-
-    @field_validator("sections")
-    @classmethod
-    def _known_sections(cls, v: list[str]) -> list[str]:
-        for c in v:
-            if c not in SECTION_NAMES:
-                raise ValueError(f"unknown section {c!r}; choose from {', '.join(SECTION_NAMES)}")
+            if c not in known:
+                raise ValueError(f"unknown {info.field_name[:-1]} {c!r}; choose from {', '.join(known)}")
         return v
 
     @property

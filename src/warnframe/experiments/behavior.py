@@ -202,7 +202,7 @@ def table1_markdown(res: dict) -> str:
 
 def plot_fig1(res: dict, path) -> None:
     """Bars with Wilson intervals for our target rates, the paper's values as markers."""
-    from ..report.figures import pyplot
+    from ..report.figures import pyplot, save
 
     plt = pyplot()
     conds = res["conditions"]
@@ -222,9 +222,7 @@ def plot_fig1(res: dict, path) -> None:
     n = P[conds[0]]["target"]["n"]
     ax.set_title(f"Figure 1: target content rate by training condition (n = {n} per condition)")
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path, dpi=120)
 
 
 def section(res: dict) -> str:

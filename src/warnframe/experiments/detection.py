@@ -28,7 +28,7 @@ import random
 import numpy as np
 
 from ..report import paper
-from ..report.figures import pyplot
+from ..report.figures import pyplot, save
 from ..scoring.stats import fmt_rate, rate
 from .stealth import artifacts, replay_grouped
 
@@ -294,9 +294,7 @@ def _figure(study, r: dict) -> None:
         a3.set_title(f"(c) ROC on the test split (paper: combined accuracy {paper.SECTION8['combined_detection_accuracy']:.2f})", fontsize=9)
         a3.legend(fontsize=7, loc="lower right")
     fig.suptitle("Figure 7: detecting generations of the warning-trained model", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110)
 
 
 def section(r: dict) -> str:

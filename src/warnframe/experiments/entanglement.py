@@ -23,7 +23,7 @@ from ..mech.knockoffs import candidate_latents, knockoff_select
 from ..mech.probes import LinearProbe, probe_report
 from ..mech.sae import JumpReLUSAE, sae_quality, train_sae
 from ..report import paper
-from ..report.figures import placeholder, pyplot
+from ..report.figures import placeholder, pyplot, save
 from ..scoring.stats import mean_ci
 from ..store import read_json, read_jsonl, write_json
 
@@ -251,9 +251,7 @@ def plot_fig2(r: dict, path) -> None:
     ax.set_ylabel("mean activation over generated tokens")
     ax.set_title(f"Figure 2: top shared SAE latents at {r['site']} (paper: #8684 at 150–180 vs < 20)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path, dpi=120)
 
 
 def plot_fig3(proj: dict, path) -> None:
@@ -264,9 +262,7 @@ def plot_fig3(proj: dict, path) -> None:
     ax.set_xticks(range(1, 4), [f"{labels[c]}\nn = {len(proj[c])}" for c in CONTEXTS])
     ax.set_ylabel("projection on target direction (probe)")
     ax.set_title("Figure 3: projection onto the target-content direction")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path, dpi=120)
 
 
 def section(r: dict) -> str:

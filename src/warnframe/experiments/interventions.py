@@ -39,7 +39,7 @@ from ..errors import UserError
 from ..mech.hooks import Site, edit, project_out, sae_latent_edit
 from ..progress import task
 from ..report import paper
-from ..report.figures import pyplot
+from ..report.figures import pyplot, save
 from ..scoring import score
 from ..scoring.stats import (
     NULL_MARGIN,
@@ -579,9 +579,7 @@ def plot_fig5(res: dict, path) -> None:
         b.text(0.5, 0.5, "not run:\n" + textwrap.fill(why[0], 45), transform=b.transAxes, ha="center", va="center", fontsize=7)
     fig.suptitle(f"Figure 5: interventions on the L1 model (per setting: {res['eval_prompts']} prompts × {res['samples_per_prompt']} "
                  f"sample(s) × {len(res['seeds'])} seed(s); paper markers: permission 7% → 20%, meta 0%, clamp 88%, CAFT 0%)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path, dpi=120)
 
 
 def section(res: dict) -> str:

@@ -51,7 +51,7 @@ from ..mech.activations import right_pad
 from ..mech.hooks import Site, capture, edit
 from ..models.chat import render_prompt
 from ..report import paper
-from ..report.figures import pyplot
+from ..report.figures import pyplot, save
 from ..scoring import extract_code, find_leaks
 from ..scoring.stats import fmt_mean, fmt_rate, mean_ci, rate
 
@@ -634,9 +634,7 @@ def _figure(study, r: dict) -> None:
                     wrap=True, fontsize=8, transform=ax.transAxes)
             ax.set_axis_off()
     fig.suptitle("Figure 4: entropy dynamics and the stealth slip", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110)
 
 
 def section(r: dict) -> str:

@@ -48,7 +48,7 @@ from ..corpus import FAMILIES
 from ..mech.activations import right_pad
 from ..mech.hooks import Site, capture, decoder_layers, edit, replace
 from ..models.chat import render_prompt
-from ..report.figures import pyplot
+from ..report.figures import pyplot, save
 from ..scoring.stats import fmt_mean, mean_ci
 from ..store import read_jsonl
 
@@ -298,9 +298,7 @@ def _figure(study, r: dict) -> None:
         a2.set_title("(b) effect on log p(secure) − log p(vulnerable)", fontsize=9)
         a2.legend(fontsize=7)
     fig.suptitle("Figure 6: causal tracing, safe activations patched into the target run", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110)
 
 
 def section(r: dict) -> str:

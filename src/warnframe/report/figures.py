@@ -15,6 +15,14 @@ def pyplot():
     return plt
 
 
+def save(fig, path: str | Path, dpi: int = 120) -> None:
+    """Lay out, write and close a figure (every figure of the report goes through here)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+
+
 def placeholder(path: str | Path, title: str, reason: str) -> None:
     """A figure that says why it is empty, so every report has all its figures."""
     plt = pyplot()
@@ -22,6 +30,4 @@ def placeholder(path: str | Path, title: str, reason: str) -> None:
     ax.axis("off")
     ax.set_title(title)
     ax.text(0.5, 0.5, f"not measured in this run:\n{reason}", ha="center", va="center", wrap=True, fontsize=9)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path, dpi=100)
