@@ -1,0 +1,112 @@
+"""Training precision chosen by the hardware, and measured: bf16 autocast only where it is faster.
+
+On CUDA the device says it: bf16 autocast where ``torch.cuda.is_bf16_supported()``. On a CPU no
+flag can be trusted to say it. On an AVX2-only EPYC autocast emulates bf16 and one run trained
+6.5x slower than float32; on an EPYC with AVX-512 BF16, where torch's own
+``_is_avx512_bf16_supported()`` answered False, bf16 autocast trained 1.7x *faster* (see
+benchmarks/results/precision.md). So on a CPU the choice is measured: a forward and backward pass
+of the model being trained, in each precision, first on one row (a bf16 pass more than twice as
+slow as float32 settles it at once, so an emulating CPU pays seconds, not minutes), then on the
+training batch shape. The faster wins. The result says what was chosen and why, with the figures
+and the CPU's flags, for ``finetune.json`` / ``pretrain.json`` and the manifest.
+
+The probe is written here because it is small and specific to this loop (autocast entered per
+step, the real model and batch shape); nothing in torch answers "is autocast faster here".
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What the training loop will use: ``dtype`` is ``"bfloat16"`` (autocast) or ``"float32"``."""
+
+    dtype: str
+    reason: str
+    measured: dict = field(default_factory=dict)  # tokens/s per precision when a probe ran
+
+    @property
+    def autocast(self) -> bool:
+        return self.dtype == "bfloat16"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def cpu_bf16_features() -> dict:
+    """The CPU's bf16 support as torch and the kernel report it (information for the record; the
+    choice is measured): ``{"capability", "torch_amx", "torch_avx512_bf16", "cpuinfo"}``."""
+    feats: dict = {"capability": torch.backends.cpu.get_cpu_capability()}
+    cpu = getattr(torch._C, "_cpu", None)  # private but present since torch 2.1; absent -> no claim
+    for key, fn in (("torch_amx", "_is_amx_tile_supported"), ("torch_avx512_bf16", "_is_avx512_bf16_supported")):
+        try:
+            feats[key] = bool(getattr(cpu, fn)()) if cpu is not None and hasattr(cpu, fn) else None
+        except RuntimeError:
+            feats[key] = None
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
+    feats["cpuinfo"] = sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+    return feats
+
+
+def _tokens_per_second(model, input_ids: torch.Tensor, bf16: bool, steps: int) -> float:
+    device = input_ids.device
+    for i in range(steps + 1):  # the first pass warms up (allocations, weight casts), untimed
+        if i == 1:
+            t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=input_ids, labels=input_ids).loss
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+    return steps * input_ids.numel() / max(time.perf_counter() - t0, 1e-9)
+
+
+def measure(model, input_ids: torch.Tensor, steps: int = 3) -> dict:
+    """Training tokens/s of ``model`` on ``input_ids`` (one batch) in float32 and under bf16
+    autocast, on a copy (the model's weights and gradients are not touched)."""
+    probe = copy.deepcopy(model).train()
+    out = {"float32": _tokens_per_second(probe, input_ids, False, steps),
+           "bfloat16": _tokens_per_second(probe, input_ids, True, steps)}
+    del probe
+    return {k: round(v) for k, v in out.items()}
+
+
+#: bf16 this many times slower than float32 on one row decides for float32 without the full probe.
+CLEARLY_SLOWER = 2.0
+
+
+def choose(model, input_ids: torch.Tensor, requested: str = "auto") -> Precision:
+    """The precision to train ``model`` in on batches shaped like ``input_ids``."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {requested!r}")
+    if requested != "auto":
+        return Precision(requested, "set by config")
+    device = input_ids.device
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return Precision("bfloat16", "CUDA device with bf16 support")
+        return Precision("float32", "CUDA device without bf16 support")
+    if device.type != "cpu":
+        return Precision("float32", f"{device.type} device: float32 by default")
+    feats = cpu_bf16_features()
+    quick = measure(model, input_ids[:1], steps=1)
+    if quick["bfloat16"] * CLEARLY_SLOWER < quick["float32"]:
+        return Precision("float32", f"CPU ({feats['capability']}, flags {feats['cpuinfo']}): bf16 autocast measured "
+                                    f"{quick['bfloat16']:,} tokens/s vs {quick['float32']:,} in float32 on one row",
+                         {"one_row": quick, "features": feats})
+    speed = measure(model, input_ids, steps=2)
+    dtype = "bfloat16" if speed["bfloat16"] > speed["float32"] else "float32"
+    return Precision(dtype, f"CPU ({feats['capability']}, flags {feats['cpuinfo']}): measured {speed['bfloat16']:,} "
+                            f"tokens/s under bf16 autocast vs {speed['float32']:,} in float32",
+                     {"one_row": quick, "batch": speed, "features": feats})
