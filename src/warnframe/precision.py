@@ -2,13 +2,13 @@
 
 On CUDA the device says it: bf16 autocast where ``torch.cuda.is_bf16_supported()``. On a CPU no
 flag can be trusted to say it. On an AVX2-only EPYC autocast emulates bf16 and one run trained
-6.5x slower than float32; on an EPYC with AVX-512 BF16, where torch's own
-``_is_avx512_bf16_supported()`` answered False, bf16 autocast trained 1.7x *faster* (see
-benchmarks/results/precision.md). So on a CPU the choice is measured: a forward and backward pass
-of the model being trained, in each precision, first on one row (a bf16 pass more than twice as
-slow as float32 settles it at once, so an emulating CPU pays seconds, not minutes), then on the
-training batch shape. The faster wins. The result says what was chosen and why, with the figures
-and the CPU's flags, for ``finetune.json`` / ``pretrain.json`` and the manifest.
+6.5x slower than float32; on an EPYC whose /proc/cpuinfo lists ``avx512_bf16`` (torch reports
+only "AVX512") bf16 autocast trained 1.7x *faster* (benchmarks/results/precision.md). So on a CPU
+the choice is measured: forward and backward passes of the model being trained, in each
+precision, the fastest of a few alternating passes counting; first on one row (bf16 more than
+twice as slow settles it, so an emulating CPU pays seconds, not minutes), then on the training
+batch shape. The faster wins. The result says what was chosen and why, with the figures and the
+CPU's flags, for ``finetune.json`` / ``pretrain.json`` and the manifest.
 
 The probe is written here because it is small and specific to this loop (autocast entered per
 step, the real model and batch shape); nothing in torch answers "is autocast faster here".
@@ -17,6 +17,7 @@ step, the real model and batch shape); nothing in torch answers "is autocast fas
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,26 +61,33 @@ def cpu_bf16_features() -> dict:
     return feats
 
 
-def _tokens_per_second(model, input_ids: torch.Tensor, bf16: bool, steps: int) -> float:
-    device = input_ids.device
-    for i in range(steps + 1):  # the first pass warms up (allocations, weight casts), untimed
-        if i == 1:
-            t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = model(input_ids=input_ids, labels=input_ids).loss
-        loss.backward()
-        model.zero_grad(set_to_none=True)
-    return steps * input_ids.numel() / max(time.perf_counter() - t0, 1e-9)
+def _pass_seconds(model, input_ids: torch.Tensor, bf16: bool) -> float:
+    t0 = time.perf_counter()
+    with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=bf16):
+        loss = model(input_ids=input_ids, labels=input_ids).loss
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
 
 
 def measure(model, input_ids: torch.Tensor, steps: int = 3) -> dict:
     """Training tokens/s of ``model`` on ``input_ids`` (one batch) in float32 and under bf16
-    autocast, on a copy (the model's weights and gradients are not touched)."""
+    autocast, on a copy (the model's weights and gradients are not touched).
+
+    One untimed pass of each first (allocations, weight casts), then ``steps`` passes of each,
+    alternating, and the fastest pass of each counts: other work on the machine only ever slows a
+    pass down, so the minimum is the least disturbed figure, and alternating exposes both
+    precisions to the same load.
+    """
     probe = copy.deepcopy(model).train()
-    out = {"float32": _tokens_per_second(probe, input_ids, False, steps),
-           "bfloat16": _tokens_per_second(probe, input_ids, True, steps)}
+    _pass_seconds(probe, input_ids, False)
+    _pass_seconds(probe, input_ids, True)
+    best = {"float32": math.inf, "bfloat16": math.inf}
+    for _ in range(steps):
+        for name, bf16 in (("float32", False), ("bfloat16", True)):
+            best[name] = min(best[name], _pass_seconds(probe, input_ids, bf16))
     del probe
-    return {k: round(v) for k, v in out.items()}
+    return {k: round(input_ids.numel() / max(v, 1e-9)) for k, v in best.items()}
 
 
 #: bf16 this many times slower than float32 on one row decides for float32 without the full probe.
@@ -100,7 +108,7 @@ def choose(model, input_ids: torch.Tensor, requested: str = "auto") -> Precision
     if device.type != "cpu":
         return Precision("float32", f"{device.type} device: float32 by default")
     feats = cpu_bf16_features()
-    quick = measure(model, input_ids[:1], steps=1)
+    quick = measure(model, input_ids[:1], steps=3)
     if quick["bfloat16"] * CLEARLY_SLOWER < quick["float32"]:
         return Precision("float32", f"CPU ({feats['capability']}, flags {feats['cpuinfo']}): bf16 autocast measured "
                                     f"{quick['bfloat16']:,} tokens/s vs {quick['float32']:,} in float32 on one row",
