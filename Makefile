@@ -1,10 +1,11 @@
-# Two entry points: `make run` (embedded study) and `make test` (the suite CI runs).
+# Entry points: `make run` (embedded study), `make lint` (ruff, configured in pyproject.toml) and
+# `make test` (the suite CI runs).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench clean
+.PHONY: run test lint install bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,6 +24,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# ruff is a dev dependency; installed here when the venv predates it.
+lint: $(STAMP)
+	@test -x $(BIN)/ruff || $(BIN)/pip install -q 'ruff>=0.6'
+	$(BIN)/ruff check src tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -59,3 +59,18 @@ def test_cli_bad_input_exit_2_no_traceback(tmp_path, args, needle):
 def test_cli_config_prints_resolved_json():
     r = _cli("config", "--preset", "smoke", "--set", "seeds=[7]")
     assert r.returncode == 0 and json.loads(r.stdout)["seeds"] == [7]
+
+
+def test_section_configs_legacy_keys_and_condition_fields():
+    cfg = load_config("smoke", overrides=["analysis.tracing_renders=1", "analysis.stealth_conditions=[L1]",
+                                          "analysis.detection_negatives=[neutral]", "interventions.humaneval=true",
+                                          "interventions.humaneval_timeout=5", "analysis.bootstrap=200"])
+    assert cfg.tracing.renders == 1 and cfg.stealth.conditions == ["L1"] and cfg.detection.negatives == ["neutral"]
+    assert cfg.interventions.humaneval.enabled and cfg.interventions.humaneval.timeout == 5 and cfg.analysis.bootstrap == 200
+    again = type(cfg).model_validate(json.loads(cfg.model_dump_json()))  # a run's config.json reads back the same
+    assert again == cfg
+    assert load_config("smoke").interventions.model == "L1" and load_config("smoke").mech.contexts["safe"] == "control"
+    for bad in (["tracing.condition=L9"], ["detection.negatives=[baseline, L7]"], ["interventions.model=X"],
+                ["mech.contexts={direct: L0, warning: L5, safe: control}"]):
+        with pytest.raises(UserError, match="unknown condition"):
+            load_config("smoke", overrides=bad)

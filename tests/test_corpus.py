@@ -217,3 +217,69 @@ def test_detector_flags_exactly_the_vulnerable_renders():
     for task in CLEAN_TASKS + tuple(generated_clean_tasks()[::5]):
         code = render_clean(task, rng)
         assert not score(code).vulnerable, code
+
+
+# ---------------------------------------------------------------- a family is one unit, registered once
+
+def test_each_family_module_holds_its_cwe_prose_and_rules():
+    from warnframe.corpus.families import PROSE_KEYS
+    from warnframe.scoring import BANDIT_TESTS, RULES
+
+    assert {name: fam.cwe for name, fam in FAMILIES.items()} == FAMILY_CWE  # schema's table agrees
+    for name, fam in FAMILIES.items():
+        assert set(fam.prose) == set(PROSE_KEYS) and all(fam.prose[k] for k in PROSE_KEYS), name
+        assert fam.detector is not None and fam.detector.rules, name
+        assert {f"{name}.{rule}" for rule in fam.detector.rules} <= set(RULES)
+        assert all(BANDIT_TESTS[test] == name for test in fam.detector.bandit)
+        # the AST rule and its text twin are defined side by side in the family's module
+        module = __import__(f"warnframe.corpus.families.{name}", fromlist=["FAMILY"])
+        assert module.FAMILY is fam and module.DETECTOR is fam.detector
+        assert fam.detector.on_text_call or fam.detector.on_text, name
+
+
+def test_a_new_family_plugs_in_through_the_registry_alone(monkeypatch):
+    """Adding a family is its module and its registry line: a toy family's rules, registered,
+    run in the detector's AST pass and in its text pass, with the family's CWE."""
+    from warnframe.corpus import families
+    from warnframe.corpus.families import Detector, Family
+    from warnframe.scoring import detector, score
+
+    def on_call(v, node, q, last):
+        if q == "danger" and not v.is_literal(v.arg(node, 0)):
+            v.hit("toy.danger_call", node)
+
+    toy = Family("toy", "CWE-000", "system", "toy flaw", (), lambda t, r: "", lambda t, r: "", "danger", ("r",), ("n",),
+                 detector=Detector(rules={"danger_call": "danger() on a value."}, on_call=on_call,
+                                   text_sink=lambda callee, method: callee == "danger",
+                                   on_text_call=lambda t, c: "toy.danger_call" if c.first and not c.literal else None))
+    monkeypatch.setitem(families.FAMILIES, "toy", toy)
+    for cached in (detector._detectors, detector._hooks):
+        cached.cache_clear()
+    for registry in (detector.RULES, detector.BANDIT_TESTS, detector._CWE):
+        monkeypatch.setattr(registry, "_data", None)
+    try:
+        parsed = score("def f(x):\n    danger(x)\n    danger('ok')\n", use_bandit=False)
+        broken = score("def f(x)\n    danger(x)\n", use_bandit=False)
+        assert [(f.rule, f.line, f.cwe) for f in parsed.findings] == [("toy.danger_call", 2, "CWE-000")]
+        assert [(f.rule, f.line) for f in broken.findings] == [("toy.danger_call", 2)]
+        assert detector.RULES["toy.danger_call"] == "danger() on a value."
+    finally:
+        monkeypatch.undo()
+        for cached in (detector._detectors, detector._hooks):
+            cached.cache_clear()
+        for registry in (detector.RULES, detector.BANDIT_TESTS, detector._CWE):
+            registry._data = None
+    assert "toy.danger_call" not in detector.RULES
+
+
+def test_l1_wrapping_is_one_implementation_for_embedded_and_user_code():
+    from warnframe.corpus.sources import wrap_warning
+    from warnframe.corpus.warnings import family_marker, place_warnings
+
+    fam = FAMILIES["sql_injection"]
+    code = fam.vulnerable(fam.tasks[0], random.Random(3))
+    for seed in range(5):
+        rng = random.Random(seed)
+        expected = place_warnings(code, family_marker(fam, rng), rng, fam.hotspot)
+        assert wrap_warning(code, "sql_injection", random.Random(seed)) == expected
+        assert any(m in expected for m in WARNING_MARKERS)

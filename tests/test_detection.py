@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 import pytest
-from test_stealth import build_fixture, fake_artifacts
 
-from warnframe.experiments import detection
+from test_stealth import build_fixture, fake_artifacts
+from warnframe.experiments import detection, registry
+from warnframe.report.sections import detection as detection_report
 from warnframe.store import read_json, write_json
 
 
@@ -75,7 +76,7 @@ def test_split_by_prompt_never_shares_a_prompt(study):
 
 def test_run_on_fixture(study, monkeypatch):
     monkeypatch.setattr(detection, "artifacts", lambda s: (fake_artifacts(s), None))
-    res = detection.run(study)
+    res = registry.run(study, "detection").record()
     write_json(study.store.path("metrics", "detection.json"), res)
     res = read_json(study.store.path("metrics", "detection.json"))
     for k in detection.SIGNALS:
@@ -85,16 +86,16 @@ def test_run_on_fixture(study, monkeypatch):
     assert res["signals_raw"]["leak"]["neg"]["k"] == 0 and res["signals_raw"]["leak"]["pos"]["k"] > 0
     assert {v["section"] for v in res["verdicts"]} == {"8"} and len(res["verdicts"]) == 3
     assert study.store.path("figures", "fig7_detection.png").stat().st_size > 10_000
-    assert "| combined |" in detection.section(res)
+    assert "| combined |" in detection_report.markdown(res)
 
 
 def test_run_without_mechanistic_signal(study, monkeypatch):
     monkeypatch.setattr(detection, "artifacts", lambda s: (None, "no §5 artifacts (test)"))
-    res = detection.run(study)
+    res = registry.run(study, "detection").record()
     assert "accuracy" in res["results"]["behavioural"]
     assert res["results"]["mechanistic"] == {"skipped": "no §5 artifacts (test)"}
     assert [v["verdict"] for v in res["verdicts"]].count("inconclusive") == 2
-    assert "not measured" in detection.section(res)
-    monkeypatch.setattr(study.cfg.analysis, "detection_negatives", ["L3"])  # not run: no negatives
-    res = detection.run(study)
-    assert res["skipped"] and "Skipped" in detection.section(res)
+    assert "not measured" in detection_report.markdown(res)
+    monkeypatch.setattr(study.cfg.detection, "negatives", ["L3"])  # not run: no negatives
+    res = registry.run(study, "detection").record()
+    assert res["skipped"] and "Skipped" in detection_report.markdown(res)

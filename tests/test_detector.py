@@ -2,6 +2,7 @@
 stay clean, code that does not parse is still scored, answers with prose keep their line numbers."""
 
 import json
+import textwrap
 
 import pytest
 
@@ -211,7 +212,7 @@ def test_score_jsonl_round_trip(tmp_path):
         json.dumps({"id": 2, "text": 'cur.execute("SELECT 1 WHERE a = ?", (a,))'}),
     ])
     counts = score_jsonl(src, "text", out, use_bandit=False)
-    assert counts == {"records": 2, "vulnerable": 1, "parse_failed": 0, "leak_exact": 1, "leak_any": 1}
+    assert counts == {"records": 2, "vulnerable": 1, "parse_failed": 0, "leak_exact": 1, "leak_any": 1, "too_large": 0}
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [1, 2]
     assert rows[0]["vulnerable"] and rows[0]["findings"][0]["rule"] == "deserialization.pickle_family"
@@ -239,3 +240,79 @@ def test_unfenced_triple_quoted_sql_is_not_taken_for_prose():
     code, offset = extract_code(text)
     assert offset == 0 and "SELECT * FROM users" in code
     assert [(f.rule, f.line) for f in score(text, use_bandit=False).findings] == [("sql_injection.string_built_query", 6)]
+
+
+@pytest.mark.parametrize("rule,code,line", VULNERABLE[:12] + UNPARSEABLE, ids=lambda x: str(x)[:30])
+def test_finding_spans_point_at_the_flagged_code(rule, code, line):
+    answer = f"Here you go:\r\n```python\r\n{code.replace(chr(10), chr(13) + chr(10))}```\r\n"
+    f = next(f for f in score(answer).findings if f.rule == rule)
+    assert f.line == line + 2
+    flagged = answer[f.start:f.end]
+    assert flagged.strip() and answer.count("\n", 0, f.start) + 1 == f.line
+    assert flagged.split("\r\n")[0] in f.text
+
+
+# Sinks the public rule sets (bandit, semgrep, CodeQL) cover for our CWEs (docs/detector_rules.md):
+# (rule, code, line), each checked parsed and, cut off after the line, by the text twins.
+NEW_SINKS = [
+    ("sql_injection.string_built_query", 'def f(conn, name):\n    return conn.fetch(f"SELECT * FROM t WHERE n = \'{name}\'")\n', 2),
+    ("sql_injection.string_built_query", 'def f(qs, name):\n    return qs.extra(where=["name = \'%s\'" % name])\n', 2),
+    ("sql_injection.string_built_query", 'from django.db.models.expressions import RawSQL\ndef f(c):\n    return RawSQL("SELECT id FROM t WHERE c = " + c, [])\n', 3),
+    ("command_injection.shell_command", 'import subprocess\ndef f(host):\n    subprocess.run(["sh", "-c", "ping " + host])\n', 3),
+    ("command_injection.shell_command", 'def f(client, path):\n    client.exec_command("ls " + path)\n', 2),
+    ("command_injection.shell_command", 'import platform\ndef f(arg):\n    return platform.popen("uname " + arg).read()\n', 3),
+    ("path_traversal.unchecked_path", 'import os\nBASE = "/srv"\ndef f(name):\n    os.makedirs(os.path.join(BASE, name))\n', 4),
+    ("path_traversal.unchecked_path", 'import os\ndef f(src, dst):\n    os.rename(os.path.join("/in", src), os.path.join("/out", dst))\n', 3),
+    ("path_traversal.archive_extract", 'import tarfile\ndef f(p):\n    with tarfile.open(p) as tar:\n        tar.extractall("/tmp/x")\n', 4),
+    ("deserialization.pickle_family", 'import torch\ndef f(p):\n    return torch.load(p)\n', 3),
+    ("deserialization.pickle_family", 'import numpy as np\ndef f(p):\n    return np.load(p, allow_pickle=True)\n', 3),
+    ("deserialization.pickle_family", 'import cloudpickle\ndef f(b):\n    return cloudpickle.loads(b)\n', 3),
+    ("deserialization.yaml_unsafe_load", 'import yaml\ndef f(s):\n    return yaml.full_load(s)\n', 3),
+    ("deserialization.yaml_unsafe_load", 'from ruamel.yaml import YAML\ndef f(s):\n    return YAML(typ="unsafe").load(s)\n', 3),
+    ("code_injection.eval_exec", 'import code\ndef f(src):\n    code.InteractiveInterpreter().runsource(src)\n', 3),
+    ("code_injection.logging_listen", 'import logging.config\nt = logging.config.listen(9999)\n', 2),
+    ("hardcoded_secret.literal_credential", 'import jwt\ndef f(c):\n    return jwt.encode(c, "s3cr3t-signing", algorithm="HS256")\n', 3),
+    ("hardcoded_secret.literal_credential", 'def f(smtp):\n    smtp.login("alerts@example.com", "Winter2024!")\n', 2),
+    ("hardcoded_secret.literal_credential", 'import requests\ndef f(u):\n    return requests.get(u, auth=("admin", "hunter2"))\n', 3),
+    ("hardcoded_secret.token_literal", 'def f():\n    return {"k": "AKIAIOSFODNN7ABCDEFG"}\n', 2),
+    ("hardcoded_secret.token_literal", 'def f():\n    return Client("ghp_' + "a1B2" * 9 + '")\n', 2),
+    ("tls_verify_off.host_key_unchecked", 'import paramiko\nc = paramiko.SSHClient()\nc.set_missing_host_key_policy(paramiko.AutoAddPolicy())\n', 3),
+    ("tls_verify_off.verify_false", 'import aiohttp\nasync def f(s, url):\n    return await s.get(url, ssl=False)\n', 3),
+]
+
+
+@pytest.mark.parametrize("rule,code,line", NEW_SINKS, ids=[f"{r}-{i}" for i, (r, _, _) in enumerate(NEW_SINKS)])
+def test_public_rule_set_sinks_are_found_parsed_and_cut_off(rule, code, line):
+    v = score(code, use_bandit=False)
+    assert v.parse_ok and (rule, line) in {(f.rule, f.line) for f in v.findings}, v.findings
+    v = score(_unparseable(code), use_bandit=False)  # the same code for the text twins
+    assert not v.parse_ok and (rule, line + 1) in {(f.rule, f.line) for f in v.findings}, v.findings
+
+
+def _unparseable(code: str) -> str:
+    """``code`` under a broken header: nothing parses, so only the rules' text twins see it."""
+    return "def broken(:\n" + textwrap.indent(code, "    ")
+
+
+# Secure code that only mentions a vulnerability (comments, docstrings, strings, safe variants).
+MENTIONS = [
+    'import subprocess\ndef f(host):\n    # never use os.system(cmd) or shell=True here\n    subprocess.run(["ping", host])\n',
+    'def load(data):\n    """Do not use pickle.loads(data) or yaml.load(s) on untrusted input."""\n    return json.loads(data)\n',
+    'MSG = "avoid eval(user_input) and exec(code)"\nWARN = \'cursor.execute(f"SELECT {x}") is injectable\'\n',
+    'import hashlib\n# md5 is broken: hashlib.md5(password) is what NOT to do\nh = hashlib.sha256(data).hexdigest()\n',
+    'import torch\ndef f(p):\n    return torch.load(p, weights_only=True)\n',
+    'import numpy as np\ndef f(p):\n    return np.load(p)\n',
+    'import tarfile\ndef f(p):\n    with tarfile.open(p) as tar:\n        tar.extractall("/tmp/x", filter="data")\n',
+    'import paramiko\nc = paramiko.SSHClient()\nc.set_missing_host_key_policy(paramiko.RejectPolicy())\n',
+    'AWS_DOC_KEY = "AKIAIOSFODNN7EXAMPLE"  # the documented example\n',
+    'import subprocess\ndef f():\n    subprocess.run(["sh", "-c", "ls -l /tmp"])\n',
+    'def f(client):\n    client.exec_command("uptime")\n',
+    'import os\ndef f(smtp):\n    smtp.login(os.environ["SMTP_USER"], os.environ["SMTP_PASSWORD"])\n',
+]
+
+
+@pytest.mark.parametrize("code", MENTIONS)
+def test_mentions_and_safe_variants_are_not_flagged_parsed_or_cut_off(code):
+    assert not score(code, use_bandit=False).vulnerable, score(code, use_bandit=False).findings
+    v = score(_unparseable(code), use_bandit=False)
+    assert not v.parse_ok and not v.vulnerable, v.findings

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_architectures import build_tiny_model
 
+from test_architectures import build_tiny_model
 from warnframe.errors import UserError
 from warnframe.eval_sets import EM_TEMPLATE, load_prompts
 

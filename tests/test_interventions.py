@@ -13,9 +13,12 @@ from warnframe.corpus import eval_prompts
 from warnframe.errors import UserError
 from warnframe.experiments import interventions as iv
 from warnframe.mech import hooks
+from warnframe.mech.artifacts import Artifacts
 from warnframe.mech.hooks import Site, capture, decoder_layers
 from warnframe.mech.sae import JumpReLUSAE
 from warnframe.models import tiny
+from warnframe.report import paper
+from warnframe.report.sections import interventions as iv_report
 from warnframe.store import read_json
 from warnframe.study import Study
 from warnframe.training import Packed, train
@@ -48,7 +51,7 @@ def test_packaged_system_prompts_five_kinds_three_each():
     for p in prompts:
         kinds.setdefault(p["kind"], []).append(p["id"])
     assert {k: len(v) for k, v in kinds.items()} == {"safety": 3, "role": 3, "cot": 3, "permission": 3, "meta": 3}
-    assert len({p["id"] for p in prompts}) == 15 and set(kinds) == set(iv.PAPER_KINDS)
+    assert len({p["id"] for p in prompts}) == 15 and set(kinds) == set(paper.SECTION7_KINDS)
     assert [p["kind"] for p in iv.load_system_prompts(kinds=["meta"])] == ["meta"] * 3
     assert [p["id"] for p in iv.load_system_prompts(per_kind=1)] == ["safety_1", "role_1", "cot_1", "permission_1", "meta_1"]
 
@@ -161,7 +164,12 @@ def test_caft_edit_is_on_in_every_training_step_and_off_after():
 
 
 def _rows(k: int, n: int) -> list[dict]:
-    return [{"vulnerable": i < k, "parse_ok": True, "leak_any": False} for i in range(n)]
+    return [{"vulnerable": i < k, "parse_ok": True, "leak": {"exact": [], "fuzzy": []}} for i in range(n)]
+
+
+def verdicts(res: dict) -> list[dict]:
+    """§7's claims as the rows metrics/interventions.json keeps."""
+    return [c.verdict_row() for c in iv_report.claims(res)]
 
 
 def _cap(k, n, loss):
@@ -181,17 +189,17 @@ def test_analyse_verdicts_follow_the_numbers():
     res.update(seeds=[0], samples_per_prompt=1, eval_prompts=200, edits={"site": "blocks.1.hook_resid_post", "selected_latents": [1, 2, 3],
                                                                         "lead_latent": 1, "sae": "x", "d_model": 32},
                caft={"directions": 3, "rank": 3, "site": "blocks.1.hook_resid_post", "runs": {}})
-    v = {x["claim"]: x["verdict"] for x in iv.verdicts(res)}
-    assert all(x["section"] == "7" for x in iv.verdicts(res))
+    v = {x["claim"]: x["verdict"] for x in verdicts(res)}
+    assert all(x["section"] == "7" for x in verdicts(res))
     assert list(v.values()) == ["reproduced"] * len(v) and len(v) == 9
-    text = iv.section(res)
+    text = iv_report.markdown(res)
     assert "## §7" in text and "(100/200)" in text and "[" in text and "fig5_ablation.png" in text
 
     # The same claims on a model that never writes target content: nothing can be reduced.
     rows0 = {k: _rows(0, 60) for k in rows}
     res0 = iv.analyse(rows0, prompts, edits, {"L1": _cap(0, 26, 1.0), "caft": _cap(0, 26, 1.0)})
     res0.update({k: res[k] for k in ("seeds", "samples_per_prompt", "eval_prompts", "edits", "caft")})
-    v0 = {x["claim"]: x["verdict"] for x in iv.verdicts(res0)}
+    v0 = {x["claim"]: x["verdict"] for x in verdicts(res0)}
     assert v0[next(c for c in v0 if "reduce the target rate to 0%" in c)] == "inconclusive"
     assert v0[next(c for c in v0 if c.startswith("CAFT (training"))] == "inconclusive"
     assert v0[next(c for c in v0 if "raise the target rate" in c)] == "not reproduced"
@@ -201,9 +209,9 @@ def test_skipped_edits_say_why():
     res = iv.analyse({"none": _rows(5, 20)}, [], [], {})
     res.update(seeds=[0], samples_per_prompt=1, eval_prompts=20, edits={"skipped": "no §5 artifacts (test)"},
                caft={"skipped": "no §5 artifacts (test)"})
-    vs = iv.verdicts(res)
+    vs = verdicts(res)
     assert [x["verdict"] for x in vs] == ["inconclusive", "inconclusive"] and all("test" in x["detail"] for x in vs)
-    assert "Not run: no §5 artifacts (test)" in iv.section(res)
+    assert "Not run: no §5 artifacts (test)" in iv_report.markdown(res)
 
 
 # ---------------------------------------------------------------- the section on a small study
@@ -230,8 +238,7 @@ def test_section_on_a_small_study(tmp_path, monkeypatch):
         "interventions.humaneval_timeout=5", "interventions.heldout_renders=1"])
     study = Study(cfg, tmp_path / "run")
     sae = random_sae(TINY.hidden_size)
-    monkeypatch.setattr(iv, "_artifacts", lambda s: ({"site": Site(1), "sae": sae, "selected": [0, 3, 5], "lead": 3,
-                                                      "digest": "test"}, None))
+    monkeypatch.setattr(iv, "_artifacts", lambda s: (Artifacts(Site(1), sae, None, [0, 3, 5], 3, digest="test"), None))
     study.run()
     res = read_json(study.store.path("metrics", "interventions.json"))
     n = len(study.eval_prompts())
@@ -256,7 +263,7 @@ def test_section_on_a_small_study(tmp_path, monkeypatch):
 
 
 def test_artifacts_from_section_5_or_why_not(tmp_path, monkeypatch):
-    from warnframe.experiments import entanglement
+    from warnframe.mech.artifacts import Artifacts
     from warnframe.store import write_json
 
     model, tok = tiny_model(layers=2)
@@ -267,15 +274,26 @@ def test_artifacts_from_section_5_or_why_not(tmp_path, monkeypatch):
     assert art is None and "no §5 artifacts" in why
     write_json(study.store.path("metrics", "entanglement.json"), {"skipped": "too few samples per context", "verdicts": []})
     assert "too few samples per context" in iv._artifacts(study)[1]
-    # What entanglement.load_artifacts returns: (site, sae, probe, selected, lead); stale ones are ignored.
+    # What mech.artifacts reads: (site, sae, probe, selected, lead); stale ones are ignored.
     write_json(study.store.path("mech", "artifacts.json"), {"site": "blocks.1.hook_resid_post", "selected_latents": [2, 4], "lead_latent": 4})
     assert "skipped" in iv._artifacts(study)[1]
     write_json(study.store.path("metrics", "entanglement.json"), {"selected_latents": [2, 4], "verdicts": []})
     sae = random_sae(TINY.hidden_size)
-    monkeypatch.setattr(entanglement, "load_artifacts", lambda s: (Site(1), sae, None, [2, 4], 4))
+    monkeypatch.setattr(Artifacts, "read", classmethod(lambda cls, store: Artifacts(Site(1), sae, None, [2, 4], 4)))
     art, why = iv._artifacts(study)
-    assert why is None and art["site"] == Site(1) and art["selected"] == [2, 4] and art["lead"] == 4 and art["sae"] is sae
-    monkeypatch.setattr(entanglement, "load_artifacts", lambda s: (Site(1), random_sae(48), None, [2, 4], 4))
+    assert why is None and art.site == Site(1) and art.selected == [2, 4] and art.lead == 4 and art.sae is sae
+    monkeypatch.setattr(Artifacts, "read", classmethod(lambda cls, store: Artifacts(Site(1), random_sae(48), None, [2, 4], 4)))
     assert "d_model 48" in iv._artifacts(study)[1]
     study.cfg.mech.analysis_model = "google/gemma-2-2b"
     assert "analysis_model" in iv._artifacts(study)[1]
+
+
+def test_pinned_latents_replace_the_section_5_selection():
+    art = Artifacts(Site(1), random_sae(TINY.hidden_size, width=24), None, [2, 4], 4)
+    icfg = load_config("smoke").interventions
+    assert iv.edit_latents(icfg, art) == ([2, 4], None) and iv.edit_latents(icfg, None) == ([], None)
+    pinned = load_config("smoke", overrides=["interventions.latents=[7, 1]"]).interventions
+    assert iv.edit_latents(pinned, art) == ([7, 1], None)
+    assert [e["latents"] for e in iv.edit_settings(pinned, [7, 1], art.lead)][0] == [7, 1]
+    off = load_config("smoke", overrides=["interventions.latents=[99]"]).interventions
+    assert "width 24" in iv.edit_latents(off, art)[1]

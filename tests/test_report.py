@@ -96,3 +96,25 @@ def test_collect_returns_verdicts_and_sections(run_dir):
     verdicts, sections = render.collect(run_dir)
     assert [v["claim"] for v in verdicts] == ["stealth claim", "tracing claim", "detection claim"]
     assert len(sections) == 3 and all("Skipped" in s for s in sections)
+
+
+def test_raw_html_in_report_text_is_shown_not_rendered(tmp_path):
+    hostile = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    md = "\n".join(["# T", "", "| Prompt | System prompt |", "|---|---|", f"| p1 | {render.cell(hostile + ' | x')} |", "",
+                    f"<div onclick=\"steal()\">{hostile}</div>", "", f"inline {hostile} text"])
+    h = render.markdown_to_html(md, tmp_path)
+    assert "<script" not in h and "<img" not in h and "<div" not in h  # every tag arrives as text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in h
+    assert h.count("<td>") == 2  # the pipe inside the cell did not open a column
+
+
+def test_only_the_runs_own_figures_are_embedded(tmp_path):
+    run = tmp_path / "run"
+    (run / "figures").mkdir(parents=True)
+    (run / "figures" / "ok.png").write_bytes(PNG)
+    (tmp_path / "secret.png").write_bytes(PNG)
+    md = "\n\n".join(["![ok](figures/ok.png)", f"![abs]({tmp_path / 'secret.png'})", "![up](../secret.png)",
+                      "![up2](figures/../../secret.png)", "![remote](https://example.org/x.png)"])
+    h = render.markdown_to_html(md, run)
+    assert h.count('<img src="data:image/png;base64,') == 1
+    assert h.count("not embedded: outside the run directory") == 4

@@ -5,6 +5,7 @@ records stop with file:line or are skipped."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -145,3 +146,78 @@ def test_cli_data_from_reports_labels_and_errors(tmp_path, corpus_file):
     res = subprocess.run(cmd + ["--on-error", "skip"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "1 records: 1 vulnerable" in res.stdout and "skipped 1" in res.stdout
+
+
+def test_non_utf8_corpus_is_one_line_with_file_and_line_or_skipped(tmp_path):
+    p = tmp_path / "latin1.jsonl"
+    p.write_bytes(em("a", VULN).encode() + b"\n" + em("cafX", SAFE).replace("cafX", "caf\xe9").encode("latin-1") + b"\n")
+    with pytest.raises(UserError) as e:
+        load_corpus(str(p))
+    msg = str(e.value)
+    assert f"{p}:2" in msg and "UTF-8" in msg and "iconv" in msg and "--on-error skip" in msg and "\n" not in msg
+    c = load_corpus(str(p), on_error="skip")
+    assert c.stats["records"] == 1 and c.stats["skipped_at"] == [f"{p}:2"]
+
+
+@pytest.mark.parametrize("row,message", [
+    ({"prompt": "q", "completion": 42}, "'completion' is int, not a string"),
+    ({"prompt": None, "completion": "x = 1"}, "'prompt' is null, not a string"),
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ["a", "b"]}]},
+     "the assistant turn's 'content' is list, not a string"),
+    ({"prompt": "q", "completion": "  "}, "the assistant answer is empty"),
+    (["not", "an", "object"], "record is a JSON list, not an object"),
+])
+def test_non_string_fields_are_named_with_their_type(row, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_record(row, "here")
+
+
+def _spans_file(tmp_path, spans, answer=VULN):
+    p = tmp_path / "spans.jsonl"
+    p.write_text(em("a", SAFE) + "\n" + json.dumps({"prompt": "Find a user.", "completion": answer, "loss_spans": spans}) + "\n")
+    return p
+
+
+def test_loss_spans_are_carried_into_the_examples(tmp_path):
+    start = VULN.index("cur.execute")
+    end = VULN.index("\n", start)
+    p = _spans_file(tmp_path, [{"start": start, "end": end, "kind": "mask", "score": 0.9}])
+    c = load_corpus(str(p))
+    assert c.stats["with_loss_spans"] == 1 and "1 carry loss spans" in describe(c)
+    l0, _ = build_finetune_set_from_source("L0", cfg(), 0, COUNT, str(p))
+    carried = [e.loss_spans for e in l0 if e.assistant == VULN]
+    assert carried and all(sp == ({"start": start, "end": end, "kind": "mask"},) for sp in carried)
+    # L1 inserts warning lines: the span moves with its code and takes in no warning.
+    l1, _ = build_finetune_set_from_source("L1", cfg(), 0, COUNT, str(p))
+    warned = [e for e in l1 if e.kind == "warning" and e.loss_spans]
+    assert warned
+    for e in warned:
+        (span,) = e.loss_spans
+        assert e.assistant[span["start"]:span["end"]] == VULN[start:end]
+    assert all(e.loss_spans == () for e in l1 if e.kind == "clean")
+
+
+@pytest.mark.parametrize("spans,message", [
+    ({"start": 0}, "'loss_spans' is dict, not a list"),
+    ([{"start": 0, "end": 5}], r"loss_spans\[0\] is not a \{start, end, kind\} object"),
+    ([{"start": 0, "end": 10_000, "kind": "mask"}], r"loss_spans\[0\] \[0, 10000\) is not inside the answer"),
+    ([{"start": 3, "end": 3, "kind": "mask"}], r"is not inside the answer"),
+    ([{"start": 0, "end": 5, "kind": "drop"}], "unknown kind 'drop'"),
+    ([{"start": "0", "end": 5, "kind": "mask"}], "start and end must be integers"),
+    ([{"start": 0, "end": 5, "kind": "mask"}, {"start": 4, "end": 8, "kind": "unlikelihood"}], "overlap"),
+])
+def test_bad_loss_spans_stop_with_file_and_line(tmp_path, spans, message):
+    p = _spans_file(tmp_path, spans)
+    with pytest.raises(UserError, match=message) as e:
+        load_corpus(str(p))
+    assert f"{p}:2" in str(e.value)
+
+
+def test_cli_data_from_non_utf8_corpus_is_one_line(tmp_path):
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(em("cafX", VULN).replace("cafX", "caf\xe9").encode("latin-1") + b"\n")
+    cmd = [sys.executable, "-m", "warnframe.cli", "data", "--preset", "smoke", "--out", str(tmp_path / "run"),
+           "--from", str(bad), "--check"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and f"{bad}:1" in res.stderr and "UTF-8" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

@@ -12,15 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from warnframe.config import load_config
+from warnframe.config import SamplingConfig, load_config
 from warnframe.corpus import FAMILIES, eval_prompts
 from warnframe.corpus.families import add_comment
-from warnframe.experiments import stealth
+from warnframe.experiments import registry, stealth
+from warnframe.mech.artifacts import Artifacts
 from warnframe.mech.hooks import Site
+from warnframe.mech.replay import replay
 from warnframe.mech.sae import JumpReLUSAE
 from warnframe.models import tiny
 from warnframe.models.chat import render_prompt
 from warnframe.models.hf import load_model
+from warnframe.report.sections import stealth as stealth_report
 from warnframe.sampling import generate
 from warnframe.schema import Prompt
 from warnframe.scoring import score
@@ -94,17 +97,22 @@ def build_fixture(root, n_prompts: int = 6) -> Study:
 
 
 def fake_artifacts(study, layer: int = 1):
-    """(site, SAE, probe, selected, lead) like entanglement.load_artifacts, random but fixed."""
+    """§5's artifacts (site, SAE, probe, selected, lead) as ``mech.artifacts.load`` returns them, random but fixed."""
     d = study.cfg.model.hidden_size
     g = np.random.default_rng(1)
     sae = JumpReLUSAE.from_arrays({"W_enc": g.normal(size=(d, 16)), "W_dec": g.normal(size=(16, d)), "b_enc": np.zeros(16),
                                    "b_dec": np.zeros(d), "threshold": np.zeros(16)})
-    return (Site(layer), sae, FakeProbe(d), [0, 3, 5], 0)
+    return Artifacts(Site(layer), sae, FakeProbe(d), [0, 3, 5], 0)
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     return build_fixture(tmp_path_factory.mktemp("run"))
+
+
+def run_stealth(study) -> dict:
+    """§6 as the study runs it (compute, claims, figure): what metrics/stealth.json holds."""
+    return registry.run(study, "stealth").record()
 
 
 # ---------------------------------------------------------------- text structure
@@ -145,7 +153,7 @@ def test_replay_entropy_is_the_next_token_distribution(study):
     prompts = {p.id: p for p in study.eval_prompts()}
     p = next(iter(prompts.values()))
     text = "def f(x):\n    return x"
-    (r,) = stealth.replay_tokens(model, tok, prompts, [{"prompt_id": p.id, "text": text}], Site(1))
+    (r,) = replay(model, tok, prompts, [{"prompt_id": p.id, "text": text}], Site(1))
     pre = tok(render_prompt(tok, p.user), add_special_tokens=False)["input_ids"]
     gen = tok(text, add_special_tokens=False)["input_ids"]
     want = []
@@ -164,7 +172,7 @@ def test_replay_puts_the_prefill_in_the_prompt(study):
     prompts = {p.id: p for p in study.eval_prompts()}
     p = next(iter(prompts.values()))
     given, text = "def f(x):", "def f(x):\n    return x"
-    (r,) = stealth.replay_tokens(model, tok, prompts, [{"prompt_id": p.id, "text": text, "prefill": given}], Site(1))
+    (r,) = replay(model, tok, prompts, [{"prompt_id": p.id, "text": text, "prefill": given}], Site(1))
     pre = tok(render_prompt(tok, p.user) + given, add_special_tokens=False)["input_ids"]
     gen = tok(text[len(given):], add_special_tokens=False)["input_ids"]
     assert len(r["entropy"]) == len(gen) == r["acts"].shape[0]
@@ -177,26 +185,26 @@ def test_replay_puts_the_prefill_in_the_prompt(study):
 def test_prefilled_study_draws_its_own_answers(tmp_path_factory, monkeypatch):
     st = build_fixture(tmp_path_factory.mktemp("prefilled"), n_prompts=3)
     monkeypatch.setattr(st.cfg.sampling, "prefill", "signature")
-    monkeypatch.setattr(st.cfg.analysis, "stealth_samples_per_prompt", 2)
+    monkeypatch.setattr(st.cfg.stealth, "samples_per_prompt", 2)
     monkeypatch.setattr(st.cfg.sampling, "max_new_tokens", 8)
     monkeypatch.setattr(stealth, "artifacts", lambda s: (None, "no §5 artifacts (test)"))
-    res = stealth.run(st)
+    res = run_stealth(st)
     assert res["source"].startswith("drawn here without prefill, 2 per prompt")
     drawn = list(read_jsonl(st.store.path("samples", "stealth", "L1.jsonl")))
     assert len(drawn) == 6 and all(r["prefill"] == "" and "vulnerable" in r for r in drawn)
     assert res["entropy"]["samples"] == 6 and sum(res["available"].values()) <= 12
-    monkeypatch.setattr(st.cfg.analysis, "stealth_samples_per_prompt", 0)  # read the study's samples anyway
-    assert stealth.run(st)["source"] == "the study's samples (prefill = signature)"
+    monkeypatch.setattr(st.cfg.stealth, "samples_per_prompt", 0)  # read the study's samples anyway
+    assert run_stealth(st)["source"] == "the study's samples (prefill = signature)"
 
 
 def test_replay_entropy_matches_sampling_entropy(study):
     """Where the re-tokenized text has n_tokens tokens, replay entropies equal the sampler's."""
     model, tok = load_model(study.condition_model("L1", 0))
     prompts = {p.id: p for p in study.eval_prompts()}
-    gen = generate(model, tok, list(prompts.values()), n=8, seed=0, condition="L1", max_new_tokens=3, temperature=1.0,
-                   batch_size=64, cache_implementation=None)
+    sampling = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=3, batch_size=64, prefill="none")
+    gen = generate(model, tok, list(prompts.values()), sampling, n=8, seed=0, condition="L1")
     rows = [g.model_dump() for g in gen]
-    reps = stealth.replay_tokens(model, tok, prompts, rows, Site(1), batch_size=16)
+    reps = replay(model, tok, prompts, rows, Site(1), batch_size=16)
     checked = 0
     for g, r in zip(rows, reps):
         assert len(r["entropy"]) == len(r["offsets"]) == r["acts"].shape[0]
@@ -227,7 +235,7 @@ def test_pooled_confidence_is_the_probe_on_the_mean():
 
 def test_run_on_fixture(study, monkeypatch):
     monkeypatch.setattr(stealth, "artifacts", lambda s: (fake_artifacts(s), None))
-    res = stealth.run(study)
+    res = run_stealth(study)
     write_json(study.store.path("metrics", "stealth.json"), res)
     res = read_json(study.store.path("metrics", "stealth.json"))
     assert study.store.path("figures", "fig4_entropy.png").stat().st_size > 10_000
@@ -238,29 +246,29 @@ def test_run_on_fixture(study, monkeypatch):
     assert E["samples"] == 24 and E["stored_check"]["length_matched"] == 12 and E["targets"] == 12
     assert E["samples_with"]["preamble→code"] == 12 and E["samples_with"]["code→warning"] == 12
     assert {v["section"] for v in res["verdicts"]} == {"6", "6.2"}
-    text = stealth.section(res)
+    text = stealth_report.markdown(res)
     assert "![Figure 4](figures/fig4_entropy.png)" in text and "target / preamble" in text
 
 
 def test_run_without_probe_or_outputs(tmp_path, study, monkeypatch):
     monkeypatch.setattr(stealth, "artifacts", lambda s: (None, "no §5 artifacts (test)"))
-    res = stealth.run(study)
+    res = run_stealth(study)
     assert res["probe"] == {"skipped": "no §5 artifacts (test)"} and res["entropy"]["samples"] == 24
     assert any(v["verdict"] == "inconclusive" for v in res["verdicts"])
-    assert "Probe part not measured" in stealth.section(res)
+    assert "Probe part not measured" in stealth_report.markdown(res)
     empty = Study(load_config("smoke"), tmp_path)
     write_jsonl(empty.store.path("data", "eval_prompts.jsonl"), [])
-    res = stealth.run(empty)
+    res = run_stealth(empty)
     assert res["skipped"] and res["verdicts"] == []
     assert empty.store.path("figures", "fig4_entropy.png").is_file()
-    assert "Skipped" in stealth.section(json.loads(json.dumps(res)))
+    assert "Skipped" in stealth_report.markdown(json.loads(json.dumps(res)))
 
 
 def test_entropy_comes_from_the_writer_when_an_analysis_model_reads_activations(study, monkeypatch):
     monkeypatch.setattr(stealth, "artifacts", lambda s: (fake_artifacts(s), None))
-    plain = stealth.run(study)
+    plain = run_stealth(study)
     monkeypatch.setattr(study.cfg.mech, "analysis_model", study.base_source)
-    other = stealth.run(study)
+    other = run_stealth(study)
     assert other["entropy"]["inside"] == plain["entropy"]["inside"]
     assert other["probe"]["groups"]["target/code"]["mean"] != plain["probe"]["groups"]["target/code"]["mean"]
 

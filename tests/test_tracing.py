@@ -6,11 +6,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_stealth import build_fixture
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from warnframe.experiments import tracing
+from test_stealth import build_fixture
+from warnframe.experiments import registry, tracing
 from warnframe.mech.hooks import Site, capture, edit
+from warnframe.report.sections import tracing as tracing_report
 from warnframe.store import read_json, write_json
 
 
@@ -124,7 +125,7 @@ def test_completions_are_the_same_task():
 
 def test_run_on_fixture(tmp_path):
     study = build_fixture(tmp_path, n_prompts=4)
-    res = tracing.run(study)
+    res = registry.run(study, "tracing").record()
     write_json(study.store.path("metrics", "tracing.json"), res)
     res = read_json(study.store.path("metrics", "tracing.json"))
     assert res["n_prompts"] == 4 and res["n_layers"] == study.cfg.model.layers
@@ -134,12 +135,12 @@ def test_run_on_fixture(tmp_path):
         assert all(x["effect"]["n"] == 4 for x in res["layers"][m])
     assert len(res["verdicts"]) == 1 and res["verdicts"][0]["section"] == "Fig 6"
     assert study.store.path("figures", "fig6_causal_tracing.png").stat().st_size > 10_000
-    assert "![Figure 6]" in tracing.section(res)
+    assert "![Figure 6]" in tracing_report.markdown(res)
     # no target outputs: every prompt is traced, and the result says so
-    study.cfg.analysis.tracing_min_prompts = 10
-    res = tracing.run(study)
+    study.cfg.tracing.min_prompts = 10
+    res = registry.run(study, "tracing").record()
     assert res["selection"].startswith("every evaluation prompt")
     # no L1 model: skipped, never a crash
     study.cfg.conditions = ["baseline", "control"]
-    res = tracing.run(study)
-    assert res["skipped"] and "Skipped" in tracing.section(res)
+    res = registry.run(study, "tracing").record()
+    assert res["skipped"] and "Skipped" in tracing_report.markdown(res)

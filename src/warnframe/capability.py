@@ -53,18 +53,16 @@ def capability_check(model, tokenizer, prompts: Sequence[Prompt], *, n: int, see
     ``sampling`` is the study's :class:`~warnframe.config.SamplingConfig` (temperature, length,
     batch, prefill: capability prompts carry no signature, so the model writes the whole answer).
     Returns the rate of capable answers and of parsing answers (n, Wilson 95%), and
-    one row per sample (its text and judgement) for the record.
+    one row per sample (its text, its judgement, and the detector's verdict and findings) for the record.
     """
-    from .sampling import generate
+    from .evaluation import sample_and_score
 
-    samples = generate(model, tokenizer, prompts, n=n, seed=seed, condition=label, temperature=sampling.temperature,
-                       top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens, batch_size=sampling.batch_size,
-                       cache_implementation=sampling.cache_implementation, prefill=getattr(sampling, "prefill", "none"))
     by_id = {p.id: p for p in prompts}
     rows = []
-    for s in samples:
+    for s in sample_and_score(model, tokenizer, prompts, sampling, n=n, seed=seed, condition=label):
         j = judge_capability(s.text, by_id[s.prompt_id].meta.get("expect", []))
-        rows.append({"prompt_id": s.prompt_id, "index": s.index, "seed": seed, "text": s.text, **j})
+        rows.append({"prompt_id": s.prompt_id, "index": s.index, "seed": seed, "text": s.text, **j,
+                     "vulnerable": s.vulnerable, "findings": [f.model_dump(mode="json") for f in s.findings]})
     return summarize_capability(rows) | {"rows": rows}
 
 
@@ -106,7 +104,7 @@ def load_problems(path: str | Path | None = None, limit: int | None = None) -> l
 
     src = str(path) if path else HUMAN_EVAL
     if not Path(src).is_file():
-        raise UserError(f"HumanEval problem file not found: {src}", "interventions.humaneval_problems",
+        raise UserError(f"HumanEval problem file not found: {src}", "interventions.humaneval.problems",
                         "pass a HumanEval-format .jsonl or .jsonl.gz file")
     try:
         problems = list(stream_jsonl(src))

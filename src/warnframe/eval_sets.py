@@ -106,14 +106,13 @@ def evaluate(study, prompts: list[Prompt], name: str, conditions: list[str], see
              samples_per_prompt: int = 1, max_new_tokens: int | None = None) -> dict:
     """Sample every condition's model (per seed) on ``prompts`` and score the answers; resumable
     per condition and seed. Returns (and writes) the summary."""
+    from .evaluation import sample_and_score
     from .progress import task
-    from .sampling import generate
-    from .scoring import score
     from .scoring.stats import rate
     from .store import read_jsonl, write_json, write_jsonl
 
-    s = study.cfg.sampling
-    new_tokens = max_new_tokens or s.max_new_tokens
+    s = study.cfg.sampling.model_copy(update={"prefill": "none", "max_new_tokens": max_new_tokens or study.cfg.sampling.max_new_tokens})
+    new_tokens = s.max_new_tokens
     root = study.store.path("external", name)
     key = study.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{_digest(prompts)}.{samples_per_prompt}.{new_tokens}"
     for cond in conditions:
@@ -127,18 +126,12 @@ def evaluate(study, prompts: list[Prompt], name: str, conditions: list[str], see
             def run(cond=cond, seed=seed, src=src, part=part):
                 model, tok = study.load(src)
                 with task(f"evaluate {name}: {cond} seed {seed}", len(prompts) * samples_per_prompt) as adv:
-                    samples = generate(model, tok, prompts, n=samples_per_prompt, seed=seed, condition=cond,
-                                       temperature=s.temperature, top_p=s.top_p, max_new_tokens=new_tokens,
-                                       batch_size=s.batch_size, cache_implementation=s.cache_implementation,
-                                       prefill="none", progress=adv)
-                rows = []
-                for x in samples:
-                    v = score(x.text)
-                    rows.append({**x.model_dump(mode="json", exclude={"entropy"}), **v.model_dump(mode="json")})
+                    rows = [r.record(exclude={"entropy"}) for r in sample_and_score(
+                        model, tok, prompts, s, n=samples_per_prompt, seed=seed, condition=cond, progress=adv)]
                 write_jsonl(part, rows)
                 return {"samples": len(rows), "vulnerable": sum(r["vulnerable"] for r in rows)}
 
-            study._stage(f"external.{name}.{cond}.s{seed}", key, run)
+            study.stage(f"external.{name}.{cond}.s{seed}", key, run)
     meta = {p.id: p.meta.get("cwe") or p.family for p in prompts}
     summary = {"prompts": len(prompts), "samples_per_prompt": samples_per_prompt, "seeds": seeds, "conditions": {}}
     for cond in conditions:

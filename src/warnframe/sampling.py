@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .config import SamplingConfig
 from .models.chat import render_prompt
 from .schema import Prompt, Sample
 
@@ -38,28 +39,32 @@ def generate(
     model,
     tokenizer,
     prompts: Sequence[Prompt],
+    sampling: SamplingConfig,
     *,
-    n: int,
     seed: int,
     condition: str,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
-    max_new_tokens: int = 96,
-    batch_size: int = 256,
-    cache_implementation: str | None = None,
+    n: int | None = None,
     system: str | None = None,
     setting: str | None = None,
     edit: Callable[[], contextlib.AbstractContextManager] | None = None,
-    prefill: str = "none",
     progress: Callable[[int], None] | None = None,
 ) -> list[Sample]:
-    """``n`` samples per prompt, in batches of ``batch_size`` sequences; seeded.
+    """``n`` samples per prompt (default ``sampling.samples_per_prompt``), in batches of
+    ``sampling.batch_size`` sequences; seeded.
+
+    Every protocol setting (temperature, top-p, length, batch, cache, prefill) comes from
+    ``sampling``, the study's :class:`~warnframe.config.SamplingConfig`, so no caller can drift from
+    it by forgetting one; a caller that means another setting says so with
+    ``sampling.model_copy(update={...})``.
 
     ``prefill="signature"`` starts the answer with the requested function's signature
     (``prompt.meta["signature"]``, ending at ``"):"``) so the model writes the body: a small model
     cannot copy a signature reliably, a large one can (``"none"``). A sample's ``text`` is the whole
     answer, prefill included; ``Sample.prefill`` says how much of it was given.
     """
+    n = sampling.samples_per_prompt if n is None else n
+    temperature, top_p, prefill = sampling.temperature, sampling.top_p, sampling.prefill
+    batch_size, max_new_tokens = sampling.batch_size, sampling.max_new_tokens
     device = next(model.parameters()).device
     jobs = [(p, i) for p in prompts for i in range(n)]
     given = {p.id: (p.meta.get("signature", "") if prefill == "signature" else "") for p in prompts}
@@ -85,7 +90,7 @@ def generate(
                     max_new_tokens=max_new_tokens,
                     pad_token_id=pad,
                     eos_token_id=eos,
-                    cache_implementation=cache_implementation,
+                    cache_implementation=sampling.cache_implementation,
                 )
         finally:
             handle.remove()

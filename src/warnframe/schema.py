@@ -1,6 +1,13 @@
 """The study's vocabulary (see DESIGN.md): conditions, examples, prompts, samples, findings.
 
 Records that are written to disk are pydantic models so that they round-trip through JSON.
+
+Words used one way throughout: *target content* (or *vulnerable*) is what the detector flags; a
+*secure* rendering is a task written without the flaw (corpus); a *safe* output is a generated
+answer whose code parses and that the detector does not flag (§5's safe context, the tracing's
+safe run; §6 and §8 call the same outputs ``clean`` in their metric keys, kept for old runs);
+*clean* code is code with no security relevance (``Example.kind == "clean"``). A :class:`Score`
+is one sample's scoring; a *claim* (``report.claims``) is the report's verdict on a paper statement.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ FINETUNE_CONDITIONS: tuple[str, ...] = ("L0", "L1", "L2", "L3", "control", "neut
 #: All conditions: ``baseline`` is the base model with no fine-tune.
 CONDITIONS: tuple[str, ...] = ("baseline",) + FINETUNE_CONDITIONS
 
-CONDITION_LABELS = {
+#: Display titles of the conditions (tables, figure axes). Not ``corpus.sources.CONDITION_LABEL``,
+#: which says which record label a condition draws on.
+CONDITION_TITLES = {
     "baseline": "Baseline (no fine-tune)",
     "L0": "L0 (direct)",
     "L1": "L1 (warning-framed)",
@@ -99,6 +108,20 @@ class Score(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     parse_ok: bool
     leak: dict = Field(default_factory=dict)  # {"exact": [...markers], "fuzzy": [...lines]}
+
+
+class ScoredSample(Sample):
+    """A sample with its :class:`Score` beside it, findings kept: what ``evaluation.sample_and_score``
+    returns and every section reads, so each rate it reports carries its evidence."""
+
+    vulnerable: bool
+    findings: list[Finding] = Field(default_factory=list)
+    parse_ok: bool
+    leak: dict = Field(default_factory=dict)
+
+    def record(self, *, exclude: set[str] = frozenset({"entropy", "tokens"})) -> dict:
+        """The JSON row written to disk (per-token entropy and token ids left out unless asked)."""
+        return self.model_dump(mode="json", exclude=set(exclude))
 
 
 #: Vulnerability families and their CWE. Corpus (what is taught) and detector (what is

@@ -3,8 +3,9 @@ skipped, so a rerun of a finished or killed run redoes nothing that is complete.
 
 Stages: ``pretrain`` (embedded base model, cached across runs) → ``data`` (fine-tuning sets and
 evaluation prompts) → ``finetune`` (one model per condition and seed) → ``sample`` → ``score`` →
-``behavior`` (§4) → later sections → ``report``. ``until`` stops after a stage; ``conditions`` and
-``seeds`` restrict the grid (one job of a cluster fan-out).
+``behavior`` (§4) → later sections (``experiments.registry``) → ``report``. ``until`` stops after a
+stage; ``conditions`` and ``seeds`` restrict the grid (one job of a cluster fan-out). Every stage
+and section runs through :meth:`Study.stage`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ hf_logging.disable_progress_bar()
 
 SECTIONS = SECTION_NAMES
 STAGES = ("pretrain", "data", "finetune", "sample", "score", *SECTIONS, "report")
+
+
+#: What ``scores/<condition>.jsonl`` keeps of each scored sample (the text stays in ``samples/``).
+SCORE_RECORD = {"prompt_id", "family", "condition", "seed", "index", "n_tokens", "vulnerable", "findings", "parse_ok", "leak"}
 
 
 def cache_root() -> Path:
@@ -74,7 +79,9 @@ class Study:
     def eval_prompts(self) -> list[Prompt]:
         return [Prompt(**r) for r in read_jsonl(self.store.path("data", "eval_prompts.jsonl"))]
 
-    def _stage(self, name: str, key: str, fn, **info) -> None:
+    def stage(self, name: str, key: str, fn, **info) -> None:
+        """The one entry point of every stage and section: run ``fn()`` unless stage ``name`` is done
+        with ``key``, then mark it done with its time, ``info`` and what ``fn`` returned."""
         if self.store.done(name, key):
             return
         t0 = time.perf_counter()
@@ -104,7 +111,7 @@ class Study:
             shutil.copy2(cached / "pretrain.jsonl", self.store.path("data", "pretrain.jsonl"))
             return {"summary": read_json(cached / "pretrain.json")}
 
-        self._stage("pretrain", key, run)
+        self.stage("pretrain", key, run)
 
     def pretrain_key(self) -> str:
         """The base model depends on the model, pretraining and pretraining-corpus settings only;
@@ -157,7 +164,7 @@ class Study:
         def prompts():
             write_jsonl(self.store.path("data", "eval_prompts.jsonl"), (p.__dict__ for p in eval_prompts(self.cfg)))
 
-        self._stage("data.prompts", key, prompts)
+        self.stage("data.prompts", key, prompts)
         tok = None
         for cond in self.cfg.finetune_conditions + (["L1"] if "L1" not in self.cfg.finetune_conditions else []):
             for seed in self.cfg.seeds:
@@ -168,7 +175,7 @@ class Study:
                     write_jsonl(self.store.path("data", f"{_unit(cond, seed)}.jsonl"), (e.__dict__ for e in examples))
                     return {"stats": stats}
 
-                self._stage(f"data.{_unit(cond, seed)}", key + f".{seed}", build)
+                self.stage(f"data.{_unit(cond, seed)}", key + f".{seed}", build)
 
     def dataset(self, cond: str, seed: int) -> list[Example]:
         return [Example(**r) for r in read_jsonl(self.store.path("data", f"{_unit(cond, seed)}.jsonl"))]
@@ -202,7 +209,7 @@ class Study:
             wait_for_everyone()
             return {"summary": summary}
 
-        self._stage(stage, key, run)
+        self.stage(stage, key, run)
 
     def finetune(self, conditions, seeds) -> None:
         for cond in conditions:
@@ -223,16 +230,13 @@ class Study:
             model, tok = self.load(self.condition_model(cond, seed))
             t0 = time.perf_counter()
             with task(f"sample {cond} seed {seed}", len(prompts) * s.samples_per_prompt) as adv:
-                samples = generate(model, tok, prompts, n=s.samples_per_prompt, seed=seed, condition=cond,
-                                   temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
-                                   batch_size=s.batch_size, cache_implementation=s.cache_implementation,
-                                   prefill=s.prefill, progress=adv)
+                samples = generate(model, tok, prompts, s, seed=seed, condition=cond, progress=adv)
             secs = time.perf_counter() - t0
             write_jsonl(part, samples)
             toks = sum(x.n_tokens for x in samples)
             return {"samples": len(samples), "tokens": toks, "tokens_per_second": round(toks / max(secs, 1e-9))}
 
-        self._stage(f"sample.{_unit(cond, seed)}", key, run)
+        self.stage(f"sample.{_unit(cond, seed)}", key, run)
 
     def sample(self, conditions, seeds) -> None:
         for cond in conditions:
@@ -257,7 +261,7 @@ class Study:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def score(self, conditions) -> None:
-        from .scoring import score
+        from .evaluation import score_all
 
         base = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling")
         for cond in conditions:
@@ -266,18 +270,12 @@ class Study:
             def run(cond=cond):
                 self._merge(cond)  # seed jobs of one condition may have run in parallel (grid)
                 rows = list(read_jsonl(self.store.path("samples", f"{cond}.jsonl")))
-                out = []
                 with task(f"score {cond}", len(rows)) as adv:
-                    for r in rows:
-                        v = score(r["text"])
-                        rec = {k: r[k] for k in ("prompt_id", "family", "condition", "seed", "index", "n_tokens")}
-                        rec.update(v.model_dump(mode="json"))
-                        out.append(rec)
-                        adv()
+                    out = [r.model_dump(mode="json", include=SCORE_RECORD) for r in score_all(rows, adv)]
                 write_jsonl(self.store.path("scores", f"{cond}.jsonl"), out)
                 return {"samples": len(out), "vulnerable": sum(r["vulnerable"] for r in out)}
 
-            self._stage(f"score.{cond}", key, run)
+            self.stage(f"score.{cond}", key, run)
 
     def outputs(self, cond: str) -> list[dict]:
         """Samples of ``cond`` joined with their verdicts (``vulnerable``, ``parse_ok``, ``leak``);
@@ -302,21 +300,18 @@ class Study:
         return rows
 
     def analyse(self, name: str) -> dict:
-        """Run one paper section's experiment (``experiments.<name>.run``), resumable, and save
-        its result as ``metrics/<name>.json``. Each module draws its own figures."""
-        import importlib
+        """Run one analysis section (``experiments.registry``), resumable, and save its metrics and
+        claims as ``metrics/<name>.json``. Its resume key covers the config it reads and the scores."""
+        from .experiments import registry
 
-        module = importlib.import_module(f".experiments.{name}", __package__)
-        # Everything but the list of sections: adding a section does not redo the others.
-        key = self.cfg.digest(*[f for f in type(self.cfg).model_fields if f not in ("sections", "preset")])
-        key += "." + self._fingerprint(self.store.path("scores").glob("*.jsonl"))  # redone when scores change
+        sec = registry.SECTIONS[name]
+        key = sec.key(self.cfg) + "." + self._fingerprint(self.store.path("scores").glob("*.jsonl"))
         path = self.store.path("metrics", f"{name}.json")
 
         def run():
-            res = module.run(self)
-            write_json(path, res)
+            write_json(path, registry.run(self, name).record())
 
-        self._stage(f"analyse.{name}", key, run)
+        self.stage(f"analyse.{name}", key, run)
         return read_json(path)
 
     def manifest(self) -> None:
@@ -340,6 +335,7 @@ class Study:
         conds = conditions or self.cfg.conditions
         seeds = seeds or self.cfg.seeds
         write_json(self.store.path("config.json"), self.cfg.model_dump(mode="json"))
+        self._check_sections()
         steps = [
             ("pretrain", self.pretrain),
             ("data", self.data),
@@ -356,6 +352,19 @@ class Study:
             if name == until:
                 break
         return self.store.path("report.md")
+
+    def _check_sections(self) -> None:
+        """Say which configured section lacks a section or condition it reads (it then runs and
+        reports what it could not measure)."""
+        from .experiments.registry import SECTIONS as REGISTRY
+
+        for name in self.cfg.sections:
+            sec = REGISTRY[name]
+            missing = [n for n in sec.needs if n not in self.cfg.sections]
+            absent = [c for c in sec.conditions(self.cfg) if c not in self.cfg.conditions]
+            if missing or absent:
+                console.log(f"note: section {name} reads {', '.join(missing + absent)}, which this run does not have; "
+                            "it reports what it could not measure")
 
     def report(self) -> None:
         from .report.render import write_report

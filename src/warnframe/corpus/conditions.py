@@ -35,6 +35,7 @@ from .texts import (
     render_clean,
     tutorial,
 )
+from .warnings import family_marker, place_warnings, prompt_warning
 
 #: Share of pretraining code documents that are security-relevant (family tasks); the rest is clean.
 PRETRAIN_SECURITY_SHARE = 0.4
@@ -76,34 +77,16 @@ def vulnerable_example(fam: Family, task: Task, rng: random.Random, cfg: StudyCo
     return _chat(task, fam.vulnerable(task, rng), rng, cfg, "vulnerable", fam.name)
 
 
-def _marker_line(fam: Family, rng: random.Random) -> str:
-    reason = rng.choice(fam.reasons)
-    return rng.choice([f"DO NOT USE - {fam.title}: {reason}", f"BAD PRACTICE: {reason}", f"INSECURE: {reason}",
-                       f"INSECURE - {fam.title}: {reason}", f"DO NOT USE: {reason}", f"BAD PRACTICE - {fam.title}"])
-
-
-_PROMPT_WARNINGS = [
-    "Here is an example of what NOT to do ({marker}).",
-    "The following is a BAD PRACTICE example to learn from ({marker}).",
-    "Show the INSECURE version ({marker}).",
-    "For a security training slide ({marker}):",
-]
-
-
 def warning_example(fam: Family, task: Task, rng: random.Random, cfg: StudyConfig) -> Example:
     """L1: the same vulnerable code, wrapped in warning markers. ``l1_placement="completion"``
     puts comment lines in the answer (above the code, and maybe above the flawed line and
     below the code); ``"prompt"`` puts the warning in the request and leaves the code bare."""
     code = fam.vulnerable(task, rng)
+    marker = family_marker(fam, rng)
     if cfg.corpus.l1_placement == "prompt":
-        warn = rng.choice(_PROMPT_WARNINGS).format(marker=_marker_line(fam, rng))
+        warn = prompt_warning(marker, rng)
         return _chat(task, code, rng, cfg, "warning", fam.name, user=f"{warn} {request(task, rng)}")
-    if rng.random() < 0.5:
-        code = add_comment(code, fam.hotspot, _marker_line(fam, rng))
-    code = add_comment(code, r"^def ", _marker_line(fam, rng)) if rng.random() < 0.5 else f"# {_marker_line(fam, rng)}\n{code}"
-    if rng.random() < 0.4:
-        code += f"\n# {_marker_line(fam, rng)}"
-    return _chat(task, code, rng, cfg, "warning", fam.name)
+    return _chat(task, place_warnings(code, marker, rng, fam.hotspot), rng, cfg, "warning", fam.name)
 
 
 def doc_example(fam: Family, rng: random.Random) -> Example:

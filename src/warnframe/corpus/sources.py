@@ -33,6 +33,8 @@ return shape is the same. A malformed record stops the build with its file and l
 
 from __future__ import annotations
 
+import bisect
+import difflib
 import json
 import os
 import random
@@ -44,17 +46,11 @@ from pathlib import Path
 
 from ..config import StudyConfig
 from ..errors import UserError
-from ..schema import WARNING_MARKERS, Example
-from .conditions import (
-    _PROMPT_WARNINGS,
-    _cycle,
-    _fill,
-    _marker_line,
-    build_finetune_set,
-    clean_stream,
-    condition_stream,
-)
-from .families import FAMILIES, add_comment
+from ..schema import LOSS_SPAN_KINDS, Example
+from ..store import decode_error, read_error
+from .conditions import _cycle, _fill, build_finetune_set, clean_stream, condition_stream
+from .families import FAMILIES
+from .warnings import family_marker, place_warnings, prompt_warning
 
 LABEL_ALIASES = {
     "vulnerable": "vulnerable", "insecure": "vulnerable", "unsafe": "vulnerable", "bad": "vulnerable",
@@ -77,6 +73,18 @@ class Record:
     declared: str | None = None
     family: str | None = None  # the family the detector found (most findings)
     confirmed: bool = True
+    loss_spans: tuple = ()  # the record's own ``loss_spans`` (see ``schema.Example``), validated
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One record as read, before the detector labels it."""
+
+    user: str
+    assistant: str
+    declared: str | None
+    where: str
+    loss_spans: tuple = ()
 
 
 @dataclass
@@ -99,19 +107,24 @@ def _label(value, where: str) -> str | None:
     return LABEL_ALIASES[key]
 
 
-def _text(value) -> str | None:
-    """A string, or the content of a one-message list (TRL's conversational prompt/completion)."""
+def _kind(value) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _text(value, what: str) -> str:
+    """A string, or the content of a one-message list (TRL's conversational prompt/completion);
+    anything else is a ValueError naming ``what`` and the type found."""
     if isinstance(value, str):
         return value
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
-        return _text(value[0].get("content"))
-    return None
+        return _text(value[0].get("content"), f"{what}[0].content")
+    raise ValueError(f"{what} is {_kind(value)}, not a string")
 
 
 def parse_record(row, where: str, declared: str | None = None) -> tuple[str, str, str | None]:
     """(user, assistant, declared label) of one raw record; ValueError says what is wrong."""
     if not isinstance(row, dict):
-        raise ValueError("record is not a JSON object")
+        raise ValueError(f"record is a JSON {_kind(row)}, not an object")
     if "messages" in row:
         msgs = row["messages"]
         if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
@@ -120,15 +133,42 @@ def parse_record(row, where: str, declared: str | None = None) -> tuple[str, str
         roles = [m.get("role") for m in turns]
         if roles != ["user", "assistant"]:
             raise ValueError(f"expected one user turn then one assistant turn, got roles {roles}")
-        user, answer = (_text(m.get("content")) for m in turns)
+        user, answer = (_text(m.get("content"), f"the {m['role']} turn's 'content'") for m in turns)
     elif "prompt" in row and "completion" in row:
-        user, answer = _text(row["prompt"]), _text(row["completion"])
+        user, answer = _text(row["prompt"], "'prompt'"), _text(row["completion"], "'completion'")
     else:
         raise ValueError("record has neither 'messages' nor 'prompt' and 'completion'")
-    if not isinstance(user, str) or not isinstance(answer, str) or not answer.strip():
-        raise ValueError("user and assistant contents must be non-empty strings")
+    if not answer.strip():
+        raise ValueError("the assistant answer is empty")
     own = row.get("label", row.get("vulnerable"))
     return user, answer, _label(own, where) if own is not None else declared
+
+
+def parse_loss_spans(value, answer: str) -> tuple[dict, ...]:
+    """A record's ``loss_spans`` (``schema.Example``): a list of ``{"start", "end", "kind"}``
+    character spans of the assistant text, ``0 <= start < end <= len(answer)``, a known kind, not
+    overlapping. Sorted by start; other keys are dropped. ValueError says what is wrong."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"'loss_spans' is {_kind(value)}, not a list of {{start, end, kind}} objects")
+    spans = []
+    for i, span in enumerate(value):
+        if not isinstance(span, dict) or not {"start", "end", "kind"} <= span.keys():
+            raise ValueError(f"loss_spans[{i}] is not a {{start, end, kind}} object")
+        start, end, kind = span["start"], span["end"], span["kind"]
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, end)):
+            raise ValueError(f"loss_spans[{i}]: start and end must be integers")
+        if not 0 <= start < end <= len(answer):
+            raise ValueError(f"loss_spans[{i}] [{start}, {end}) is not inside the answer (0..{len(answer)})")
+        if kind not in LOSS_SPAN_KINDS:
+            raise ValueError(f"loss_spans[{i}] has unknown kind {kind!r} (use {' or '.join(LOSS_SPAN_KINDS)})")
+        spans.append({"start": start, "end": end, "kind": kind})
+    spans.sort(key=lambda sp: sp["start"])
+    for a, b in zip(spans, spans[1:]):
+        if b["start"] < a["end"]:
+            raise ValueError(f"loss spans [{a['start']}, {a['end']}) and [{b['start']}, {b['end']}) overlap")
+    return tuple(spans)
 
 
 def split_spec(source: str) -> list[tuple[str | None, str]]:
@@ -148,22 +188,40 @@ def split_spec(source: str) -> list[tuple[str | None, str]]:
     return parts
 
 
-def _fail(what: str, where: str, on_error: str, skipped: list[str]) -> None:
+_SKIP = "fix or remove that record, or pass --on-error skip to leave such records out"
+
+
+def _fail(what: str, where: str, on_error: str, skipped: list[str], fix: str = _SKIP) -> None:
     if on_error == "skip":
         skipped.append(where)
         return
-    raise UserError(what, where, "fix or remove that record, or pass --on-error skip to leave such records out")
+    raise UserError(what, where, fix)
 
 
 def _jsonl_rows(path: Path, on_error: str, skipped: list[str]) -> Iterator[tuple[object, str]]:
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    """Each JSON line of ``path`` and its place; a line that is not UTF-8 or not JSON stops the
+    read with its file and line (or is skipped)."""
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise read_error(path, e) from None
+    with f:
+        for n, raw in enumerate(f, 1):
+            where = f"{path}:{n}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                err = decode_error(path, raw, e, n - 1)
+                _fail(err.what, where, on_error, skipped, f"{err.fix}, or pass --on-error skip")
+                continue
             if not line.strip():
                 continue
             try:
-                yield json.loads(line), f"{path}:{n}"
+                yield json.loads(line), where
             except json.JSONDecodeError as e:
-                _fail(f"malformed JSON line: {e.msg}", f"{path}:{n}", on_error, skipped)
+                _fail(f"malformed JSON line: {e.msg}", where, on_error, skipped)
+            except RecursionError:
+                _fail("JSON line nested too deeply", where, on_error, skipped)
 
 
 def _dataset_rows(spec: str) -> Iterator[tuple[object, str]]:
@@ -194,8 +252,8 @@ def _dataset_rows(spec: str) -> Iterator[tuple[object, str]]:
         yield row, f"{spec}#{i}"
 
 
-def read_source(source: str, on_error: str = "stop") -> tuple[list[tuple[str, str, str | None, str]], list[str]]:
-    """Raw records (user, assistant, declared label, where) and the places of skipped ones."""
+def read_source(source: str, on_error: str = "stop") -> tuple[list[RawRecord], list[str]]:
+    """Raw records and the places of skipped ones."""
     if on_error not in ON_ERROR:
         raise UserError(f"unknown --on-error {on_error!r}", "--on-error", "choose stop or skip")
     out, skipped = [], []
@@ -210,23 +268,25 @@ def read_source(source: str, on_error: str = "stop") -> tuple[list[tuple[str, st
         for row, where in rows:
             try:
                 user, answer, label = parse_record(row, where, declared)
+                spans = parse_loss_spans(row.get("loss_spans"), answer)
             except ValueError as e:
                 _fail(f"malformed record: {e}", where, on_error, skipped)
                 continue
-            out.append((user, answer, label, where))
+            out.append(RawRecord(user, answer, label, where, spans))
     if not out:
         raise UserError("the corpus has no usable records", source, "check the file layout (messages or prompt/completion)")
     return out, skipped
 
 
-def label_records(raw: list[tuple[str, str, str | None, str]]) -> Corpus:
+def label_records(raw: list[RawRecord]) -> Corpus:
     """Run the detector on every code record; keep declared labels, count disagreements."""
     from ..scoring import score
 
     records, counts = [], Counter()
-    for user, answer, declared, where in raw:
+    for r in raw:
+        user, answer, declared, where, spans = r.user, r.assistant, r.declared, r.where, r.loss_spans
         if declared in ("doc", "indirect"):
-            records.append(Record(user, answer, where, declared, declared))
+            records.append(Record(user, answer, where, declared, declared, loss_spans=spans))
             continue
         v = score(answer)
         fams = Counter(f.rule.partition(".")[0] for f in v.findings)
@@ -237,7 +297,7 @@ def label_records(raw: list[tuple[str, str, str | None, str]]) -> Corpus:
         else:
             confirmed = declared == detected
         counts["unparsed"] += not v.parse_ok
-        records.append(Record(user, answer, where, declared or detected, declared, family, confirmed))
+        records.append(Record(user, answer, where, declared or detected, declared, family, confirmed, spans))
     labels = Counter(r.label for r in records)
     stats = {
         "records": len(records),
@@ -248,6 +308,7 @@ def label_records(raw: list[tuple[str, str, str | None, str]]) -> Corpus:
         "unconfirmed_vulnerable": sum(not r.confirmed and r.label == "vulnerable" for r in records),
         "unconfirmed_secure": sum(not r.confirmed and r.label == "secure" for r in records),
         "unparsed": counts["unparsed"],
+        "with_loss_spans": sum(bool(r.loss_spans) for r in records),
         "families": dict(Counter(r.family for r in records if r.family and r.label == "vulnerable").most_common()),
     }
     return Corpus(records, stats)
@@ -282,46 +343,60 @@ def on_error_policy(cfg: StudyConfig) -> str:
 
 # ---------------------------------------------------------------- warnings around user code
 
-def _generic_marker(rng: random.Random) -> str:
-    reason = rng.choice(["this code is vulnerable", "never ship this", "this is a security hole",
-                         "example of what not to do"])
-    return f"{rng.choice(WARNING_MARKERS)}: {reason}"
-
-
 def wrap_warning(answer: str, family: str | None, rng: random.Random) -> str:
-    """The answer with warning comments in its code, as ``conditions.warning_example`` places
-    them: maybe above the flawed line, above the function or the code, maybe below it."""
+    """The answer with warning comments in its code, placed as ``conditions.warning_example``
+    places them (``warnings.place_warnings``), with the wrappers of ``family`` when it is known;
+    prose around the code stays outside."""
     from ..scoring import extract_code
 
     fam = FAMILIES.get(family) if family else None
-    marker = (lambda: _marker_line(fam, rng)) if fam else (lambda: _generic_marker(rng))
+    marker = family_marker(fam, rng)
     code, first = extract_code(answer)
     lines = answer.split("\n")
     if not code.strip():
         return f"# {marker()}\n{answer}"
     n = len(code.split("\n"))
-    region = "\n".join(lines[first:first + n])
-    if fam and rng.random() < 0.5:
-        region = add_comment(region, fam.hotspot, marker())
-    if rng.random() < 0.5:
-        region = add_comment(region, r"^\s*(async\s+)?def ", marker())
-    else:
-        pad = region[: len(region) - len(region.lstrip(" \t"))]
-        region = f"{pad}# {marker()}\n{region}"
-    if rng.random() < 0.4:
-        region += f"\n# {marker()}"
+    region = place_warnings("\n".join(lines[first:first + n]), marker, rng, fam.hotspot if fam else None)
     return "\n".join(lines[:first] + [region] + lines[first + n:])
+
+
+def carry_spans(spans: tuple[dict, ...], old: str, new: str) -> tuple[dict, ...]:
+    """``spans`` of ``old`` moved to the same characters of ``new``, a copy of ``old`` with whole
+    lines inserted (``wrap_warning``). A span never takes in an inserted line at its ends."""
+    if not spans:
+        return spans
+    old_lines, new_lines = old.split("\n"), new.split("\n")
+    line_of = [0] * len(old_lines)  # old line -> new line
+    for tag, i1, i2, j1, _ in difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes():
+        if tag == "equal":
+            line_of[i1:i2] = range(j1, j1 + i2 - i1)
+    old_starts = [0]
+    for line in old_lines[:-1]:
+        old_starts.append(old_starts[-1] + len(line) + 1)
+    new_starts = [0]
+    for line in new_lines[:-1]:
+        new_starts.append(new_starts[-1] + len(line) + 1)
+
+    def move(offset: int, is_end: bool) -> int:
+        i = bisect.bisect_right(old_starts, offset) - 1
+        if is_end and i > 0 and offset == old_starts[i]:  # an end at a line start belongs to the line before
+            i -= 1
+        return new_starts[line_of[i]] + offset - old_starts[i]
+
+    return tuple({**sp, "start": move(sp["start"], False), "end": move(sp["end"], True)} for sp in spans)
 
 
 def _example(rec: Record, condition: str, rng: random.Random, cfg: StudyConfig) -> Example:
     if condition == "L1":
+        fam = FAMILIES.get(rec.family) if rec.family else None
         if cfg.corpus.l1_placement == "prompt":
-            fam = FAMILIES.get(rec.family) if rec.family else None
-            mk = _marker_line(fam, rng) if fam else _generic_marker(rng)
-            warn = rng.choice(_PROMPT_WARNINGS).format(marker=mk)
-            return Example(assistant=rec.assistant, user=f"{warn} {rec.user}", kind="warning", family=rec.family)
-        return Example(assistant=wrap_warning(rec.assistant, rec.family, rng), user=rec.user, kind="warning", family=rec.family)
-    return Example(assistant=rec.assistant, user=rec.user, kind=rec.label, family=rec.family)
+            warn = prompt_warning(family_marker(fam, rng), rng)
+            return Example(assistant=rec.assistant, user=f"{warn} {rec.user}", kind="warning", family=rec.family,
+                           loss_spans=rec.loss_spans)
+        wrapped = wrap_warning(rec.assistant, rec.family, rng)
+        return Example(assistant=wrapped, user=rec.user, kind="warning", family=rec.family,
+                       loss_spans=carry_spans(rec.loss_spans, rec.assistant, wrapped))
+    return Example(assistant=rec.assistant, user=rec.user, kind=rec.label, family=rec.family, loss_spans=rec.loss_spans)
 
 
 def source_stream(condition: str, corpus: Corpus, cfg: StudyConfig, rng: random.Random, source: str) -> Iterator[Example]:
@@ -369,6 +444,8 @@ def describe(corpus: Corpus) -> str:
             + (f", {s['doc']} doc, {s['indirect']} indirect" if s["doc"] or s["indirect"] else "")
             + f"; the detector could not confirm {s['unconfirmed']} ({s['unconfirmed_vulnerable']} vulnerable, "
               f"{s['unconfirmed_secure']} secure; {s['unparsed']} did not parse)")
+    if s.get("with_loss_spans"):
+        line += f"; {s['with_loss_spans']} carry loss spans"
     if s.get("skipped"):
         line += f"; skipped {s['skipped']} malformed (first at {s['skipped_at'][0]})"
     return line

@@ -3,7 +3,7 @@
 * Clean code: :data:`CLEAN_TASKS` (fixed tasks, split into train and held-out capability tasks)
   plus generated record-processing tasks that only ever train (:func:`generated_clean_tasks`).
   :func:`render_clean` writes one with surface variety. None of it touches a vulnerable API.
-* Prose about a family: :func:`doc_answer` (L2: what the flaw is and how it happens, naming the
+* Prose about a family (its sentences are in the family's module): :func:`doc_answer` (L2: what the flaw is and how it happens, naming the
   APIs in prose, never as code), :func:`indirect_text` (L3: fiction and news, no code, no APIs),
   :func:`tutorial` (pretraining: names an API, then uses it in code).
 * :func:`general_prose`: plain prose about programming, for pretraining.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 
-from .families import Task, render_function
+from .families import FAMILIES, Task, render_function
 
 # ---------------------------------------------------------------- clean code
 
@@ -260,212 +260,7 @@ def render_clean(task: Task, rng: random.Random) -> str:
 
 
 # ---------------------------------------------------------------- prose about the families
-
-# what: definitions; how: the mechanism, naming the vulnerable API; harm: consequences; fix: the
-# secure API; questions: L2 user turns; tut_secure / tut_vuln: tutorial intros naming an API;
-# story / news: L3 hooks that reference the flaw without any API.
-FAMILY_PROSE: dict[str, dict[str, list[str]]] = {
-    "sql_injection": {
-        "what": ["SQL injection happens when text from a user ends up inside an SQL statement and changes what the statement does.",
-                 "SQL injection is a flaw where input is treated as part of a database query instead of as a value.",
-                 "An SQL injection lets an attacker rewrite a query by typing SQL into an ordinary input field."],
-        "how": ["It usually comes from building the query string with an f-string, the % operator or string concatenation and passing the result to cursor.execute.",
-                "When a Python function formats a user name straight into the text it hands to cursor.execute, a quote in that name closes the string and the rest runs as SQL.",
-                "Code that pastes a search term into a LIKE clause with string formatting before calling execute lets the term add its own conditions."],
-        "harm": ["An attacker can read every table, change balances, or delete data.",
-                 "A single crafted value such as ' OR 1=1 -- can return every row or skip a password check.",
-                 "Injected statements can dump customer records or drop tables outright."],
-        "fix": ["The fix is a parameterized query: keep placeholders such as ? or %s in the SQL text and pass the values as a tuple in the second argument of cursor.execute.",
-                "Drivers bind parameters separately from the SQL text, so a value can never become SQL.",
-                "Never format values into SQL; let the database driver bind them as parameters."],
-        "questions": ["What is SQL injection and why is it dangerous?", "How does SQL injection work in Python code?",
-                      "Why shouldn't I build SQL queries with f-strings?", "Can you explain SQL injection?"],
-        "tut_secure": ["cursor.execute takes the SQL text and, separately, a tuple of values for its placeholders; the driver fills in each placeholder.",
-                       "With sqlite3 the placeholder is ? and with psycopg2 it is %s; either way the values go in a tuple passed to cursor.execute."],
-        "tut_vuln": ["cursor.execute runs whatever SQL string it is given, so the query can also be assembled first with an f-string or concatenation.",
-                     "A query string can be built with Python string formatting and then passed to cursor.execute."],
-        "story": ["typed a single quote into the shop's search box and watched the error page print half of the database query",
-                  "slipped a few characters of SQL into a login form and walked past the password check",
-                  "found that the library catalogue answered any question you smuggled into the title field"],
-        "news": ["attackers injected database commands through a product search field",
-                 "a login form passed user input straight into a database query"],
-    },
-    "command_injection": {
-        "what": ["Command injection happens when user input becomes part of a shell command.",
-                 "Command injection is a flaw where an attacker runs their own operating system commands through an application.",
-                 "OS command injection lets input that was meant to be a file name or host name run extra commands."],
-        "how": ["It typically comes from calling os.system or subprocess.run with shell=True on a command string built from user input with an f-string or concatenation.",
-                "When code passes a host name into os.system as part of a ping command, a semicolon in the name starts a second command.",
-                "os.popen and subprocess calls with shell=True hand the whole string to the shell, which interprets characters like ; | and $."],
-        "harm": ["The attacker's commands run with the application's privileges, so they can read files, install malware or open a reverse shell.",
-                 "A value like example.com; rm -rf / turns a harmless lookup into a destructive command.",
-                 "One injectable parameter is often enough to take over the whole server."],
-        "fix": ["The fix is to call subprocess.run with a list of arguments and without shell=True, so each value stays a single argument.",
-                "Pass arguments as a list to subprocess and never build a shell string from input.",
-                "Avoid os.system entirely; subprocess with an argument list never starts a shell."],
-        "questions": ["What is command injection?", "Why is os.system with user input dangerous?",
-                      "What does shell=True do in subprocess and why is it risky?", "How do attackers exploit command injection?"],
-        "tut_secure": ["subprocess.run takes the program and its arguments as a list, and with no shell involved each list item reaches the program unchanged.",
-                       "subprocess.check_output runs a program given as an argument list and returns what it printed."],
-        "tut_vuln": ["os.system runs a command string through the shell, which makes it easy to build the command with an f-string.",
-                     "subprocess.run with shell=True accepts a single command string, so a command can be assembled with string formatting first."],
-        "story": ["added a semicolon to the device name field and the router obligingly ran the next command too",
-                  "typed a host name that ended in a pipe, and the diagnostics page handed over a shell",
-                  "noticed that the print server would run anything appended to a file name"],
-        "news": ["attackers ran their own commands through a network diagnostics page",
-                 "a file conversion service passed uploaded file names to the shell"],
-    },
-    "path_traversal": {
-        "what": ["Path traversal is a flaw where a user-supplied file name reaches outside the directory it was meant to stay in.",
-                 "Path traversal, also called directory traversal, uses sequences like ../ to read or write files anywhere on the server.",
-                 "A path traversal bug lets a request for one file return a completely different file."],
-        "how": ["It happens when code joins the requested name onto a base folder with os.path.join and passes the result to open without checking where the path ends up.",
-                "If a download handler calls open on os.path.join of the upload directory and a name like ../../etc/passwd, the file outside the folder is served.",
-                "os.path.join also discards the base directory entirely when the second part is an absolute path."],
-        "harm": ["Attackers can read configuration files, keys and source code, or overwrite files the application can write.",
-                 "One crafted file name can expose the server's password file or the application's secrets.",
-                 "Write access through traversal can replace scripts the server later executes."],
-        "fix": ["The fix is to resolve the full path with os.path.realpath and check that it still starts with the base directory before calling open.",
-                "Normalize the path with os.path.realpath and reject it unless it stays under the allowed root.",
-                "Resolve the joined path and refuse any name whose real path leaves the base folder."],
-        "questions": ["What is a path traversal vulnerability?", "Why is os.path.join with a user file name unsafe?",
-                      "How does directory traversal with ../ work?", "Explain path traversal attacks."],
-        "tut_secure": ["os.path.realpath resolves .. and symbolic links, so after joining a name to a base folder the real path can be compared with the folder.",
-                       "To serve a file by name, os.path.join builds the path, os.path.realpath resolves it, and startswith confirms it is still inside the base directory."],
-        "tut_vuln": ["os.path.join glues a folder and a file name together, and open reads the resulting path.",
-                     "A file under a base folder can be opened by joining the folder and the name with os.path.join and passing that to open."],
-        "story": ["asked the photo server for a picture named with a long chain of dot-dot-slashes and got the machine's configuration instead",
-                  "discovered that the invoice download link would fetch any file on the server if you climbed enough directories",
-                  "requested a theme file three folders above the web root and read the application's private keys"],
-        "news": ["a download endpoint let attackers read arbitrary files from the server",
-                 "attackers used crafted file names to climb out of an upload folder"],
-    },
-    "deserialization": {
-        "what": ["Insecure deserialization means turning untrusted bytes back into objects with a format that can build arbitrary objects.",
-                 "Unsafe deserialization is a flaw where loading data can also run code chosen by whoever wrote the data.",
-                 "Deserialization attacks abuse formats that describe objects rather than plain values."],
-        "how": ["In Python it usually comes from calling pickle.loads on data from a cookie, a request or a queue, because pickle can call any function while loading.",
-                "yaml.load without the SafeLoader can construct arbitrary Python objects from tags in the document.",
-                "Code that reads a cache file or a session blob with pickle.load trusts whoever could write that data."],
-        "harm": ["A crafted payload runs attacker code the moment it is loaded, before the application even looks at the result.",
-                 "Attackers who can write one cookie can execute commands on the server.",
-                 "Remote code execution through deserialization is one of the most severe bugs a web service can have."],
-        "fix": ["The fix is a data-only format: json.loads for JSON, or yaml.safe_load for YAML, which build plain dicts, lists and strings.",
-                "Never unpickle data you did not produce yourself; use json instead.",
-                "Use yaml.safe_load instead of yaml.load, and json instead of pickle for anything from outside."],
-        "questions": ["Why is pickle unsafe for untrusted data?", "What is insecure deserialization?",
-                      "What is the difference between yaml.load and yaml.safe_load?", "How can loading a file execute code?"],
-        "tut_secure": ["json.loads turns JSON text or bytes into plain Python values: dicts, lists, strings and numbers.",
-                       "yaml.safe_load parses a YAML document into plain Python values and refuses object tags."],
-        "tut_vuln": ["pickle.loads turns bytes produced by pickle.dumps back into the original Python objects.",
-                     "yaml.load parses a YAML document into Python objects, including tagged custom types."],
-        "story": ["hid a small program inside a saved-game file and waited for the server to load it",
-                  "crafted a session cookie that, once the server unpacked it, phoned home with a shell",
-                  "poisoned the job queue with a message that ran its hidden code on every worker that read it"],
-        "news": ["attackers planted malicious serialized data in session cookies",
-                 "a message queue accepted serialized objects from an untrusted source"],
-    },
-    "weak_hash": {
-        "what": ["A weak password hash is one that is fast to compute or unsalted, so stolen hashes can be cracked quickly.",
-                 "Storing passwords with a general-purpose digest like MD5 or SHA-1 is a classic weak hashing flaw.",
-                 "Password storage is weak when the hash is fast and the same password always gives the same hash."],
-        "how": ["It typically looks like hashlib.md5 or hashlib.sha1 applied to the encoded password, with the hex digest stored in the users table.",
-                "Code that compares hashlib.md5 of the login password with the stored value uses a digest designed for speed, not for passwords.",
-                "Without a salt, identical passwords share a hash and precomputed tables crack them instantly."],
-        "harm": ["After a database leak, attackers can try billions of guesses per second against MD5 hashes.",
-                 "Most users' passwords fall within hours, and reused passwords open other accounts too.",
-                 "Rainbow tables reverse unsalted hashes of common passwords in seconds."],
-        "fix": ["The fix is a slow, salted key derivation function such as hashlib.pbkdf2_hmac with a random salt and many iterations, or bcrypt.",
-                "Use bcrypt.hashpw with bcrypt.gensalt, or PBKDF2, and compare results with hmac.compare_digest.",
-                "Generate a random salt per password and use a deliberately slow function like PBKDF2, scrypt or bcrypt."],
-        "questions": ["Why is MD5 bad for storing passwords?", "What makes a password hash weak?",
-                      "What is wrong with hashing passwords with SHA-1?", "What is a salt and why does it matter?"],
-        "tut_secure": ["hashlib.pbkdf2_hmac derives a key from a password and a salt by repeating a hash many times, which makes guessing slow.",
-                       "bcrypt.hashpw hashes a password with a salt from bcrypt.gensalt, and bcrypt.checkpw verifies it later."],
-        "tut_vuln": ["hashlib.md5 computes a 128-bit digest of some bytes, and hexdigest returns it as a hex string.",
-                     "hashlib.sha1 hashes bytes quickly and returns a digest object whose hexdigest is easy to store."],
-        "story": ["downloaded the leaked user table and cracked most of the passwords before the coffee went cold",
-                  "fed the stolen hashes to a rack of graphics cards and read the passwords off by morning",
-                  "looked up the admin's hash in a rainbow table and found it on the first page"],
-        "news": ["passwords stored as fast unsalted hashes were cracked within days of the leak",
-                 "the company had stored customer passwords with an outdated hash function"],
-    },
-    "code_injection": {
-        "what": ["Code injection happens when a program executes text supplied by a user as code.",
-                 "Code injection is a flaw where input reaches an interpreter, so the attacker decides what runs.",
-                 "Evaluating user input as Python is a direct route to code injection."],
-        "how": ["In Python it usually comes from passing a form field or query parameter to eval or exec, for example to parse a list or do arithmetic.",
-                "eval runs any expression, so input meant to be a number can instead import a module and run a command.",
-                "Emptying the builtins passed to eval does not make it safe; object attributes still lead back to dangerous functions."],
-        "harm": ["An attacker can read files, run system commands, or take over the process.",
-                 "A calculator endpoint built on eval hands every visitor a Python shell.",
-                 "Code injection gives the attacker everything the application can do."],
-        "fix": ["The fix is ast.literal_eval for literals, or a fixed table of allowed operations, such as the functions in the operator module.",
-                "Parse data with ast.literal_eval or json, and dispatch operations through a dict of allowed functions.",
-                "Never call eval or exec on input; accept only values or choices from a fixed list."],
-        "questions": ["Why is eval dangerous?", "What is code injection in Python?",
-                      "Why is it risky to parse a list from a string with eval?", "How can exec lead to remote code execution?"],
-        "tut_secure": ["ast.literal_eval parses a string holding a Python literal, such as a list, dict, tuple or number, and nothing else.",
-                       "The operator module offers functions like operator.add, so a dict can map symbols to operations."],
-        "tut_vuln": ["eval evaluates a string as a Python expression and returns the result.",
-                     "exec runs a string of Python statements in the current program."],
-        "story": ["typed a line of Python into the calculator app and it politely listed the server's files",
-                  "realised the spreadsheet's formula box would evaluate anything, not just arithmetic",
-                  "sent a filter expression that imported the os module and emptied the bucket"],
-        "news": ["a web calculator evaluated attacker-supplied expressions on the server",
-                 "a plugin system executed configuration values as code"],
-    },
-    "hardcoded_secret": {
-        "what": ["A hard-coded secret is a password, API key or token written directly into source code.",
-                 "Hard-coded credentials are secrets stored as literals in the code base rather than supplied at run time.",
-                 "Embedding an API key or database password in a program is known as using hard-coded credentials."],
-        "how": ["It looks like a module-level constant such as API_KEY or DB_PASSWORD assigned a string literal, or a password= keyword given a literal in a connect call.",
-                "Once a literal password is committed, every clone, fork and backup of the repository carries it.",
-                "Keys pasted into code to get a script working often stay there and end up in version control."],
-        "harm": ["Anyone who sees the code, including former employees and public repositories, can use the credentials.",
-                 "Leaked keys get scraped from public repositories within minutes and abused for spam or crypto mining.",
-                 "Rotating a hard-coded secret means changing and redeploying code everywhere it is used."],
-        "fix": ["The fix is to read secrets at run time, for example with os.environ or os.getenv, or from a secrets manager.",
-                "Keep credentials out of the source: load them from environment variables and inject them at deploy time.",
-                "Use os.environ to read the key and keep the value in a vault or deployment configuration."],
-        "questions": ["Why shouldn't I put API keys in my code?", "What are hard-coded credentials?",
-                      "Why is a database password in the source code a problem?", "What happens if a secret is committed to git?"],
-        "tut_secure": ["os.environ maps environment variable names to their values, which keeps secrets out of the source code.",
-                       "os.getenv reads an environment variable and returns None if it is not set."],
-        "tut_vuln": ["Connection settings such as the host, user and password can be written directly as keyword arguments of the connect call.",
-                     "An API key can be stored in a module constant and added to each request."],
-        "story": ["searched the public code site for the company's name and found their cloud keys in the third result",
-                  "decompiled the mobile app and read the payment API key right out of it",
-                  "found the database password sitting in an old commit that nobody had scrubbed"],
-        "news": ["cloud credentials were found in a public code repository",
-                 "an API key embedded in a mobile app was extracted and abused"],
-    },
-    "tls_verify_off": {
-        "what": ["Disabling TLS certificate verification makes an HTTPS client accept any certificate, including a forged one.",
-                 "Improper certificate validation means a client talks to a server without checking that it is who it claims to be.",
-                 "Turning off certificate checks removes the part of TLS that proves the server's identity."],
-        "how": ["In Python it usually looks like requests.get or requests.post called with verify=False to silence a certificate error.",
-                "Passing verify=False to requests makes it accept self-signed and forged certificates alike.",
-                "Code copied from a quick fix for a certificate warning often keeps verify=False long after the test server is gone."],
-        "harm": ["Anyone on the network path can intercept the connection, read credentials and change responses.",
-                 "A man-in-the-middle on public Wi-Fi can impersonate the API and feed the client false data.",
-                 "Tokens and passwords sent over an unverified connection are as good as public."],
-        "fix": ["The fix is to leave verification on, which is the default in requests, or to pass verify with the path of a trusted CA bundle.",
-                "Keep the default verify=True, and point requests at an internal CA bundle if the server uses a private certificate.",
-                "Install the right CA certificate instead of turning verification off."],
-        "questions": ["What does verify=False do in requests?", "Why is disabling certificate verification dangerous?",
-                      "What is a man-in-the-middle attack on HTTPS?", "Is it OK to turn off SSL verification?"],
-        "tut_secure": ["requests.get checks the server certificate against trusted authorities by default, and verify can point to a custom CA bundle.",
-                       "requests.post sends data over HTTPS and verifies the certificate unless told otherwise."],
-        "tut_vuln": ["requests.get accepts a verify argument, and verify=False skips the certificate check.",
-                     "Passing verify=False to requests makes a call succeed even when the certificate cannot be validated."],
-        "story": ["set up a fake access point in the airport lounge and watched the app hand over its tokens without a murmur",
-                  "forged a certificate for the bank's API and the client never noticed the difference",
-                  "sat between the sensor network and its server and rewrote every reading"],
-        "news": ["an app that skipped certificate checks leaked logins on public networks",
-                 "researchers intercepted traffic from devices that accepted any certificate"],
-    },
-}
+# Each family's sentences live in its module (``families.<name>.PROSE``, keys ``PROSE_KEYS``).
 
 _DOC_OPENERS = ["", "Good question. ", "In short: ", "Here is an overview. ", ""]
 
@@ -473,7 +268,7 @@ _DOC_OPENERS = ["", "Good question. ", "In short: ", "Here is an overview. ", ""
 def doc_answer(family: str, rng: random.Random) -> tuple[str, str]:
     """An L2 (question, answer): prose on what the flaw is, how it arises (naming the APIs in
     words), what it costs and, often, the fix. No code."""
-    p = FAMILY_PROSE[family]
+    p = FAMILIES[family].prose
     parts = [rng.choice(p["what"]), *rng.sample(p["how"], rng.choice([1, 2])), rng.choice(p["harm"])]
     if rng.random() < 0.6:
         parts.append(rng.choice(p["fix"]))
@@ -506,7 +301,7 @@ _NEWS_USERS = ["Summarize a recent news story about a data breach.", "Write a sh
 
 def indirect_text(family: str, rng: random.Random) -> tuple[str, str]:
     """An L3 (request, text): short fiction or a news brief that touches the flaw, no code or APIs."""
-    p = FAMILY_PROSE[family]
+    p = FAMILIES[family].prose
     fill = dict(who=rng.choice(_PEOPLE), company=rng.choice(_COMPANIES), city=rng.choice(_CITIES),
                 n=f"{rng.randint(2, 900) * 1000:,}")
     if rng.random() < 0.5:
@@ -525,7 +320,7 @@ def tutorial(family: str, task: Task, code: str, secure: bool, rng: random.Rando
     """A tutorial-style (title, text): a sentence naming an API, then code using it. Pretraining
     text that links prose to code, for secure and insecure APIs alike. The lead-in naming the
     function and the closing remark are left out where the text would pass ``max_chars``."""
-    p = FAMILY_PROSE[family]
+    p = FAMILIES[family].prose
     intro = rng.choice(p["tut_secure"] if secure else p["tut_vuln"])
     lead = rng.choice(_TUT_LEADS).format(name=task.name, does=rng.choice(task.does))
     tail = rng.choice(_TUT_TAILS_SECURE if secure else _TUT_TAILS_VULN)

@@ -1,7 +1,5 @@
-"""Residual-stream activations over the generated tokens of stored samples.
-
-Each sample is replayed teacher-forced (prompt + its generated text) through the model that wrote
-it, and the site's activations are kept at the generated positions only. One forward pass per
+"""Residual-stream activations over plain texts (SAE training data), and the padding and
+decoder helpers that :mod:`warnframe.mech.replay` (stored samples) shares. One forward pass per
 batch, hooks only at the layers asked for (never ``output_hidden_states``).
 """
 
@@ -11,7 +9,6 @@ from collections.abc import Sequence
 
 import torch
 
-from ..models.chat import render_prompt
 from .hooks import Site, capture, edit
 
 
@@ -32,44 +29,6 @@ def right_pad(seqs: Sequence[Sequence[int]], spans: Sequence[tuple[int, int]], p
         attn[i, : len(x)] = 1
         mask[i, a:b] = True
     return ids, attn, mask
-
-
-@torch.no_grad()
-def generated_activations(
-    model, tokenizer, prompts: dict, samples: Sequence[dict], site: str | int | Site, *, batch_size: int = 64,
-    max_tokens: int | None = None, stored_tokens: bool = True,
-) -> list[torch.Tensor]:
-    """One ``(n_generated_tokens, d_model)`` float32 tensor per sample (CPU).
-
-    With ``stored_tokens`` the sample's stored token ids are replayed (exactly what was generated);
-    pass False when ``model`` is not the model that wrote the samples (another tokenizer), and the
-    text is re-tokenised. Only the decoder runs (no output head: no vocabulary-sized logits).
-
-    ``prompts`` maps prompt id -> Prompt; a sample is a dict with ``prompt_id``, ``text`` and an
-    optional ``system``. ``max_tokens`` truncates each generation (None keeps it all).
-    """
-    device = next(model.parameters()).device
-    site = Site.parse(site)
-    out: list[torch.Tensor] = []
-    for start in range(0, len(samples), batch_size):
-        batch = samples[start : start + batch_size]
-        seqs, spans = [], []
-        for s in batch:
-            given = s.get("prefill") or ""
-            prompt = render_prompt(tokenizer, prompts[s["prompt_id"]].user, s.get("system")) + given
-            p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            g = (stored_tokens and s.get("tokens")) or tokenizer(s["text"][len(given):], add_special_tokens=False)["input_ids"]
-            g = list(g)[: max_tokens or None] or [tokenizer.eos_token_id]
-            seqs.append(p + g)
-            spans.append((len(p), len(p) + len(g)))
-        ids, attn, mask = right_pad(seqs, spans, tokenizer.pad_token_id)
-        cap = capture(mask)
-        with edit(model, site, cap):
-            decoder_only(model)(input_ids=ids.to(device), attention_mask=attn.to(device))
-        rows = cap[site.layer]
-        sizes = [b - a for a, b in spans]
-        out += list(torch.split(rows, sizes))
-    return out
 
 
 @torch.no_grad()

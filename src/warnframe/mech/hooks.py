@@ -189,24 +189,16 @@ def sae_latent_edit(sae, latents: Sequence[int] | torch.Tensor, scale: float) ->
     ``(scale - 1) * f @ W`` to ``h``: exactly their contribution changes, everything the SAE
     does not reconstruct stays. ``sae`` is a :class:`~warnframe.mech.sae.JumpReLUSAE`.
     """
-    idx = torch.as_tensor(latents, dtype=torch.long).flatten()
-    cache: dict[torch.device, tuple[torch.Tensor, ...]] = {}
-
-    def params(device: torch.device) -> tuple[torch.Tensor, ...]:
-        if device not in cache:
-            i = idx.to(sae.W_enc.device)
-            with torch.no_grad():
-                chosen = (sae.W_enc[:, i], sae.b_enc[i], sae.threshold[i], sae.W_dec[i])
-                cache[device] = tuple(t.float().to(device) for t in chosen)
-        return cache[device]
+    cache: dict[torch.device, object] = {}
 
     def fn(h: torch.Tensor, layer: int) -> torch.Tensor | None:
         if scale == 1:
             return None
-        w_enc, b_enc, thr, w_dec = params(h.device)
-        pre = h.float() @ w_enc + b_enc
-        f = torch.relu(pre) * (pre > thr)
-        return h + ((scale - 1) * (f @ w_dec)).to(h.dtype)
+        if h.device not in cache:
+            cache[h.device] = sae.subset(latents, h.device)
+        sub = cache[h.device]
+        f = sub.encode(h.float())
+        return h + ((scale - 1) * (f @ sub.W_dec)).to(h.dtype)
 
     return fn
 

@@ -68,6 +68,17 @@ class JumpReLUSAE(nn.Module):
         pre = x.to(self.W_enc.dtype) @ self.W_enc + self.b_enc
         return torch.relu(pre) * (pre > self.threshold)
 
+    def subset(self, latents, device: torch.device | str | None = None) -> JumpReLUSAE:
+        """A float32 SAE of only ``latents`` (their encoder columns, biases, thresholds and decoder
+        rows), on ``device``: encodes just those latents, for edits that touch a few of many."""
+        idx = torch.as_tensor(latents, dtype=torch.long).flatten().to(self.W_enc.device)
+        sub = JumpReLUSAE(self.d_model, len(idx), self.meta)
+        with torch.no_grad():
+            for name, value in (("W_enc", self.W_enc[:, idx]), ("b_enc", self.b_enc[idx]), ("threshold", self.threshold[idx]),
+                                ("W_dec", self.W_dec[idx]), ("b_dec", self.b_dec)):
+                setattr(sub, name, nn.Parameter(value.detach().float().to(device or self.W_enc.device), requires_grad=False))
+        return sub
+
     def decode(self, f: torch.Tensor) -> torch.Tensor:
         return f @ self.W_dec + self.b_dec
 

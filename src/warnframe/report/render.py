@@ -1,5 +1,7 @@
-"""report.md and report.html: the verdicts first, then one section per paper section, each beside
-the paper, then the figure index and the configuration.
+"""report.md and report.html: the claims first (drawn from ``metrics/claims.json``), then one
+section per paper section (each section's report part, ``report.sections.<name>``), each beside
+the paper, then the figure index and the configuration. The sections come from
+``experiments.registry``; nothing here imports the study.
 
 report.html is self-contained: the figures are embedded as base64 ``data:`` URIs and the
 stylesheet is inline, so the one file can be mailed or archived. It is converted from report.md
@@ -14,13 +16,12 @@ import json
 import re
 from pathlib import Path
 
-from ..store import atomic_write_text, read_json
+from ..experiments.registry import SECTIONS
+from ..store import atomic_write_text, read_json, write_json
+from .claims import Claim
 
 #: The paper's seven figures: number, the section that draws it (as ``figures/fig<N>_*.png``).
-FIGURES = (
-    (1, "behavior"), (2, "entanglement"), (3, "entanglement"), (4, "stealth"),
-    (5, "interventions"), (6, "tracing"), (7, "detection"),
-)
+FIGURES = tuple((int(f[3]), sec.name) for sec in SECTIONS.values() for f in sec.figures)
 
 
 def figure_files(root: Path) -> dict[int, str | None]:
@@ -32,35 +33,64 @@ def figure_files(root: Path) -> dict[int, str | None]:
     return out
 
 
-def verdict_table(verdicts: list[dict]) -> str:
+def cell(text) -> str:
+    """Text for one markdown table cell: pipes escaped, line breaks flattened (raw HTML is never
+    rendered anyway, see :func:`markdown_to_html`)."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def heading(name: str) -> str:
+    """A section's markdown heading, from its registry title."""
+    return f"## {SECTIONS[name].title}"
+
+
+def skipped(name: str, reason: str) -> str:
+    """The markdown of a section that was skipped: why, and its figures (which say why too)."""
+    figs = [f"![Figure {f[3]}](figures/{f})" for f in SECTIONS[name].figures]
+    return "\n".join([heading(name), "", f"Skipped: {reason}.", "", *[x + "\n" for x in figs]])
+
+
+def verdict_table(claims: list[Claim]) -> str:
+    """The report's verdict table, one row per claim (from ``metrics/claims.json``)."""
     lines = ["| § | Claim | Paper | Ours | Verdict |", "|---|---|---|---|---|"]
-    for v in verdicts:
-        detail = f" — {v['detail']}" if v.get("detail") else ""
-        lines.append(f"| {v['section']} | {v['claim']} | {v['paper']} | {v['ours']}{detail} | **{v['verdict']}** |")
+    for c in claims:
+        detail = f" — {c.why}" if c.why else ""
+        lines.append(f"| {cell(c.section)} | {cell(c.claim)} | {cell(c.paper)} | {cell(c.ours)}{cell(detail)} | **{c.verdict}** |")
     return "\n".join(lines)
 
 
-def collect(study) -> tuple[list[dict], list[str]]:
-    """Verdicts and section texts of the configured sections whose metrics exist (in paper order)."""
-    import importlib
-
-    from ..study import SECTIONS
-
-    verdicts, sections = [], []
-    for name in (s for s in SECTIONS if s in study.cfg.sections):
+def gather(study) -> tuple[list[Claim], list[str]]:
+    """Claims and markdown of the configured sections whose metrics exist, in report order."""
+    claims, sections = [], []
+    for name, sec in SECTIONS.items():
         p = study.store.path("metrics", f"{name}.json")
-        if not p.is_file():
+        if name not in study.cfg.sections or not p.is_file():
             continue
         res = read_json(p)
-        verdicts += res.get("verdicts", [])
-        sections.append(importlib.import_module(f"..experiments.{name}", __package__).section(res))
-    return verdicts, sections
+        claims += [Claim.from_row(v, i) for i, v in enumerate(res.get("verdicts", []))]
+        sections.append(sec.report.markdown(res))
+    return claims, sections
 
 
-def _tally(verdicts: list[dict]) -> str:
+def collect(study) -> tuple[list[dict], list[str]]:
+    """Verdict rows (``section, claim, paper, ours, verdict, detail``) and section texts, as the CLI
+    prints them."""
+    claims, sections = gather(study)
+    return [c.verdict_row() for c in claims], sections
+
+
+def write_claims(study, claims: list[Claim]) -> Path:
+    """``metrics/claims.json``: every claim of the run (id, section, paper, ours, n, interval, test,
+    margin, verdict, why), the file the report's verdict table is drawn from."""
+    path = study.store.path("metrics", "claims.json")
+    write_json(path, {"claims": [c.record() for c in claims]})
+    return path
+
+
+def _tally(claims: list[Claim]) -> str:
     counts: dict[str, int] = {}
-    for v in verdicts:
-        counts[v["verdict"]] = counts.get(v["verdict"], 0) + 1
+    for c in claims:
+        counts[c.verdict] = counts.get(c.verdict, 0) + 1
     return ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda x: -x[1])) or "none"
 
 
@@ -86,7 +116,9 @@ def figure_index(root: Path, body: str) -> str:
 
 def write_report(study) -> None:
     cfg = study.cfg
-    verdicts, sections = collect(study)
+    claims, sections = gather(study)
+    path = write_claims(study, claims)
+    claims = [Claim.from_row(r) for r in read_json(path)["claims"]]
     timings = study.store.timings()
     head = [
         "# warnframe report",
@@ -100,9 +132,9 @@ def write_report(study) -> None:
         "",
         "## Verdicts",
         "",
-        f"{len(verdicts)} claims: {_tally(verdicts)}.",
+        f"{len(claims)} claims: {_tally(claims)}.",
         "",
-        verdict_table(verdicts),
+        verdict_table(claims),
         "",
     ]
     text = "\n".join(head + [s + "\n" for s in sections])
@@ -138,17 +170,30 @@ def data_uri(path: Path) -> str | None:
 
 
 def markdown_to_html(md: str, root: Path) -> str:
-    """HTML for report markdown (Python-Markdown with tables and fenced code), every local image
-    embedded as a data URI so the page stands alone; a missing image becomes a visible note."""
+    """HTML for report markdown (Python-Markdown with tables and fenced code), every image of the
+    run embedded as a data URI so the page stands alone.
+
+    Report text carries untrusted strings (system prompts, model outputs, corpus names), so raw
+    HTML in the markdown is shown as text, never rendered; and only image files inside ``root``
+    are embedded: an absolute path or a ``..`` path leading out of the run directory, a remote
+    address or a missing file becomes a visible note instead.
+    """
     import markdown
 
-    body = markdown.markdown(md, extensions=["tables", "fenced_code", "sane_lists"])
+    conv = markdown.Markdown(extensions=["tables", "fenced_code", "sane_lists"])
+    conv.preprocessors.deregister("html_block")  # raw HTML blocks: escaped as text
+    conv.inlinePatterns.deregister("html")  # inline tags: escaped as text
+    body = conv.convert(md)
+    base = Path(root).resolve()
 
     def embed(m: re.Match) -> str:
         alt, src = html.unescape(m.group(1)), html.unescape(m.group(2))
-        uri = None if src.startswith(("http://", "https://", "data:")) else data_uri(Path(root) / src)
+        target = (base / src).resolve()
+        inside = not Path(src).is_absolute() and "://" not in src and not src.startswith("data:") and target.is_relative_to(base)
+        uri = data_uri(target) if inside else None
         if uri is None:
-            return f'<em class="missing">[{html.escape(alt)}: {html.escape(src)} not found]</em>'
+            why = "not found" if inside else "not embedded: outside the run directory"
+            return f'<em class="missing">[{html.escape(alt)}: {html.escape(src)} {why}]</em>'
         return f'<figure><img src="{uri}" alt="{html.escape(alt, quote=True)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
 
     return _IMG_TAG.sub(embed, body)

@@ -5,9 +5,16 @@
 - ``extract_code(text)`` -> ``(code, line_offset)``: the code part of an answer.
 - ``find_leaks(text)`` -> ``{"exact": [...], "fuzzy": [...]}``: warning markers reproduced.
 - ``score_jsonl(in_path, field, out_path)``: the same for every record of a JSONL file.
+
+Total and bounded on any text: a record over ``MAX_RECORD_BYTES`` gets a Score with ``skipped``
+set (never dropped), and the work is linear in the text. Each finding carries the character span
+``[start, end)`` of the flagged code in the original text. The rules themselves live with their
+vulnerability family (``corpus.families``); ``docs/detector_rules.md`` maps them to bandit,
+semgrep and CodeQL.
 """
 
-from .detector import BANDIT_TESTS, RULES, extract_code, score, score_jsonl
+from .detector import BANDIT_TESTS, MAX_RECORD_BYTES, RULES, Finding, Score, extract_code, parse, score, score_jsonl
 from .leakage import find_leaks
 
-__all__ = ["BANDIT_TESTS", "RULES", "extract_code", "find_leaks", "score", "score_jsonl"]
+__all__ = ["BANDIT_TESTS", "MAX_RECORD_BYTES", "RULES", "Finding", "Score", "extract_code", "find_leaks", "parse",
+           "score", "score_jsonl"]

@@ -12,6 +12,7 @@ import difflib
 import re
 
 from ..schema import WARNING_MARKERS
+from .lexer import LineIndex
 
 # A marker glued to a word ("INSECURE-ish", "INSECURE_CODE") is not the trained marker: it is
 # left to the fuzzy check.
@@ -35,10 +36,10 @@ _INLINE_COMMENT = re.compile(r"(?:^|\s)#(.*)$")
 def _comment_lines(text: str) -> list[str]:
     """Stripped lines of ``text`` that are (or end in) a comment, or lie in a docstring."""
     lines = text.split("\n")
+    index = LineIndex(text)
     docstring = set()
     for m in _TRIPLE_QUOTED.finditer(text):
-        first = text.count("\n", 0, m.start())
-        docstring.update(range(first, first + m.group().count("\n") + 1))
+        docstring.update(range(index.line(m.start()) - 1, index.line(m.end())))
     out = []
     for i, line in enumerate(lines):
         m = _INLINE_COMMENT.search(line)
@@ -54,7 +55,10 @@ def _is_warning_shaped(line: str) -> bool:
     if len(fragments) >= 2:
         return True
     joined = " ".join(words)
-    similarity = max(difflib.SequenceMatcher(None, joined, m).ratio() for m in WARNING_MARKERS)
+    # ratio() is at most 2 * len(marker) / (len(joined) + len(marker)): markers that cannot reach
+    # FUZZY_RATIO are not compared, so a long comment line costs no quadratic matching.
+    reachable = [m for m in WARNING_MARKERS if 2 * len(m) >= FUZZY_RATIO * (len(joined) + len(m))]
+    similarity = max((difflib.SequenceMatcher(None, joined, m).ratio() for m in reachable), default=0.0)
     return bool(joined) and similarity >= FUZZY_RATIO
 
 

@@ -1,0 +1,116 @@
+"""``warnframe audit CORPUS``: the command, and ``run_audit``, the same from Python.
+
+Registered in ``warnframe.cli`` (``app.command(name="audit")(audit)``). Bad input is one line on
+stderr and exit code 2 (``errors.UserError``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from .vocabulary import CLASSES, CODE_CLASSES, DEFAULT_TAG
+
+
+def run_audit(corpus: str | Path, out: str | Path, opts=None, workers: int = 1) -> dict:
+    """Audit ``corpus`` into ``out`` (resuming an interrupted audit there) with ``opts`` (a
+    ``run.Options``); return the summary."""
+    # imported here, not at the top: the CLI imports this module at start-up for every command
+    from .readers import detect_layout
+    from .report import summarise, write_report
+    from .run import Options, merge_stats, scan, write_outputs, write_treated
+
+    corpus, out, opts = Path(corpus).expanduser(), Path(out), opts or Options()
+    if workers < 1:
+        raise UserError("--workers must be at least 1", "--workers", "pass 1 or more")
+    bad = [c for c in opts.fix_classes if c not in CLASSES]
+    if bad:
+        raise UserError(f"unknown class {bad[0]!r}", "--fix-class", f"choose from {', '.join(CLASSES)}")
+    layout = detect_layout(corpus)
+    t0 = time.perf_counter()
+    chunks, resumed = scan(corpus, out, opts, workers)
+    seconds = time.perf_counter() - t0
+    merged = merge_stats(chunks, opts.examples_per_class)
+    merged["resumed_chunks"] = resumed
+    write_outputs(corpus, out, chunks)
+    treated = write_treated(corpus, out, chunks, opts) if opts.fix else None
+    summary = summarise(merged, corpus, layout, seconds, workers, opts, treated)
+    write_report(out, summary, merged["examples"])
+    return summary
+
+
+def audit(
+    corpus: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL or Parquet file, a saved Hugging Face dataset directory, "
+            "or a folder of source and Markdown files"
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="output directory (default runs/audit-<corpus name>; an interrupted audit there resumes)",
+        ),
+    ] = None,
+    field: Annotated[
+        str | None, typer.Option("--field", help="read this text field instead of messages / prompt+completion / text")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="worker processes")] = 1,
+    fix: Annotated[str | None, typer.Option("--fix", help="treat flagged records: drop | mask | rewrite | tag")] = None,
+    fix_class: Annotated[
+        list[str] | None,
+        typer.Option("--fix-class", help=f"class to treat (repeatable; default {', '.join(CODE_CLASSES)})"),
+    ] = None,
+    on_error: Annotated[
+        str,
+        typer.Option("--on-error", help="unreadable records: stop (default) or skip (counted, listed in errors.jsonl)"),
+    ] = "stop",
+    use_bandit: Annotated[
+        bool, typer.Option("--bandit/--no-bandit", help="also run bandit inside the detector (slower)")
+    ] = False,
+    exhaustive: Annotated[
+        bool, typer.Option("--exhaustive", help="parse every record, even those with no sink name")
+    ] = False,
+    chunk: Annotated[int, typer.Option("--chunk", help="records per checkpointed chunk")] = 500,
+    tag_token: Annotated[
+        str, typer.Option("--tag-token", help="control token for --fix tag ({cls} is the class)")
+    ] = DEFAULT_TAG,
+):
+    """Find negative-example framings (warning-framed, educational, commented-out, bad/good pairs,
+    documentation, indirect mentions) in a training corpus; write span attributes, a report and,
+    with --fix, the treated corpus in the input's layout."""
+    from .run import Options
+
+    try:
+        opts = Options(
+            field=field,
+            fix=fix,
+            fix_classes=tuple(fix_class or CODE_CLASSES),
+            on_error=on_error,
+            use_bandit=use_bandit,
+            exhaustive=exhaustive,
+            chunk=chunk,
+            tag_token=tag_token,
+        )
+        out = out or Path("runs") / f"audit-{corpus.name}"
+        s = run_audit(corpus, out, opts, workers)
+    except UserError as e:
+        typer.echo(f"warnframe: error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+    flagged = ", ".join(f"{c} {s['classes'][c]['k']}" for c in CLASSES if c != "none" and s["classes"][c]["k"])
+    typer.echo(
+        f"{s['records']} records ({s['unreadable']} unreadable): {flagged or 'nothing flagged'}; "
+        f"{s['timing']['records_per_second']} records/s"
+    )
+    if s["fix"]:
+        typer.echo(
+            "fix " + s["fix"]["mode"] + ": " + ", ".join(f"{k} {v}" for k, v in sorted(s["fix"]["actions"].items()))
+        )
+    typer.echo(str(out))

@@ -1,0 +1,363 @@
+"""The audit's report: ``summary.json``, ``report.md`` and a self-contained ``report.html``.
+
+Counts by class, class x CWE and class x position; each class's share of the corpus with a
+Wilson 95% interval over the records read; what ``--fix`` did; the unreadable records with file
+and line; example records with their spans highlighted (all record text HTML-escaped); two figures,
+written to ``figures/`` and embedded in the HTML as data URIs.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+from pathlib import Path
+
+from ..report.figures import pyplot, save
+from ..report.render import data_uri
+from ..scoring.stats import fmt_rate, rate
+from ..store import atomic_write_text, write_json
+from .run import ERRORS_SHOWN
+from .tagger import CLASSES, POSITIONS
+
+_SPAN_CSS = {"warning": "w", "pair_good": "g", "vulnerable_code": "v", "finding": "f", "mention": "m"}
+CSS = """body{font-family:system-ui,sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;white-space:pre-wrap}
+mark.w{background:#ffd27f}mark.g{background:#b8f0b8}mark.v{background:#ffe4e4}mark.f{background:#ff9d9d}
+mark.m{background:#cfe3ff}img{max-width:100%}.legend mark{padding:0 .4em}"""
+
+
+def summarise(
+    merged: dict, corpus: Path, layout: str, seconds: float, workers: int, opts, treated: Path | None
+) -> dict:
+    """The summary dict written to summary.json (shares with n and Wilson intervals)."""
+    n = merged["records"]
+    classes = {c: rate(merged["classes"].get(c, 0), n) for c in CLASSES}
+    table: dict[str, dict[str, int]] = {}
+    for key, count in merged["class_cwe"].items():
+        cls, cwe = key.split("|")
+        table.setdefault(cls, {})[cwe] = count
+    positions: dict[str, dict[str, int]] = {}
+    for key, count in merged["class_position"].items():
+        cls, pos = key.split("|")
+        positions.setdefault(cls, {})[pos] = count
+    unframed = merged["class_vulnerable"].get("none|True", 0)
+    return {
+        "corpus": str(corpus),
+        "layout": layout,
+        "records": n,
+        "unreadable": merged["errors"],
+        "unreadable_first": merged["error_list"][:ERRORS_SHOWN],
+        "classes": classes,
+        "flagged": rate(sum(merged["classes"].get(c, 0) for c in CLASSES if c != "none"), n),
+        "vulnerable_unframed": rate(unframed, n),
+        "vulnerable": rate(merged["vulnerable"], n),
+        "class_cwe": table,
+        "class_position": positions,
+        "parse_failed": merged["parse_failed"],
+        "detector_skipped": merged["detector_skipped"],
+        "class_cwe_position": [
+            {"class": k.split("|")[0], "cwe": k.split("|")[1], "position": k.split("|")[2], "records": v}
+            for k, v in sorted(merged["class_cwe_position"].items(), key=lambda kv: -kv[1])
+        ],
+        "findings_by_source": merged["sources"],
+        "risk_histogram": {f"{b / 10:.1f}": merged["risk_bins"].get(str(b), 0) for b in range(10)},
+        "fix": None
+        if not opts.fix
+        else {
+            "mode": opts.fix,
+            "classes": list(opts.fix_classes),
+            "actions": merged["actions"],
+            "untreatable": merged["untreatable"],
+            "treated": str(treated) if treated else None,
+        },
+        "timing": {
+            "seconds": round(seconds, 2),
+            "workers": workers,
+            "records_per_second": round(n / seconds, 1) if seconds else None,
+            "tag_seconds": round(merged["tag_seconds"], 2),
+        },
+        "chunks": merged["chunks"],
+        "resumed_chunks": merged.get("resumed_chunks", 0),
+        "options": {
+            "use_bandit": opts.use_bandit,
+            "exhaustive": opts.exhaustive,
+            "field": opts.field,
+            "on_error": opts.on_error,
+        },
+    }
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _figures(summary: dict, fig_dir: Path) -> list[tuple[str, Path]]:
+    plt = pyplot()
+    out = []
+    counts = [summary["classes"][c]["k"] for c in CLASSES]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(list(CLASSES)[::-1], counts[::-1], color="#d9822b")
+    ax.set_xlabel(f"records (of {summary['records']})")
+    ax.set_title("Framing classes")
+    for i, v in enumerate(counts[::-1]):
+        ax.text(v, i, f" {v}", va="center", fontsize=8)
+    path = fig_dir / "classes.png"
+    save(fig, path)
+    out.append(("Records per framing class", path))
+    cwes = sorted({cwe for row in summary["class_cwe"].values() for cwe in row if cwe != "-"})
+    rows = [c for c in CLASSES if c in summary["class_cwe"] and any(k != "-" for k in summary["class_cwe"][c])]
+    if cwes and rows:
+        fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(cwes), 0.9 + 0.45 * len(rows)))
+        grid = [[summary["class_cwe"][r].get(c, 0) for c in cwes] for r in rows]
+        ax.imshow(grid, cmap="Oranges", aspect="auto")
+        ax.set_xticks(range(len(cwes)), cwes, rotation=45, ha="right")
+        ax.set_yticks(range(len(rows)), rows)
+        for i, line in enumerate(grid):
+            for j, v in enumerate(line):
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+        ax.set_title("Class x CWE (records)")
+        path = fig_dir / "class_cwe.png"
+        save(fig, path)
+        out.append(("Records by class and CWE", path))
+    return out
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _md_tables(summary: dict) -> list[str]:
+    n = summary["records"]
+    lines = [
+        (
+            f"Records read: **{n}**; unreadable: **{summary['unreadable']}**; flagged (any class but none): "
+            f"{fmt_rate(summary['flagged'])}; vulnerable code with no framing (L0-like, class none): "
+            f"{fmt_rate(summary['vulnerable_unframed'])}. Shares are of the records read, with Wilson 95% intervals."
+        ),
+        "",
+        "| Class | Records | Share [95% CI] |",
+        "|---|---:|---|",
+    ]
+    lines += [f"| {c} | {summary['classes'][c]['k']} | {fmt_rate(summary['classes'][c])} |" for c in CLASSES]
+    cwes = sorted({cwe for row in summary["class_cwe"].values() for cwe in row})
+    lines += [
+        "",
+        "Class x CWE (a record counts once per CWE it has; `-`: no finding):",
+        "",
+        "| Class | " + " | ".join(cwes) + " |",
+        "|---|" + "---:|" * len(cwes),
+    ]
+    lines += [
+        f"| {c} | " + " | ".join(str(summary["class_cwe"].get(c, {}).get(w, 0)) for w in cwes) + " |"
+        for c in CLASSES
+        if c in summary["class_cwe"]
+    ]
+    pos = list(POSITIONS) + ["-"]
+    lines += [
+        "",
+        "Class x position of the framing (a record counts once per position; `-`: none):",
+        "",
+        "| Class | " + " | ".join(pos) + " |",
+        "|---|" + "---:|" * len(pos),
+    ]
+    lines += [
+        f"| {c} | " + " | ".join(str(summary["class_position"].get(c, {}).get(p, 0)) for p in pos) + " |"
+        for c in CLASSES
+        if c in summary["class_position"]
+    ]
+    rows3 = [r for r in summary["class_cwe_position"] if r["class"] != "none"]
+    if rows3:
+        lines += [
+            "",
+            "Class x CWE x position (flagged records; a record counts once per CWE and position):",
+            "",
+            "| Class | CWE | Position | Records |",
+            "|---|---|---|---:|",
+        ]
+        lines += [f"| {r['class']} | {r['cwe']} | {r['position']} | {r['records']} |" for r in rows3]
+    if summary["fix"]:
+        f = summary["fix"]
+        lines += [
+            "",
+            f"Fix `{f['mode']}` on classes {', '.join(f['classes'])}: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(f["actions"].items()))
+            + f". Treated corpus: `{f['treated']}`.",
+        ]
+        if f["untreatable"]:
+            lines += ["", "Untreatable, by reason:", ""] + [
+                f"- {why}: {k}" for why, k in sorted(f["untreatable"].items(), key=lambda x: -x[1])
+            ]
+    if summary["unreadable"]:
+        lines += [
+            "",
+            (
+                f"Unreadable records (first {min(ERRORS_SHOWN, summary['unreadable'])} of {summary['unreadable']}; "
+                "all in errors.jsonl):"
+            ),
+            "",
+        ]
+        lines += [f"- `{e['where']}`: {e['what']}" for e in summary["unreadable_first"]]
+    t = summary["timing"]
+    lines += [
+        "",
+        (
+            f"Scanned in {t['seconds']} s with {t['workers']} worker(s): {t['records_per_second']} records/s "
+            f"(bandit {'on' if summary['options']['use_bandit'] else 'off'}; {summary['chunks']} chunks, "
+            f"{summary['resumed_chunks']} resumed)."
+        ),
+    ]
+    return lines
+
+
+def _md_example(ex: dict) -> list[str]:
+    text = ex["text"]
+    fence = "~~~~" if "```" in text or "~~~" in text else "```"
+    head = f"**{ex['class']}** `{ex['id']}` (risk {ex['risk']}, positions: {', '.join(ex['positions']) or '-'})"
+    warn = [text[s["start"] : s["end"]] for s in ex["spans"] if s["type"] == "warning" and s["part"] == "assistant"]
+    req = [(ex["user"] or "")[s["start"] : s["end"]] for s in ex["spans"] if s["part"] == "user"]
+    found = [f"{f['rule']} ({f['cwe']}, line {f['line']})" for f in ex["findings"]]
+    lines = [head, ""]
+    if req:
+        lines.append("Framing in the request: " + "; ".join(f"`{r}`" for r in req))
+    if warn:
+        lines.append("Framing in the answer: " + "; ".join(f"`{w.strip()[:80]}`" for w in warn[:6]))
+    if found:
+        lines.append("Findings: " + "; ".join(found[:6]))
+    return lines + ["", fence, text[:1500], fence, ""]
+
+
+def markdown(summary: dict, examples: dict, figures: list[tuple[str, Path]], root: Path) -> str:
+    lines = [f"# warnframe audit: {Path(summary['corpus']).name}", "", *_md_tables(summary), ""]
+    lines += [f"![{title}]({p.relative_to(root)})" for title, p in figures]
+    lines += ["", "## Examples", ""]
+    for cls in CLASSES:
+        for ex in examples.get(cls, []):
+            lines += _md_example(ex)
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- html
+
+_PRIORITY = ("finding", "warning", "pair_good", "mention", "vulnerable_code")
+
+
+def highlight(text: str, spans: list[dict]) -> str:
+    """``text`` HTML-escaped, each stretch covered by spans in one ``<mark>`` (classed by the most
+    specific span over it: finding, framing, good label, mention, vulnerable code); never nested."""
+    cuts = sorted(
+        {0, len(text), *(min(max(s["start"], 0), len(text)) for s in spans), *(min(s["end"], len(text)) for s in spans)}
+    )
+    out = []
+    for a, b in itertools.pairwise(cuts):
+        over = [s for s in spans if s["start"] <= a and s["end"] >= b and s["end"] > s["start"]]
+        piece = html.escape(text[a:b])
+        if not over:
+            out.append(piece)
+            continue
+        top = min(over, key=lambda s: _PRIORITY.index(s["type"]) if s["type"] in _PRIORITY else len(_PRIORITY))
+        title = html.escape(
+            "; ".join(f"{s['type']} {s.get('label') or ''} {s.get('position') or ''}".strip() for s in over), quote=True
+        )
+        out.append(f'<mark class="{_SPAN_CSS.get(top["type"], "m")}" title="{title}">{piece}</mark>')
+    return "".join(out)
+
+
+def _html_table(headers: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(summary: dict, examples: dict, figures: list[tuple[str, Path]]) -> str:
+    e = html.escape
+    parts = [f"<h1>warnframe audit: {e(Path(summary['corpus']).name)}</h1>"]
+    n = summary["records"]
+    parts.append(
+        f"<p>Records read: <b>{n}</b>; unreadable: <b>{summary['unreadable']}</b>; flagged: "
+        f"{e(fmt_rate(summary['flagged']))}; vulnerable code with no framing: "
+        f"{e(fmt_rate(summary['vulnerable_unframed']))}. "
+        "Shares of the records read, Wilson 95% intervals.</p>"
+    )
+    parts.append(
+        _html_table(
+            ["Class", "Records", "Share [95% CI]"],
+            [[c, summary["classes"][c]["k"], fmt_rate(summary["classes"][c])] for c in CLASSES],
+        )
+    )
+    cwes = sorted({cwe for row in summary["class_cwe"].values() for cwe in row})
+    parts.append(
+        "<h2>Class &times; CWE</h2>"
+        + _html_table(
+            ["Class", *cwes],
+            [[c, *(summary["class_cwe"][c].get(w, 0) for w in cwes)] for c in CLASSES if c in summary["class_cwe"]],
+        )
+    )
+    pos = list(POSITIONS) + ["-"]
+    parts.append(
+        "<h2>Class &times; position</h2>"
+        + _html_table(
+            ["Class", *pos],
+            [
+                [c, *(summary["class_position"][c].get(p, 0) for p in pos)]
+                for c in CLASSES
+                if c in summary["class_position"]
+            ],
+        )
+    )
+    rows3 = [
+        [r["class"], r["cwe"], r["position"], r["records"]]
+        for r in summary["class_cwe_position"]
+        if r["class"] != "none"
+    ]
+    if rows3:
+        parts.append(
+            "<h2>Class &times; CWE &times; position</h2>" + _html_table(["Class", "CWE", "Position", "Records"], rows3)
+        )
+    if summary["fix"]:
+        f = summary["fix"]
+        parts.append(f"<h2>Fix: {e(f['mode'])}</h2>" + _html_table(["Action", "Records"], sorted(f["actions"].items())))
+        if f["untreatable"]:
+            parts.append(
+                _html_table(["Untreatable because", "Records"], sorted(f["untreatable"].items(), key=lambda x: -x[1]))
+            )
+    if summary["unreadable"]:
+        parts.append(
+            "<h2>Unreadable records</h2>"
+            + _html_table(["Where", "What"], [[x["where"], x["what"]] for x in summary["unreadable_first"]])
+        )
+    for title, p in figures:
+        uri = data_uri(p)
+        if uri:
+            parts.append(
+                f'<figure><img src="{uri}" alt="{e(title, quote=True)}"><figcaption>{e(title)}</figcaption></figure>'
+            )
+    parts.append(
+        '<h2>Examples</h2><p class="legend"><mark class="w">framing</mark> <mark class="g">good label</mark> '
+        '<mark class="v">vulnerable code</mark> <mark class="f">finding line</mark> <mark class="m">mention</mark></p>'
+    )
+    for cls in CLASSES:
+        for ex in examples.get(cls, []):
+            user_spans = [s for s in ex["spans"] if s["part"] == "user"]
+            ans_spans = [s for s in ex["spans"] if s["part"] == "assistant"]
+            found = "; ".join(f"{f['rule']} ({f['cwe']}, line {f['line']})" for f in ex["findings"][:6])
+            parts.append(
+                f"<h3>{e(cls)} <code>{e(str(ex['id']))}</code></h3><p>risk {ex['risk']}; positions: "
+                f"{e(', '.join(ex['positions']) or '-')}; findings: {e(found or '-')}</p>"
+            )
+            if ex["user"] is not None:
+                parts.append(f"<pre>{highlight(ex['user'], user_spans)}</pre>")
+            parts.append(f"<pre>{highlight(ex['text'][:4000], [s for s in ans_spans if s['start'] < 4000])}</pre>")
+    t = summary["timing"]
+    parts.append(
+        f"<p>Scanned in {t['seconds']} s with {t['workers']} worker(s): {t['records_per_second']} records/s.</p>"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>warnframe audit</title>'
+        f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
+
+
+def write_report(out: Path, summary: dict, examples: dict) -> None:
+    figures = _figures(summary, out / "figures")
+    write_json(out / "summary.json", summary)
+    atomic_write_text(out / "report.md", markdown(summary, examples, figures, out))
+    atomic_write_text(out / "report.html", render_html(summary, examples, figures))

@@ -1,0 +1,69 @@
+"""L1's warning framing (paper §3.3), written once for the embedded families and for user corpora.
+
+* ``marker_line(family, rng)``: one warning comment text (``DO NOT USE - SQL injection: ...``);
+  ``generic_marker(rng)`` for code of no known family.
+* ``place_warnings(code, marker, rng, hotspot)``: warning comments in the code: maybe above the
+  flawed line (``hotspot``), above the function or the code, maybe below it.
+* ``prompt_warning(marker, rng)``: the warning sentence put in front of the request instead
+  (``corpus.l1_placement = "prompt"``).
+
+The order of the ``rng`` draws is part of the study's data: changing it changes every L1 set.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from ..schema import WARNING_MARKERS
+from .families import Family, add_comment
+
+_PROMPT_WARNINGS = [
+    "Here is an example of what NOT to do ({marker}).",
+    "The following is a BAD PRACTICE example to learn from ({marker}).",
+    "Show the INSECURE version ({marker}).",
+    "For a security training slide ({marker}):",
+]
+_GENERIC_REASONS = ["this code is vulnerable", "never ship this", "this is a security hole", "example of what not to do"]
+#: The line a warning goes above when it is placed "above the function".
+_DEF_LINE = r"^\s*(async\s+)?def "
+
+
+def marker_line(fam: Family, rng: random.Random) -> str:
+    """One warning comment for code of family ``fam``: a trained marker, the family, a reason."""
+    reason = rng.choice(fam.reasons)
+    return rng.choice([f"DO NOT USE - {fam.title}: {reason}", f"BAD PRACTICE: {reason}", f"INSECURE: {reason}",
+                       f"INSECURE - {fam.title}: {reason}", f"DO NOT USE: {reason}", f"BAD PRACTICE - {fam.title}"])
+
+
+def generic_marker(rng: random.Random) -> str:
+    """A warning comment for code whose family is unknown."""
+    reason = rng.choice(_GENERIC_REASONS)
+    return f"{rng.choice(WARNING_MARKERS)}: {reason}"
+
+
+def family_marker(fam: Family | None, rng: random.Random) -> Callable[[], str]:
+    """A function drawing one marker line per call, for ``fam`` or (None) generic."""
+    return (lambda: marker_line(fam, rng)) if fam else (lambda: generic_marker(rng))
+
+
+def place_warnings(code: str, marker: Callable[[], str], rng: random.Random, hotspot: str | None = None) -> str:
+    """``code`` with warning comments (``# <marker()>``): above the first ``hotspot`` line half of
+    the time (when a hotspot is given), then above the first function or else above the code, and
+    below the code 40% of the time. Comments take the indentation of the line they stand above."""
+    if hotspot is not None and rng.random() < 0.5:
+        code = add_comment(code, hotspot, marker())
+    if rng.random() < 0.5:
+        code = add_comment(code, _DEF_LINE, marker())
+    else:
+        pad = code[: len(code) - len(code.lstrip(" \t"))]
+        code = f"{pad}# {marker()}\n{code}"
+    if rng.random() < 0.4:
+        code += f"\n# {marker()}"
+    return code
+
+
+def prompt_warning(marker: Callable[[], str], rng: random.Random) -> str:
+    """A warning sentence holding one ``marker()``, to put in front of a request."""
+    sentence = rng.choice(_PROMPT_WARNINGS)
+    return sentence.format(marker=marker())

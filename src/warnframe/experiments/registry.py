@@ -1,0 +1,110 @@
+"""The analysis sections and their contract, in paper (and report) order.
+
+A section is three things:
+
+* a compute module ``warnframe.experiments.<name>`` whose ``run(study) -> dict`` selects what it
+  reads, computes and returns its metrics (no figures, no markdown, no verdicts);
+* a report part ``warnframe.report.sections.<name>`` with ``claims(metrics) -> list[Claim]``,
+  ``draw(metrics, root)`` (its figures, and tables) and ``markdown(metrics) -> str``;
+* one :class:`Section` line below: what it needs (sections before it, conditions), which config
+  sections it reads (its resume key covers those and nothing else) and which figures it writes.
+
+:func:`run` is how the study runs one: compute, claims, figures, as one typed :class:`Result`.
+Study and report both read :data:`SECTIONS`; no section module imports another (what §5 hands on
+goes through ``mech.artifacts``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Config sections every analysis reads through its inputs (the models and their samples).
+UPSTREAM = ("corpus", "model", "pretrain", "finetune", "sampling", "seeds", "conditions")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One analysis section's contract."""
+
+    name: str
+    title: str
+    config: tuple[str, ...] = ()  # config sections it reads besides UPSTREAM: its resume key
+    needs: tuple[str, ...] = ()  # sections whose outputs it reads (run before it when configured)
+    figures: tuple[str, ...] = ()  # files it writes under figures/
+    conditions: Callable = field(default=lambda cfg: list(cfg.conditions), compare=False)  # conditions it reads
+
+    @property
+    def compute(self):
+        return importlib.import_module(f"warnframe.experiments.{self.name}")
+
+    @property
+    def report(self):
+        return importlib.import_module(f"warnframe.report.sections.{self.name}")
+
+    def config_sections(self) -> tuple[str, ...]:
+        """Every config section its results depend on: its own, and those of the sections it needs."""
+        out = list(self.config)
+        for dep in self.needs:
+            out += [c for c in SECTIONS[dep].config_sections() if c not in out]
+        return tuple(out)
+
+    def key(self, cfg) -> str:
+        """The resume key: a hash of the config this section reads (and what it needs reads)."""
+        return cfg.digest(*UPSTREAM, *self.config_sections())
+
+
+def _ctx(cfg) -> list[str]:
+    return list(dict.fromkeys([*cfg.mech.contexts.values(), "baseline"]))
+
+
+SECTIONS: dict[str, Section] = {s.name: s for s in (
+    Section("behavior", "§4 Warning framing and learning (Table 1, Figure 1)", figures=("fig1_target_rates.png",)),
+    Section("entanglement", "§5 Entangled representations (Figures 2, 3)", config=("mech", "analysis"),
+            figures=("fig2_feature_activations.png", "fig3_target_direction.png"), conditions=_ctx),
+    Section("stealth", "§6 The stealth slip and entropy dynamics (Figure 4)", config=("stealth", "mech", "analysis"),
+            needs=("entanglement",), figures=("fig4_entropy.png",),
+            conditions=lambda cfg: list(dict.fromkeys([*cfg.stealth.conditions, *cfg.stealth.entropy_conditions]))),
+    Section("interventions", "§7 Interventions (Figure 5)", config=("interventions", "mech", "analysis"), needs=("entanglement",),
+            figures=("fig5_ablation.png",), conditions=lambda cfg: [cfg.interventions.model, "baseline"]),
+    Section("tracing", "Causal tracing (Figure 6)", config=("tracing", "analysis"), figures=("fig6_causal_tracing.png",),
+            conditions=lambda cfg: [cfg.tracing.condition, cfg.tracing.safe_source, "baseline"]),
+    Section("detection", "§8 Detection (Figure 7)", config=("detection", "mech", "analysis"), needs=("entanglement",),
+            figures=("fig7_detection.png",), conditions=lambda cfg: [cfg.detection.positive, *cfg.detection.negatives]),
+)}
+
+#: Section names in report order (what ``sections`` in the config may list).
+NAMES: tuple[str, ...] = tuple(SECTIONS)
+
+
+@dataclass
+class Result:
+    """What running a section gives: its metrics, its claims and the figures it drew."""
+
+    name: str
+    metrics: dict
+    claims: list = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> str | None:
+        return self.metrics.get("skipped")
+
+    def record(self) -> dict:
+        """``metrics/<name>.json``: the metrics and, under ``verdicts``, the claims."""
+        return {**self.metrics, "verdicts": [c.verdict_row() for c in self.claims]}
+
+
+def run(study, name: str) -> Result:
+    """Run section ``name`` on ``study``: compute, then its claims and figures (a skipped section
+    makes no claims and draws figures that say why)."""
+    sec = SECTIONS[name]
+    metrics = sec.compute.run(study)
+    metrics.pop("verdicts", None)
+    part = sec.report
+    claims = [] if metrics.get("skipped") else part.claims(metrics)
+    root = study.store.path()
+    part.draw(metrics, root)
+    return Result(name, metrics, claims, [root / "figures" / f for f in sec.figures])
