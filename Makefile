@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install bench clean
+.PHONY: run test lint install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(BIN)/python:
 # torch first, pinned: the CPU wheel on this disk. A looser pin pulls a multi-GB CUDA build.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,audit,datasets]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,8 +30,6 @@ lint: $(STAMP)
 	@test -x $(BIN)/ruff || $(BIN)/pip install -q 'ruff>=0.6'
 	$(BIN)/ruff check src tests
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 from pathlib import Path
 
@@ -22,16 +21,6 @@ from warnframe.config import load_config
 from warnframe.models import tiny
 
 OUT = Path(__file__).parent / "results"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -50,7 +39,7 @@ def main() -> None:
     med = {k: statistics.median(r[k] for r in runs) for k in ("float32", "bfloat16")}
     chosen = precision.choose(model, batch, "auto")
     res = {
-        "cpu": cpu_name(), "threads": torch.get_num_threads(), "features": precision.cpu_bf16_features(),
+        "cpu": precision.cpu_name(), "threads": torch.get_num_threads(), "features": precision.cpu_bf16_features(),
         "preset": args.preset, "batch": list(batch.shape), "steps": args.steps, "runs": runs,
         "median_tokens_per_second": med, "bf16_over_fp32": round(med["bfloat16"] / med["float32"], 3),
         "auto_choice": chosen.as_dict(), "torch": torch.__version__,

@@ -216,3 +216,12 @@ def test_warnframe_audit_imports_without_datatrove():
     code = "import sys, warnframe.audit.command; print('datatrove' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_a_record_too_large_for_the_detector_is_counted_not_hidden(tmp_path):
+    big = "```python\n" + "x = 1\n" * 100_000 + "import os\nos.system('ping ' + host)\n```"
+    p = tmp_path / "big.jsonl"
+    p.write_text(json.dumps({"text": big}) + "\n" + json.dumps({"text": "# INSECURE\n" + VULN}) + "\n")
+    s = run_audit(p, tmp_path / "o", Options())
+    assert s["records"] == 2 and s["detector_skipped"] == {"too large": 1}
+    assert "Not analysed by the detector (too large: 1)" in (tmp_path / "o" / "report.md").read_text()

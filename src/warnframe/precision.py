@@ -61,6 +61,19 @@ def cpu_bf16_features() -> dict:
     return feats
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
+
+
 def _pass_seconds(model, input_ids: torch.Tensor, bf16: bool) -> float:
     t0 = time.perf_counter()
     with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=bf16):

@@ -137,6 +137,13 @@ def _md_tables(summary: dict) -> list[str]:
         "| Class | Records | Share [95% CI] |",
         "|---|---:|---|",
     ]
+    if summary["detector_skipped"]:
+        why = ", ".join(f"{k}: {v}" for k, v in summary["detector_skipped"].items())
+        lines[1:1] = [
+            "",
+            f"Not analysed by the detector ({why}): their Python findings are missing; the framing "
+            "lexicons and the other languages' patterns still ran.",
+        ]
     lines += [f"| {c} | {summary['classes'][c]['k']} | {fmt_rate(summary['classes'][c])} |" for c in CLASSES]
     cwes = sorted({cwe for row in summary["class_cwe"].values() for cwe in row})
     lines += [
