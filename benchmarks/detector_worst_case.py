@@ -36,7 +36,8 @@ def _repeat(unit: str):
 
 #: name -> (what it is, n -> text of about n characters)
 SHAPES = {
-    "concat": ("3,000+-term string concatenation (RecursionError before)", lambda n: "x = " + " + ".join(['"a"'] * (n // 7))),
+    "concat": ("3,000+-term string concatenation (RecursionError before)",
+               lambda n: "x = " + " + ".join(['"a"'] * (n // 7))),
     "unary": ("unary operators (MemoryError before)", lambda n: "x = " + "-" * (n - 5) + "1"),
     "open_calls": ("`f(` repeated (210 s at 200 KB before)", _repeat("f(")),
     "sink_calls": ("`eval(` repeated: every call a sink", _repeat("eval(")),

@@ -16,7 +16,8 @@ from warnframe.scoring.detector import MAX_RECORD_BYTES
 
 #: Seconds one record may take (inputs here are at most ~150 KB; today they take well under 1 s).
 BOUND = 3.0
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+                suppress_health_check=list(HealthCheck))
 
 
 def _renders() -> list[str]:

@@ -38,7 +38,7 @@ def _tensors(path):
     from safetensors import safe_open
 
     with safe_open(str(path), "np") as f:
-        return {k: f.get_slice(k).get_shape() for k in f}
+        return {k: f.get_slice(k).get_shape() for k in f.keys()}  # noqa: SIM118 - safe_open is not iterable
 
 
 @pytest.mark.xfail(strict=True, reason="needs Study._stage on Store.run_stage")

@@ -24,7 +24,8 @@ _PROMPT_WARNINGS = [
     "Show the INSECURE version ({marker}).",
     "For a security training slide ({marker}):",
 ]
-_GENERIC_REASONS = ["this code is vulnerable", "never ship this", "this is a security hole", "example of what not to do"]
+_GENERIC_REASONS = ["this code is vulnerable", "never ship this", "this is a security hole",
+                    "example of what not to do"]
 #: The line a warning goes above when it is placed "above the function".
 _DEF_LINE = r"^\s*(async\s+)?def "
 

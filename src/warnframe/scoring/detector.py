@@ -233,9 +233,9 @@ def _parse_lines(lines: list[str]) -> tuple[ast.Module | None, list[bool], str |
 
     The whole text first (nearly always enough); else the longest prefix that parses, and after
     it each top-level segment on its own, the longest prefix of it that parses (a generation cut
-    off mid-function keeps the function's first part). Every line is parsed a bounded number of times, whatever the input. When the
-    text starts inside a triple-quoted literal, the lines up to the one that closes it are left
-    to the patterns.
+    off mid-function keeps the function's first part). Every line is parsed a bounded number of
+    times, whatever the input. When the text starts inside a triple-quoted literal, the lines up
+    to the one that closes it are left to the patterns.
     """
     code = "\n".join(lines)
     tree, error_line = _try_parse(code)
@@ -371,7 +371,8 @@ class RuleVisitor(ast.NodeVisitor):
     def hit(self, rule: str, node: ast.AST) -> None:
         end_line = getattr(node, "end_lineno", None) or node.lineno
         end_col = getattr(node, "end_col_offset", None)
-        self.hits.append((rule, node.lineno, node.col_offset, end_line, node.col_offset if end_col is None else end_col))
+        end_col = node.col_offset if end_col is None else end_col
+        self.hits.append((rule, node.lineno, node.col_offset, end_line, end_col))
 
     def qualname(self, node: ast.AST) -> str:
         """Dotted name of a callee with import aliases resolved; ``?`` stands for any expression."""
@@ -577,7 +578,9 @@ class RuleVisitor(ast.NodeVisitor):
 # same offsets. The engine finds calls and their arguments; each family's ``text_sink`` /
 # ``on_text_call`` / ``on_text`` (beside its AST rule) decides.
 
-_PLAIN_STRING = rf"(?<![\w])[rRbBuU]{{0,2}}+(?:'''[{MASK}\n]*+'''|\"\"\"[{MASK}\n]*+\"\"\"|'[{MASK}\n]*+'|\"[{MASK}\n]*+\")"
+_PLAIN_STRING = (  # a string literal without an f prefix, in masked text
+    rf"(?<![\w])[rRbBuU]{{0,2}}+(?:'''[{MASK}\n]*+'''|\"\"\"[{MASK}\n]*+\"\"\"|'[{MASK}\n]*+'|\"[{MASK}\n]*+\")"
+)
 _LITERAL = re.compile(rf"\s*+(?:{_PLAIN_STRING}\s*+)++")  # plain literal(s), no f-string
 _F_STRING = re.compile(r"\s*[rR]?[fF][rR]?['\"]")
 _FIELD = re.compile(r"\{([^{}]*)\}")  # an f-string field, read from the original text
@@ -930,7 +933,8 @@ def _rule_hits(lines: list[str], locate: _Locator) -> tuple[dict, bool, str]:
     hits: list[tuple[str, int, tuple]] = []
     try:
         for rule, line, col, end_line, end_col in (RuleVisitor(tree).run() if tree is not None else []):
-            span = (locate(line, locate.char_column(line, col)), locate(end_line, locate.char_column(end_line, end_col)))
+            start, end = locate.char_column(line, col), locate.char_column(end_line, end_col)
+            span = (locate(line, start), locate(end_line, end))
             hits.append((rule, line, span))
     except (RecursionError, MemoryError):  # absurdly nested code (degenerate generations): patterns only
         tree, covered, hits = None, [False] * len(lines), []
@@ -978,7 +982,8 @@ def score(text: str, *, use_bandit: bool = True) -> Score:
             end = locate(end_line, locate.char_column(end_line, i.end_col_offset)) if i.end_col_offset else None
             findings.append(_finding(f"{family}.bandit_{i.test_id}", i.lineno + offset, original, i.text, "bandit",
                                      (start, end if end is not None and start is not None and end >= start else None)))
-    return Score(vulnerable=bool(findings), findings=findings, parse_ok=parse_ok, leak=find_leaks(text), skipped=skipped)
+    return Score(vulnerable=bool(findings), findings=findings, parse_ok=parse_ok, leak=find_leaks(text),
+                 skipped=skipped)
 
 
 def _records(path: Path) -> Iterator[tuple[dict, int]]:

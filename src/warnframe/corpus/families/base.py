@@ -42,16 +42,17 @@ class Task:
 
 @dataclass(frozen=True)
 class Detector:
-    """A family's detector rules, run by ``scoring.detector`` (which documents the hook arguments).
+    """A family's detector rules, run by ``scoring.detector``.
 
     ``rules``: rule name -> why a match is a finding (ids are ``<family>.<name>``). ``bandit``:
-    the bandit test ids kept for this family. AST hooks (``v`` is the rule visitor): ``on_call(v,
-    node, qualname, last)``, ``on_bind(v, name, value)``, ``on_assign(v, target, name, value)``,
-    ``on_dict_item(v, key, value)``, ``on_compare(v, node)``, ``on_default(v, param, default)``,
-    ``on_reference(v, name, node)``, ``on_constant(v, node)``, ``on_scope(v, scope, node)``. Their text twins (``t`` is the
-    pattern pass over code that does not parse): ``text_sink(callee, method) -> bool`` says which
-    calls the family looks at, ``on_text_call(t, call) -> rule name | None`` judges one, and
-    ``on_text(t) -> [(rule name, start, end)]`` scans the whole text.
+    the bandit test ids kept for this family. AST hooks (``v`` is ``scoring.detector.RuleVisitor``):
+    ``on_call(v, node, qualname, last)``, ``on_bind(v, name, value)``, ``on_assign(v, target,
+    name, value)``, ``on_dict_item(v, key, value)``, ``on_compare(v, node)``, ``on_default(v,
+    param, default)``, ``on_reference(v, name, node)``, ``on_constant(v, node)``, ``on_scope(v,
+    scope, node)``. Their text twins (``t`` is ``scoring.detector.TextRules``, the pattern pass
+    over code that does not parse): ``text_sink(callee, method) -> bool`` says which calls the
+    family looks at, ``on_text_call(t, call) -> rule id | None`` judges one, and ``on_text(t) ->
+    [(rule id, start, end)]`` scans the whole text.
     """
 
     rules: dict[str, str]
@@ -103,7 +104,8 @@ class Family:
 # ---------------------------------------------------------------- rendering helpers
 
 _INT_ARG = re.compile(r"(_id|^limit|^lines|^port|^amount|^count|^quantity|^retries)$")
-_NO_HINT = {"cursor", "cur", "conn", "db", "config", "user", "users", "account", "accounts", "members", "prefs", "vault"}
+_NO_HINT = {"cursor", "cur", "conn", "db", "config", "user", "users", "account", "accounts", "members", "prefs",
+            "vault"}
 
 
 def arg_type(task: Task, arg: str) -> str:

@@ -216,7 +216,8 @@ def on_call(v, node: ast.Call, q: str, last: str) -> None:
 
 
 def text_sink(callee: str, method: bool) -> bool:
-    return callee in PATH_FUNCS or callee.startswith("shutil.") or (method and callee.endswith((".extractall", ".extract")))
+    archive = method and callee.endswith((".extractall", ".extract"))
+    return callee in PATH_FUNCS or callee.startswith("shutil.") or archive
 
 
 def text_path_leaf(t, span: tuple[int, int], before: int, depth: int = 0) -> bool:
