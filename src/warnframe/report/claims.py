@@ -11,7 +11,7 @@ and the report's verdict table is drawn from that file.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from ..scoring.stats import NULL_MARGIN
 from . import paper
@@ -63,7 +63,6 @@ class Claim:
     interval: list[float] | None = None
     test: str | None = None
     margin: float | None = None
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -73,9 +72,7 @@ class Claim:
 
     def record(self) -> dict:
         """The ``metrics/claims.json`` row."""
-        out = asdict(self)
-        out.pop("extra")
-        return out
+        return asdict(self)
 
     def verdict_row(self) -> dict:
         """The row kept in ``metrics/<section>.json`` under ``verdicts`` (``detail`` is ``why``, the name
