@@ -46,8 +46,8 @@ def main() -> None:
     prompts = [Prompt(**r) for r in read_jsonl(a.run_dir / "data" / "eval_prompts.jsonl")][: a.prompts]
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    out = generate(model, tok, prompts, n=a.n, seed=0, condition=a.condition, temperature=s.temperature, top_p=s.top_p,
-                   max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, cache_implementation=s.cache_implementation)
+    # the naive loop writes whole answers, so the batched side samples without the signature prefill too
+    out = generate(model, tok, prompts, s.model_copy(update={"prefill": "none"}), n=a.n, seed=0, condition=a.condition)
     tb = time.perf_counter() - t0
     batched_tokens = sum(x.n_tokens for x in out)
     t0 = time.perf_counter()

@@ -145,7 +145,8 @@ class Study:
                 adv(1 / total, info=f"loss {loss:.3f}")
 
             summary = train(model, data, epochs=cfg.pretrain.epochs, lr=cfg.pretrain.lr,
-                            batch_size=cfg.pretrain.batch_size, seed=cfg.pretrain.seed, progress=prog)
+                            batch_size=cfg.pretrain.batch_size, seed=cfg.pretrain.seed, progress=prog,
+                            precision=self.precision("pretrain", model, data, cfg.pretrain.batch_size))
         summary.update(documents=len(docs), parameters=sum(p.numel() for p in model.parameters()))
         with atomic_dir(cached) as tmp:
             tiny.save(model, tok, tmp)
@@ -180,6 +181,28 @@ class Study:
     def dataset(self, cond: str, seed: int) -> list[Example]:
         return [Example(**r) for r in read_jsonl(self.store.path("data", f"{_unit(cond, seed)}.jsonl"))]
 
+    def precision(self, kind: str, model, data, batch_size: int) -> str:
+        """The training precision of ``kind`` (``pretrain`` or ``finetune``) in this run: the config's
+        (``<kind>.precision``), or for ``auto`` the one :mod:`warnframe.precision` measures the first
+        time, recorded in ``precision.json`` of the run directory. Every later fine-tune of the run,
+        and a resumed run, reads it back, so that a run trains all its models alike even where the
+        measurement would come out differently under another load."""
+        from .precision import choose
+
+        requested = getattr(getattr(self.cfg, kind), "precision", "auto")
+        if requested != "auto":
+            return requested
+        path = self.store.path("precision.json")
+        record = read_json(path) if path.is_file() else {}
+        if kind not in record:
+            device = next(model.parameters()).device
+            record[kind] = choose(model, data.input_ids[:batch_size].to(device), "auto").as_dict()
+            from .training import is_main_process
+
+            if is_main_process():
+                write_json(path, record)
+        return record[kind]["dtype"]
+
     def finetune_one(self, cond: str, seed: int, *, edit_factory=None, dest: Path | None = None, stage: str | None = None, extra_key: str = "") -> None:
         """Fine-tune the base on ``cond``'s set; CAFT passes an edit (``edit_factory(model)``)."""
         from .training import is_main_process, pack, train, wait_for_everyone
@@ -200,7 +223,8 @@ class Study:
             edit = edit_factory(model) if edit_factory else None
             with task(f"finetune {cond} seed {seed}", 1) as adv:
                 summary = train(model, data, epochs=ft.epochs, lr=ft.lr, batch_size=ft.batch_size, seed=seed, edit=edit,
-                                progress=lambda i, n, loss: adv(1 / n, info=f"loss {loss:.3f}"))
+                                progress=lambda i, n, loss: adv(1 / n, info=f"loss {loss:.3f}"),
+                                precision=self.precision("finetune", model, data, ft.batch_size))
             if is_main_process():  # under `accelerate launch` one process saves
                 with atomic_dir(dest) as tmp:
                     model.save_pretrained(tmp, safe_serialization=True)
@@ -326,6 +350,7 @@ class Study:
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__},
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             "stage_seconds": self.store.timings(),
+            "precision": read_json(self.store.path("precision.json")) if self.store.path("precision.json").is_file() else {},
         })
 
     # ---- the whole study -----------------------------------------------------------------
