@@ -82,6 +82,8 @@ class Finding(BaseModel):
     text: str
     why: str
     source: str = "rules"  # "rules" | "bandit"
+    start: int | None = None  # character span [start, end) of the flagged code in the scored text (None: unknown)
+    end: int | None = None
 
 
 class Sample(BaseModel):
@@ -108,6 +110,7 @@ class Score(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     parse_ok: bool
     leak: dict = Field(default_factory=dict)  # {"exact": [...markers], "fuzzy": [...lines]}
+    skipped: str | None = None  # why the record was not (fully) analysed: "too large (...)", "bandit: ..."
 
 
 class ScoredSample(Sample):
@@ -118,6 +121,7 @@ class ScoredSample(Sample):
     findings: list[Finding] = Field(default_factory=list)
     parse_ok: bool
     leak: dict = Field(default_factory=dict)
+    skipped: str | None = None
 
     def record(self, *, exclude: set[str] = frozenset({"entropy", "tokens"})) -> dict:
         """The JSON row written to disk (per-token entropy and token ids left out unless asked)."""

@@ -37,11 +37,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field
-
-from .. import schema
 from ..corpus.families.base import Detector
 from ..errors import UserError
+from ..schema import Finding, Score
 from ..store import iter_lines, write_jsonl
 from .leakage import find_leaks
 from .lexer import MASK, MASKED_STRING, TRIPLE, LineIndex, mask
@@ -871,23 +869,6 @@ def _bandit() -> _Bandit:
 #: ``skipped`` and ``score_jsonl`` counts it. 512 KiB is far above any model answer or chat record
 #: and keeps the worst case near a few seconds and a few hundred MB (benchmarks/detector_worst_case.py).
 MAX_RECORD_BYTES = 512 * 1024
-
-
-class Finding(schema.Finding):
-    """A ``schema.Finding`` with the character span ``[start, end)`` of the flagged code in the
-    original text (None where unknown). Drop this class once schema.Finding has the fields."""
-
-    start: int | None = None
-    end: int | None = None
-
-
-class Score(schema.Score):
-    """A ``schema.Score`` with ``skipped``: None when everything ran; ``"too large (N bytes > cap)"``
-    when the record was not analysed at all; ``"bandit: ..."`` when only bandit could not run.
-    Drop this class once schema.Score has the field."""
-
-    findings: list[Finding] = Field(default_factory=list)
-    skipped: str | None = None
 
 
 def _size(text: str) -> int:
