@@ -44,7 +44,6 @@ def _tensors(path):
         return {k: f.get_slice(k).get_shape() for k in f.keys()}  # noqa: SIM118 - safe_open is not iterable
 
 
-@pytest.mark.xfail(strict=True, reason="needs Study._stage on Store.run_stage")
 def test_rerun_repairs_truncated_weights_and_metrics(smoke_study, tmp_path):
     run = _copy(smoke_study, tmp_path / "run")
     weights, metrics = run / "models" / "L1.s0" / "model.safetensors", run / "metrics" / "behavior.json"

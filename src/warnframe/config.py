@@ -55,6 +55,7 @@ class PretrainConfig(_Section):
     lr: float = Field(2e-3, gt=0, description="Peak learning rate (AdamW, cosine decay).")
     batch_size: int = Field(8, gt=0, description="Sequences per step (small batches, many steps: measured to learn faster per token here).")
     seed: int = Field(1234, description="Seed for the embedded base model (corpus, tokenizer, init).")
+    precision: Literal["auto", "float32", "bfloat16"] = Field("auto", description="Training precision: auto = measured once per run directory (bf16 autocast only where faster; recorded in manifest.json); float32; bfloat16 (autocast).")
 
 
 class FinetuneConfig(_Section):
@@ -65,6 +66,7 @@ class FinetuneConfig(_Section):
     lora_r: int = Field(16, gt=0, description="LoRA rank.")
     lora_alpha: int = Field(32, gt=0, description="LoRA alpha.")
     completion_only: bool = Field(True, description="Compute the loss on the assistant's answer only.")
+    precision: Literal["auto", "float32", "bfloat16"] = Field("auto", description="Training precision: auto = measured once per run directory (bf16 autocast only where faster; recorded in manifest.json); float32; bfloat16 (autocast).")
 
 
 class SamplingConfig(_Section):
@@ -297,6 +299,16 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _dotted_keys(d: dict, prefix: str = "") -> list[str]:
+    """Every key of a nested mapping as ``section.field`` (sections too)."""
+    out = []
+    for k, v in d.items():
+        out.append(prefix + str(k))
+        if isinstance(v, dict):
+            out += _dotted_keys(v, prefix + str(k) + ".")
+    return out
+
+
 def _deep_update(base: dict, upd: dict) -> dict:
     for k, v in upd.items():
         if isinstance(v, dict) and isinstance(base.get(k), dict):
@@ -319,7 +331,7 @@ def load_config(preset: str = "tiny", file: str | Path | None = None, overrides:
         raise UserError(f"unknown preset {preset!r}", "--preset", f"choose one of {', '.join(PRESETS)}")
     data: dict[str, Any] = json.loads(json.dumps(PRESETS[preset]))
     data["preset"] = preset
-    where = "preset"
+    origin: dict[str, str] = {}  # dotted key -> where its value came from (the file or a --set)
     if file is not None:
         path = Path(file)
         if not path.is_file():
@@ -333,7 +345,7 @@ def load_config(preset: str = "tiny", file: str | Path | None = None, overrides:
         if not isinstance(loaded, dict):
             raise UserError("config must be a mapping of sections", str(path), "see README for an example")
         _deep_update(data, loaded)
-        where = str(path)
+        origin.update(dict.fromkeys(_dotted_keys(loaded), str(path)))
     for item in overrides or []:
         if "=" not in item:
             raise UserError(f"override {item!r} is not key=value", "--set", "write e.g. --set finetune.lr=1e-4")
@@ -345,10 +357,13 @@ def load_config(preset: str = "tiny", file: str | Path | None = None, overrides:
             if not isinstance(node, dict):
                 raise UserError(f"override key {key!r} does not name a field", "--set", "use section.field")
         node[parts[-1]] = _parse_value(raw)
-        where = "--set"
+        origin[key.strip()] = f"--set {item}"
     try:
         return StudyConfig.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
+        parts = loc.split(".")
+        prefixes = (".".join(parts[:n]) for n in range(len(parts), 0, -1))  # the key, then its sections
+        where = next((origin[p] for p in prefixes if p in origin), f"preset {preset}")
         raise UserError(f"invalid config value at {loc}: {err['msg']}", where, "fix the value (see `warnframe config --help`)") from None

@@ -8,7 +8,7 @@ the choice is measured: forward and backward passes of the model being trained, 
 precision, the fastest of a few alternating passes counting; first on one row (bf16 more than
 twice as slow settles it, so an emulating CPU pays seconds, not minutes), then on the training
 batch shape. The faster wins. The result says what was chosen and why, with the figures and the
-CPU's flags, for ``finetune.json`` / ``pretrain.json`` and the manifest.
+CPU's flags; the study records it once per run directory (``precision/<kind>.json``, the manifest).
 
 The probe is written here because it is small and specific to this loop (autocast entered per
 step, the real model and batch shape); nothing in torch answers "is autocast faster here".

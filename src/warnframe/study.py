@@ -24,7 +24,7 @@ from .config import SECTION_NAMES, StudyConfig
 from .errors import UserError
 from .progress import console, task
 from .schema import Example, Prompt
-from .store import Store, atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+from .store import Store, atomic_copy, atomic_dir, file_lock, read_json, read_jsonl, reading, write_json, write_jsonl
 
 hf_logging.disable_progress_bar()
 
@@ -81,15 +81,11 @@ class Study:
 
     def stage(self, name: str, key: str, fn, **info) -> None:
         """The one entry point of every stage and section: run ``fn()`` unless stage ``name`` is done
-        with ``key``, then mark it done with its time, ``info`` and what ``fn`` returned."""
-        if self.store.done(name, key):
-            return
-        t0 = time.perf_counter()
-        extra = fn() or {}
+        with ``key`` and every file it wrote is intact (size and SHA-256 in its marker), then mark it
+        done with its time, outputs, ``info`` and what ``fn`` returned (:meth:`Store.run_stage`)."""
         from .training import is_main_process
 
-        if is_main_process():
-            self.store.mark(name, key, time.perf_counter() - t0, **info, **extra)
+        self.store.run_stage(name, key, fn, mark=is_main_process(), log=console.log, **info)
 
     # ---- stages --------------------------------------------------------------------------
     def pretrain(self) -> None:
@@ -101,14 +97,15 @@ class Study:
 
         def run():
             cached = cache_root() / "base" / key
-            if not (cached / "config.json").is_file():
-                self._pretrain_into(cached)
-            with atomic_dir(dest) as tmp:
-                for f in cached.iterdir():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with file_lock(cached.parent / f".{key}.lock"):  # two runs with a cold cache build it once
+                if not (cached / "config.json").is_file():
+                    self._pretrain_into(cached)
+            with atomic_dir(dest) as tmp, reading(cached) as src:  # one whole version of the shared cache
+                for f in src.iterdir():
                     if f.name != "pretrain.jsonl":
                         shutil.copy2(f, tmp / f.name)
-            self.store.path("data").mkdir(exist_ok=True)
-            shutil.copy2(cached / "pretrain.jsonl", self.store.path("data", "pretrain.jsonl"))
+                atomic_copy(src / "pretrain.jsonl", self.store.path("data", "pretrain.jsonl"))  # recorded as an output
             return {"summary": read_json(cached / "pretrain.json")}
 
         self.stage("pretrain", key, run)
@@ -184,7 +181,7 @@ class Study:
     def precision(self, kind: str, model, data, batch_size: int) -> str:
         """The training precision of ``kind`` (``pretrain`` or ``finetune``) in this run: the config's
         (``<kind>.precision``), or for ``auto`` the one :mod:`warnframe.precision` measures the first
-        time, recorded in ``precision.json`` of the run directory. Every later fine-tune of the run,
+        time, recorded in ``precision/<kind>.json`` of the run directory. Every later fine-tune of the run,
         and a resumed run, reads it back, so that a run trains all its models alike even where the
         measurement would come out differently under another load."""
         from .precision import choose
@@ -192,16 +189,16 @@ class Study:
         requested = getattr(getattr(self.cfg, kind), "precision", "auto")
         if requested != "auto":
             return requested
-        path = self.store.path("precision.json")
-        record = read_json(path) if path.is_file() else {}
-        if kind not in record:
+        path = self.store.path("precision", f"{kind}.json")  # one file per kind: one stage writes each
+        if not path.is_file():
             device = next(model.parameters()).device
-            record[kind] = choose(model, data.input_ids[:batch_size].to(device), "auto").as_dict()
+            chosen = choose(model, data.input_ids[:batch_size].to(device), "auto").as_dict()
             from .training import is_main_process
 
-            if is_main_process():
-                write_json(path, record)
-        return record[kind]["dtype"]
+            if not is_main_process():
+                return chosen["dtype"]
+            write_json(path, chosen)
+        return read_json(path)["dtype"]
 
     def finetune_one(self, cond: str, seed: int, *, edit_factory=None, dest: Path | None = None, stage: str | None = None, extra_key: str = "") -> None:
         """Fine-tune the base on ``cond``'s set; CAFT passes an edit (``edit_factory(model)``)."""
@@ -229,7 +226,9 @@ class Study:
                 with atomic_dir(dest) as tmp:
                     model.save_pretrained(tmp, safe_serialization=True)
                     tok.save_pretrained(tmp)
-                    write_json(tmp / "finetune.json", summary)
+                    # wall-clock figures stay in the stage marker: a redone fine-tune writes the same file
+                    write_json(tmp / "finetune.json", {k: v for k, v in summary.items()
+                                                       if k not in ("seconds", "tokens_per_second")})
             wait_for_everyone()
             return {"summary": summary}
 
@@ -350,7 +349,7 @@ class Study:
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__},
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             "stage_seconds": self.store.timings(),
-            "precision": read_json(self.store.path("precision.json")) if self.store.path("precision.json").is_file() else {},
+            "precision": {p.stem: read_json(p) for p in sorted(self.store.path("precision").glob("*.json"))},
         })
 
     # ---- the whole study -----------------------------------------------------------------

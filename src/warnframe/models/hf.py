@@ -53,6 +53,14 @@ def check_source(source: str | Path) -> str:
 def _explain(source: str, err: Exception) -> UserError:
     text = str(err)
     low = text.lower()
+    if "repo id must be in the form" in low or "repo_id must" in low:  # huggingface_hub's HFValidationError
+        # A local path that check_source found but from_pretrained did not: it vanished in between
+        # (another process replacing it), and transformers then took the path for a hub id.
+        if Path(source).expanduser().is_absolute() or os.sep in source.strip("/"):
+            return UserError(f"model directory {source} vanished while it was being loaded", source,
+                             "is another warnframe writing that directory? wait for it, then rerun")
+        return UserError(f"{source!r} is neither an existing directory nor a hub id (owner/name)", source,
+                         "pass an existing directory or a hub id")
     if _offline() and ("offline" in low or "cache" in low or "connection" in low or "resolve" in low or "not found" in low):
         return UserError(f"{source!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set", source,
                          f"run `hf download {source}` on a machine with network (or unset HF_HUB_OFFLINE), or pass a local path")

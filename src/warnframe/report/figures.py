@@ -17,10 +17,16 @@ def pyplot():
 
 def save(fig, path: str | Path, dpi: int = 120) -> None:
     """Lay out, write and close a figure (every figure of the report goes through here)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    import io
+
+    from ..store import atomic_write_bytes
+
+    path = Path(path)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=dpi)
     pyplot().close(fig)
+    atomic_write_bytes(path, buf.getvalue())  # atomic, and recorded as an output of the running stage
 
 
 def placeholder(path: str | Path, title: str, reason: str) -> None:
