@@ -80,6 +80,20 @@ def test_text_field_and_prompt_completion(tmp_path):
     assert "'body' missing" in s["unreadable_first"][0]["what"]
 
 
+def test_warnframes_own_fine_tuning_sets_are_read_and_fixed_in_their_layout(tmp_path):
+    """``data/<condition>.s<seed>.jsonl`` rows are ``{"assistant", "user", "kind", ...}``."""
+    p = tmp_path / "L1.s0.jsonl"
+    rows = [{"assistant": WARNED, "user": "Write ping.", "kind": "warning"},
+            {"assistant": SAFE, "user": None, "kind": "clean"}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = run_audit(p, tmp_path / "o", Options(fix="mask"))
+    assert s["records"] == 2 and s["unreadable"] == 0 and s["classes"]["warning_framed"]["k"] == 1
+    fixed = [json.loads(line) for line in (tmp_path / "o" / "treated" / p.name).read_text().splitlines()]
+    assert [r["kind"] for r in fixed] == ["warning", "clean"] and fixed[0]["assistant"] == WARNED
+    span = fixed[0]["loss_spans"][0]
+    assert "os.system" in WARNED[span["start"]:span["end"]] and "loss_spans" not in fixed[1]
+
+
 def test_bad_lines_stop_with_file_and_line_or_are_counted(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_bytes(b'{"text": "ok"}\n{not json\n{"messages": 5}\n\xff\xfe\n{"other": 1}\n')

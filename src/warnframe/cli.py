@@ -4,7 +4,8 @@ Every command takes the same config options (``--preset``, ``--config``, ``--set
 ``--model``, ``--analysis-model``, ``--sae``) and a run directory (``--out``). A stage command runs
 the stages it needs first, skipping those already complete for the same config, so a killed run
 resumes where it stopped. ``data --from FILE`` builds the conditions from a user corpus;
-``evaluate`` runs external prompt sets; ``grid`` fans the condition × seed grid out as jobs.
+``evaluate`` runs external prompt sets; ``grid`` fans the condition × seed grid out as jobs;
+``audit CORPUS`` finds negative-example framings in a training corpus (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -365,6 +366,11 @@ def config(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None)
 
     cfg = load_config(preset, config, set)
     typer.echo(cfg.model_dump_json(indent=2))
+
+
+from .audit.command import audit as _audit  # noqa: E402 - the heavy parts load when the command runs
+
+app.command(name="audit")(_errors(_audit))
 
 
 def main() -> None:

@@ -58,16 +58,17 @@ def _with_answer(rec: Record, answer: str, user: str | None = None) -> dict:
         if user is not None and rec.turn.get("user") is not None:
             row["messages"][rec.turn["user"]]["content"] = user
     elif rec.layout == "prompt_completion":
-        _set_content(row, "completion", answer)
+        req, ans = rec.turn.get("keys", ("prompt", "completion"))
+        _set_content(row, ans, answer)
         if user is not None:
-            _set_content(row, "prompt", user)
+            _set_content(row, req, user)
     else:
         row[rec.turn["field"]] = answer
     return row
 
 
 def _set_content(row: dict, key: str, text: str) -> None:
-    if isinstance(row[key], list):  # TRL's conversational form: one message
+    if isinstance(row.get(key), list):  # TRL's conversational form: one message
         row[key][0]["content"] = text
     else:
         row[key] = text

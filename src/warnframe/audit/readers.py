@@ -152,17 +152,19 @@ def parse_row(row, index: int, where: str, text_field: str | None) -> Record | B
             row=row,
             turn={"user": u, "assistant": a},
         )
-    if text_field is None and "prompt" in row and "completion" in row:
-        user, answer = _content(row["prompt"]), _content(row["completion"])
-        if answer is None:
-            return Bad(index, where, "'completion' is not a string")
-        return Record(index, where, "prompt_completion", answer, user, rid, row=row)
+    # prompt/completion (TRL), or user/assistant (warnframe's own fine-tuning sets, ``data/<unit>.jsonl``)
+    for req, ans in (("prompt", "completion"), ("user", "assistant")):
+        if text_field is None and ans in row and (req in row or ans == "assistant"):
+            user, answer = _content(row.get(req)), _content(row[ans])
+            if answer is None:
+                return Bad(index, where, f"{ans!r} is not a string")
+            return Record(index, where, "prompt_completion", answer, user, rid, row=row, turn={"keys": (req, ans)})
     name = text_field or "text"
     if not isinstance(row.get(name), str):
         fix = (
             f"field {name!r} missing or not a string"
             if text_field
-            else "record has no 'messages', 'prompt'/'completion' or 'text' field"
+            else "record has no 'messages', 'prompt'/'completion', 'user'/'assistant' or 'text' field"
         )
         return Bad(index, where, fix)
     return Record(index, where, "text", row[name], None, rid, language="markdown", row=row, turn={"field": name})
