@@ -163,8 +163,11 @@ def test_caft_edit_is_on_in_every_training_step_and_off_after():
 # ---------------------------------------------------------------- statistics and verdicts
 
 
-def _rows(k: int, n: int) -> list[dict]:
-    return [{"vulnerable": i < k, "parse_ok": True, "leak": {"exact": [], "fuzzy": []}} for i in range(n)]
+def _rows(k: int, n: int, seeds: int = 5, prompts: int = 40) -> list[dict]:
+    """``n`` scored rows, ``k`` of them target content, spread over seeds x prompts (7919 is prime, so
+    ``i * 7919 % n`` permutes the rows and every cell gets about k/n)."""
+    return [{"vulnerable": i * 7919 % n < k, "parse_ok": True, "leak": {"exact": [], "fuzzy": []},
+             "seed": i % seeds, "prompt_id": f"p{(i // seeds) % prompts}"} for i in range(n)]
 
 
 def verdicts(res: dict) -> list[dict]:
@@ -173,36 +176,57 @@ def verdicts(res: dict) -> list[dict]:
 
 
 def _cap(k, n, loss):
-    return [{"rows": [{"ok": i < k, "parse_ok": True} for i in range(n)], "heldout": {"loss": loss, "examples": 10}}]
+    return [{"rows": [{**r, "ok": r["vulnerable"]} for r in _rows(k, n)], "heldout": {"loss": loss, "examples": 10}}]
+
+
+#: An established reference effect (L0 − neutral = 50 points): equivalence margins of ±16.7 points.
+REFERENCE = {"label": "L0 − neutral", "diff": 0.5, "lo": 0.42, "hi": 0.58, "lo90": 0.44, "hi90": 0.56, "p": 0.00025}
 
 
 def test_analyse_verdicts_follow_the_numbers():
     prompts = iv.load_system_prompts()
     edits = iv.edit_settings(load_config("smoke").interventions, [1, 2, 3], 1)
-    rows = {"none": _rows(100, 200), "caft": _rows(0, 200)}  # n large enough that "no effect" has power
+    rows = {"none": _rows(500, 1000), "caft": _rows(0, 1000)}  # n large enough that "no effect" has power
     for p in prompts:
-        rows[f"prompt.{p['id']}"] = {"permission": _rows(167, 200), "meta": _rows(0, 200)}.get(p["kind"], _rows(97, 200))
+        rows[f"prompt.{p['id']}"] = {"permission": _rows(835, 1000), "meta": _rows(0, 1000)}.get(p["kind"], _rows(485, 1000))
     for e in edits:
-        rows[e["name"]] = _rows(103, 200)
-    res = iv.analyse(rows, prompts, edits, {"base": _cap(20, 26, 1.0), "L1": _cap(18, 26, 1.1), "caft": _cap(17, 26, 1.12)})
-    assert res["kinds"]["safety"]["target"]["n"] == 600 and res["settings"]["prompt.meta_1"]["vs_none"]["p"] < 0.001
+        rows[e["name"]] = _rows(515, 1000)
+    res = iv.analyse(rows, prompts, edits, {"base": _cap(150, 200, 1.0), "L1": _cap(140, 200, 1.1), "caft": _cap(138, 200, 1.12)})
+    assert res["kinds"]["safety"]["target"]["n"] == 3000 and res["settings"]["prompt.meta_1"]["vs_none"]["p"] < 0.001
+    s = res["settings"]["prompt.meta_1"]
+    assert s["cluster"]["seeds"] == 5 and s["cluster"]["prompts"] == 40 and s["vs_none_cluster"]["hi"] < 0  # cluster-aware
     res.update(seeds=[0], samples_per_prompt=1, eval_prompts=200, edits={"site": "blocks.1.hook_resid_post", "selected_latents": [1, 2, 3],
                                                                         "lead_latent": 1, "sae": "x", "d_model": 32},
-               caft={"directions": 3, "rank": 3, "site": "blocks.1.hook_resid_post", "runs": {}})
-    v = {x["claim"]: x["verdict"] for x in verdicts(res)}
+               caft={"directions": 3, "rank": 3, "site": "blocks.1.hook_resid_post", "runs": {}},
+               reference_effect=REFERENCE, system_turn={"trained": True, "why": "test"})
+    v = {x["id"]: x["verdict"] for x in verdicts(res)}
     assert all(x["section"] == "7" for x in verdicts(res))
-    assert list(v.values()) == ["reproduced"] * len(v) and len(v) == 9
+    assert list(v.values()) == ["reproduced"] * len(v) and len(v) == 9, v
+    rows_ = {x["id"]: x for x in verdicts(res)}
+    assert rows_["s7.kind_safety"]["margin"] == pytest.approx(0.5 / 3) and "TOST" in rows_["s7.kind_safety"]["test"]
     text = iv_report.markdown(res)
-    assert "## §7" in text and "(100/200)" in text and "[" in text and "fig5_ablation.png" in text
+    assert "## §7" in text and "(500/1000)" in text and "[" in text and "fig5_ablation.png" in text
 
-    # The same claims on a model that never writes target content: nothing can be reduced.
-    rows0 = {k: _rows(0, 60) for k in rows}
+    # Without an established reference effect no "no effect" claim can pass; the directional ones still can.
+    res_noref = {**res, "reference_effect": {**REFERENCE, "diff": 0.01, "lo": -0.02, "lo90": -0.01}}
+    vn = {x["id"]: x["verdict"] for x in verdicts(res_noref)}
+    assert vn["s7.kind_safety"] == vn["s7.amplify_no_effect"] == "inconclusive" and vn["s7.kind_permission_raises"] == "reproduced"
+
+    # A model that never saw a system turn: the system-prompt claims are not testable, the rest unchanged.
+    res_nosys = {**res, "system_turn": {"trained": False, "why": "never saw a system turn (test)"}}
+    vs = {x["id"]: x for x in verdicts(res_nosys)}
+    kinds = [k for k in vs if k.startswith("s7.kind_")]
+    assert len(kinds) == 5 and all(vs[k]["verdict"] == "not testable" and "(test)" in vs[k]["detail"] for k in kinds)
+    assert vs["s7.caft_removes_target"]["verdict"] == "reproduced"
+    assert "Not testable on this model" in iv_report.markdown(res_nosys)
+
+    # The same claims on a model that never writes target content: nothing can be reduced or raised.
+    rows0 = {k: _rows(0, 200) for k in rows}
     res0 = iv.analyse(rows0, prompts, edits, {"L1": _cap(0, 26, 1.0), "caft": _cap(0, 26, 1.0)})
-    res0.update({k: res[k] for k in ("seeds", "samples_per_prompt", "eval_prompts", "edits", "caft")})
-    v0 = {x["claim"]: x["verdict"] for x in verdicts(res0)}
-    assert v0[next(c for c in v0 if "reduce the target rate to 0%" in c)] == "inconclusive"
-    assert v0[next(c for c in v0 if c.startswith("CAFT (training"))] == "inconclusive"
-    assert v0[next(c for c in v0 if "raise the target rate" in c)] == "not reproduced"
+    res0.update({k: res[k] for k in ("seeds", "samples_per_prompt", "eval_prompts", "edits", "caft", "reference_effect", "system_turn")})
+    v0 = {x["id"]: x["verdict"] for x in verdicts(res0)}
+    assert v0["s7.kind_meta_reduces"] == v0["s7.caft_removes_target"] == v0["s7.caft_capability"] == "inconclusive"
+    assert v0["s7.kind_permission_raises"] == "inconclusive"  # a ratio of 0% is 0%: the paper's effect is 0 on this scale
 
 
 def test_skipped_edits_say_why():
@@ -247,7 +271,10 @@ def test_section_on_a_small_study(tmp_path, monkeypatch):
     assert all(s["target"]["n"] == n for s in res["settings"].values())
     assert res["caft"]["rank"] == 3 and res["caft"]["runs"]["0"]["finetune"]["steps"] == res["caft"]["runs"]["0"]["plain_L1"]["steps"]
     assert set(res["capability"]) == {"base", "L1", "caft"} and res["humaneval"]["L1"]["problems"] == 2
-    assert {r["verdict"] for r in res["verdicts"]} <= {"reproduced", "not reproduced", "differs", "inconclusive"}
+    assert {r["verdict"] for r in res["verdicts"]} <= {"reproduced", "not reproduced", "differs", "inconclusive", "not testable"}
+    assert res["system_turn"]["trained"] is False  # a saved embedded model: its tokenizer has <|system|>, its data no system turn
+    assert {r["verdict"] for r in res["verdicts"] if r["id"].startswith("s7.kind_")} == {"not testable"}
+    assert all(s["cluster"]["n"] == n for s in res["settings"].values()) and "label" in res["reference_effect"]
     assert study.store.path("figures", "fig5_ablation.png").is_file()
     assert study.store.path("models", "caft.s0", "config.json").is_file()
     report = study.store.path("report.md").read_text()

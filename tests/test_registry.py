@@ -85,6 +85,14 @@ def test_smoke_run_writes_every_claim_to_claims_json(smoke_study):
     assert len(rows) == per_section > 0
     assert all(set(r) >= {"id", "section", "paper", "ours", "n", "interval", "test", "margin", "verdict", "why"} for r in rows)
     assert all(r["verdict"] in C.VERDICTS for r in rows)
+    s4 = {r["id"]: r for r in rows if r["section"] == "4"}
+    b = read_json(smoke_study.store.path("metrics", "behavior.json"))
+    d = b["tests"]["L1_vs_L0"]["cluster"]
+    assert s4["s4.l1_as_often_as_l0"]["interval"] == [d["lo"], d["hi"]] and "TOST" in s4["s4.l1_as_often_as_l0"]["test"]
+    assert all("bootstrap" in r["test"] for r in s4.values() if r["id"] != "s4.semantic_order")
+    # The embedded model never saw a system turn: §7.1's claims are not testable, and say why.
+    s71 = [r for r in rows if r["id"].startswith("s7.kind_")]
+    assert s71 and all(r["verdict"] == "not testable" and "system" in r["why"] for r in s71)
     report = smoke_study.store.path("report.md").read_text()
     assert f"{len(rows)} claims:" in report and all(r["claim"].replace("|", "\\|") in report for r in rows)
 

@@ -63,6 +63,20 @@ def test_rerun_repairs_truncated_weights_and_metrics(smoke_study, tmp_path):
     assert {p.name: p.read_text() for p in (run / "stages").glob("*.json")} == marks  # nothing redone
 
 
+def test_a_configured_condition_without_scores_is_an_error_not_a_missing_row(smoke_study, tmp_path):
+    from warnframe.errors import UserError
+    from warnframe.study import Study
+
+    run = _copy(smoke_study, tmp_path / "run")
+    (run / "scores" / "L2.jsonl").unlink()
+    study = Study(smoke_study.cfg, run)
+    with pytest.raises(UserError, match="no scores for configured condition 'L2'"):
+        study.scored()
+    with pytest.raises(UserError, match="warnframe score --condition L2"):
+        study.outputs("L2")
+    assert study.outputs("not-configured") == [] and {r["condition"] for r in study.scored(["L0"])} == {"L0"}
+
+
 def test_damaged_metrics_of_an_unverifiable_stage_is_one_line(smoke_study, tmp_path):
     """A marker that recorded no outputs (a run from before they were recorded) cannot tell the
     damage; reading the file then fails with one line naming it, no traceback."""

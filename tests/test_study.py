@@ -21,6 +21,16 @@ def test_every_artifact_of_the_behavioural_study(smoke_study):
     n = b["pooled"]["L1"]["target"]["n"]
     assert n == len(list(read_jsonl(root / "samples" / "L1.jsonl")))
     assert "L1_vs_L0" in b["tests"] and "L2_vs_neutral" in b["tests"]
+    # Seeds are the unit: cluster-aware rates and differences, per-seed rows in the tables.
+    seeds = smoke_study.cfg.seeds
+    assert len(seeds) >= 2 and b["pooled"]["L1"]["cluster"]["target"]["seeds"] == len(seeds)
+    assert {"lo", "hi", "design_effect", "effective_n"} <= set(b["pooled"]["L1"]["cluster"]["leak_exact"])
+    assert {"diff", "lo", "hi", "lo90", "hi90", "p"} <= set(b["tests"]["L1_vs_L0"]["cluster"])
+    header = (root / "tables" / "table1.csv").read_text().splitlines()[0].split(",")
+    assert {"target_lo", "p_vs_baseline", "target_cluster_lo", "design_effect", "effective_n", "seed_min", "p_cluster_vs_neutral"} <= set(header)
+    per_seed = (root / "tables" / "table1_seeds.csv").read_text().splitlines()
+    assert len(per_seed) == 1 + len(b["conditions"]) * len(seeds)
+    assert (root / "tables" / "table1_seeds.md").is_file()
     man = read_json(root / "manifest.json")
     assert man["seeds"] == smoke_study.cfg.seeds and "torch" in man["versions"] and man["stage_seconds"]
     report = (root / "report.md").read_text()

@@ -300,12 +300,26 @@ class Study:
 
             self.stage(f"score.{cond}", key, run)
 
+    def _scored_paths(self, cond: str) -> tuple[Path, Path] | None:
+        """``(samples, scores)`` files of ``cond``; None when it was not run. A *configured*
+        condition without them is an error (its row would silently be missing from every table),
+        a condition the config does not list is simply absent."""
+        sp, cp = self.store.path("samples", f"{cond}.jsonl"), self.store.path("scores", f"{cond}.jsonl")
+        if sp.is_file() and cp.is_file():
+            return sp, cp
+        if cond in self.cfg.conditions:
+            raise UserError(f"no scores for configured condition {cond!r}", str(cp),
+                            f"run `warnframe score --condition {cond} --out {self.store.root}`, or leave it out of "
+                            "`conditions`")
+        return None
+
     def outputs(self, cond: str) -> list[dict]:
         """Samples of ``cond`` joined with their verdicts (``vulnerable``, ``parse_ok``, ``leak``);
-        empty when the condition was not sampled and scored."""
-        sp, cp = self.store.path("samples", f"{cond}.jsonl"), self.store.path("scores", f"{cond}.jsonl")
-        if not (sp.is_file() and cp.is_file()):
+        empty when ``cond`` is not a configured condition and was not run."""
+        paths = self._scored_paths(cond)
+        if paths is None:
             return []
+        sp, cp = paths
 
         def key(r):
             return (r["seed"], r["prompt_id"], r["index"])
@@ -315,11 +329,12 @@ class Study:
                 for r in read_jsonl(cp) if key(r) in texts]
 
     def scored(self, conditions=None) -> list[dict]:
+        """The score rows of ``conditions`` (default: every configured condition, each required)."""
         rows = []
         for cond in conditions or self.cfg.conditions:
-            p = self.store.path("scores", f"{cond}.jsonl")
-            if p.is_file():
-                rows += list(read_jsonl(p))
+            paths = self._scored_paths(cond)
+            if paths is not None:
+                rows += list(read_jsonl(paths[1]))
         return rows
 
     def analyse(self, name: str) -> dict:

@@ -43,9 +43,8 @@ from ..mech.artifacts import load as load_artifacts
 from ..mech.hooks import Site, edit, project_out, sae_latent_edit
 from ..progress import task
 from ..report.paper import SECTION7_KINDS
-from ..scoring.stats import (
-    fisher,
-)
+from ..scoring.clustered import cluster_diff, cluster_rate
+from ..scoring.stats import fisher
 from ..store import read_json, write_json
 
 # ---------------------------------------------------------------- prompts and edits
@@ -279,6 +278,7 @@ def run(study) -> dict:
 
     res = analyse(rows, sys_prompts, edits, cap, he, model=m)
     res.update({
+        "reference_effect": reference_effect(study), "system_turn": system_turn(study),
         "model": m, "seeds": cfg.seeds, "samples_per_prompt": icfg.samples_per_prompt, "eval_prompts": len(study.eval_prompts()),
         "edits": ({"site": str(art.site), "selected_latents": selected,
                    "latents_from": "interventions.latents" if icfg.latents else "§5 selection", "lead_latent": art.lead,
@@ -316,33 +316,86 @@ def _finetune_summary(path: str) -> dict | None:
     return read_json(p) if p.is_file() else None
 
 
+def _clustered(rows: list[dict]) -> bool:
+    """Whether every row says which seed and prompt it answers (what the cluster bootstrap needs)."""
+    return bool(rows) and all("seed" in r and "prompt_id" in r for r in rows)
+
+
 def _counts(rows: list[dict]) -> dict:
-    return rates(rows)
+    """Rates with Wilson intervals, and ``cluster``: the target rate's seed x prompt bootstrap
+    interval (with design effect and effective n) when the rows carry seed and prompt_id."""
+    out = rates(rows)
+    out["cluster"] = cluster_rate(rows, "vulnerable") if _clustered(rows) else None
+    return out
+
+
+def _vs(rows: list[dict], ref: list[dict], outcome: str = "vulnerable") -> dict | None:
+    """The cluster-aware difference rows − ref (prompts shared; seeds resampled per setting, which is
+    conservative when both share the same fine-tuned models); None without seed and prompt ids."""
+    return cluster_diff(rows, ref, outcome) if _clustered(rows) and _clustered(ref) else None
+
+
+def reference_effect(study) -> dict:
+    """The study's reference effect, L0 − neutral (L0 − baseline without neutral), from §4's scored
+    samples: what the equivalence margins of §7's "no effect" claims are a share of."""
+    for ref in ("neutral", "baseline"):
+        if "L0" in study.cfg.conditions and ref in study.cfg.conditions:
+            a, b = study.scored(["L0"]), study.scored([ref])
+            if a and b:
+                return {"label": f"L0 − {ref}", **cluster_diff(a, b, "vulnerable")}
+    return {"label": "L0 − neutral", "diff": float("nan"), "lo": float("nan"), "hi": float("nan"),
+            "lo90": float("nan"), "hi90": float("nan"), "p": float("nan"), "interval": "L0 or neutral/baseline not run"}
+
+
+def system_turn(study) -> dict:
+    """Whether the corrected model ever saw a system turn in training, and why we say so.
+
+    The rule: a model with warnframe's embedded tokenizer (``<|system|>`` among its special tokens)
+    learned only from this run's texts, and every one of them is a ``schema.Example`` (a user and an
+    assistant turn, or a plain document) rendered without a system turn; if none of
+    ``data/*.jsonl`` holds the system token either, the model never saw one, and the system prompt
+    reaches it as an untrained token followed by text, so §7.1's claims are not testable on it. Any
+    other model is taken to have learned its chat template's system role (not checked)."""
+    from ..models.tiny import SYSTEM
+
+    cfg_file = Path(study.base_source) / "tokenizer_config.json"
+    embedded = study.cfg.model.source == "embedded" or (cfg_file.is_file() and SYSTEM in cfg_file.read_text())
+    if not embedded:
+        return {"trained": True, "why": f"{study.cfg.model.source}: its chat template's system role is taken as trained"}
+    files = sorted(study.store.path("data").glob("*.jsonl"))
+    seen = [f.name for f in files if SYSTEM in f.read_text()]
+    if seen:
+        return {"trained": True, "why": f"the system token occurs in the training data ({', '.join(seen)})"}
+    return {"trained": False, "why": (f"the embedded model never saw a system turn: its pretraining and fine-tuning texts "
+                                      f"({len(files)} files in data/) are user/assistant turns and documents only, so the "
+                                      f"{SYSTEM} token that opens the system prompt was never trained")}
 
 
 def analyse(rows: dict[str, list[dict]], sys_prompts: list[dict], edits: list[dict], cap: dict[str, list[dict]],
             he: dict[str, list[dict]] | None = None, model: str = "L1") -> dict:
-    """Rates (n, Wilson 95%) per setting and per prompt kind, Fisher's test against ``none``,
-    and the capability summary. Pure: takes the scored rows, returns the metrics."""
+    """Rates per setting and per prompt kind (n, Wilson 95%, and under ``cluster`` the seed x prompt
+    bootstrap interval), against ``none`` both Fisher's test (``vs_none``, the paper's) and the
+    cluster-aware difference (``vs_none_cluster``, what the verdicts read), and the capability
+    summary. Pure: takes the scored rows, returns the metrics."""
     none = _counts(rows["none"])
     settings = {"none": {"group": "reference", "label": f"{model}, no intervention", **none}}
+
+    def compare(these: list[dict]) -> dict:  # Fisher: the paper's test; cluster: what the verdicts read
+        c = _counts(these)
+        return {**c, "vs_none": fisher(c["target"], none["target"]), "vs_none_cluster": _vs(these, rows["none"])}
+
     for p in sys_prompts:
         name = f"prompt.{p['id']}"
-        c = _counts(rows[name])
-        settings[name] = {"group": "prompt", "kind": p["kind"], "label": p["id"], "system": p["text"], **c,
-                          "vs_none": fisher(c["target"], none["target"])}
+        settings[name] = {"group": "prompt", "kind": p["kind"], "label": p["id"], "system": p["text"], **compare(rows[name])}
     for e in edits:
-        c = _counts(rows[e["name"]])
-        settings[e["name"]] = {"group": "edit", "label": e["label"], "latents": e["latents"], "scale": e["scale"], **c,
-                               "vs_none": fisher(c["target"], none["target"])}
+        settings[e["name"]] = {"group": "edit", "label": e["label"], "latents": e["latents"], "scale": e["scale"],
+                               **compare(rows[e["name"]])}
     if rows.get("caft"):
-        c = _counts(rows["caft"])
-        settings["caft"] = {"group": "caft", "label": "CAFT model", **c, "vs_none": fisher(c["target"], none["target"])}
+        settings["caft"] = {"group": "caft", "label": "CAFT model", **compare(rows["caft"])}
     kinds = {}
     for kind in dict.fromkeys(p["kind"] for p in sys_prompts):
         ids = [p["id"] for p in sys_prompts if p["kind"] == kind]
-        c = _counts([r for i in ids for r in rows[f"prompt.{i}"]])
-        kinds[kind] = {"prompts": ids, **c, "vs_none": fisher(c["target"], none["target"]),
+        kinds[kind] = {"prompts": ids, **compare([r for i in ids for r in rows[f"prompt.{i}"]]),
                        "label": SECTION7_KINDS.get(kind, (kind,))[0], "paper": SECTION7_KINDS.get(kind, (None, None))[1]}
     capab = {}
     for label in ("base", model, "caft"):
@@ -355,6 +408,8 @@ def analyse(rows: dict[str, list[dict]], sys_prompts: list[dict], edits: list[di
     tests = {}
     if "caft" in capab and model in capab:
         tests[f"caft_vs_{model}"] = fisher(capab["caft"]["capable"], capab[model]["capable"])
+        cap_rows = {label: [r for part in cap[label] for r in part["rows"]] for label in ("caft", model)}
+        tests[f"caft_vs_{model}_cluster"] = _vs(cap_rows["caft"], cap_rows[model], "ok")
     if model in capab and "base" in capab:
         tests[f"{model}_vs_base"] = fisher(capab[model]["capable"], capab["base"]["capable"])
     heval = {}

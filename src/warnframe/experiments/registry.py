@@ -68,7 +68,8 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
             needs=("entanglement",), figures=("fig4_entropy.png",),
             conditions=lambda cfg: list(dict.fromkeys([*cfg.stealth.conditions, *cfg.stealth.entropy_conditions]))),
     Section("interventions", "§7 Interventions (Figure 5)", config=("interventions", "mech", "analysis"), needs=("entanglement",),
-            figures=("fig5_ablation.png",), conditions=lambda cfg: [cfg.interventions.model, "baseline"]),
+            figures=("fig5_ablation.png",),  # L0 and neutral: the reference effect its equivalence margins are a share of
+            conditions=lambda cfg: list(dict.fromkeys([cfg.interventions.model, "baseline", "L0", "neutral"]))),
     Section("tracing", "Causal tracing (Figure 6)", config=("tracing", "analysis"), figures=("fig6_causal_tracing.png",),
             conditions=lambda cfg: [cfg.tracing.condition, cfg.tracing.safe_source, "baseline"]),
     Section("detection", "§8 Detection (Figure 7)", config=("detection", "mech", "analysis"), needs=("entanglement",),

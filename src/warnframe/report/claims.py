@@ -13,19 +13,28 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from ..scoring.stats import NULL_MARGIN
+from ..scoring.clustered import tost
+from ..scoring.stats import fmt_p
 from . import paper
 
-#: The verdicts a claim can have.
-VERDICTS = ("reproduced", "differs", "not reproduced", "inconclusive")
+#: The verdicts a claim can have. "not testable": the model cannot express what the claim is about
+#: (a system prompt to a model that never saw a system turn); ``why`` says why.
+VERDICTS = ("reproduced", "differs", "not reproduced", "inconclusive", "not testable")
 
 
 @dataclass(frozen=True)
 class Policy:
     """Every threshold a verdict compares against, fixed before any run (never tuned to a result)."""
 
-    alpha: float = 0.05  # significance level of every test
-    null_margin: float = NULL_MARGIN  # "no difference" needs the difference's 95% half-width within this
+    alpha: float = 0.05  # significance level of every test (TOST: both one-sided tests at this level)
+    # Equivalence ("no effect", "as often as"): TOST within ±margin, margin = this share of the study's
+    # reference effect, the observed L0 − neutral difference (L0 − baseline when neutral was not run).
+    # A third: an intervention or framing that keeps two thirds of what direct training teaches is
+    # "the same" only if it also keeps the last third within noise. Fixed before any run.
+    equivalence_share: float = 1 / 3
+    # §7 CAFT capability: a "modest" drop is at most this share of the plain model's capable rate
+    # (non-inferiority, one-sided at alpha); the paper gives no number, a quarter was fixed beforehand.
+    capability_modest_share: float = 0.25
     leak_copied_lo: float = 0.9  # §4: L1 copies the warning format when the exact-leak interval starts here
     leak_partly: float = 0.5  # §4: ... and 'differs' when more than this share leaks at all
     latent_ratio: float = 5.0  # §5: lead latent at least this many times its safe mean
@@ -101,5 +110,94 @@ def claim(id: str, *, ours: str, verdict: str, why: str = "", n=None, interval=N
 
 
 def rate_interval(r: dict) -> list[float]:
-    """The Wilson 95% interval of a rate dict."""
+    """The 95% interval of a rate dict (Wilson or cluster bootstrap, whichever ``r`` is)."""
     return [r["lo"], r["hi"]]
+
+
+# ---------------------------------------------------------------- verdict rules
+#
+# Every rule reads a difference from ``scoring.clustered.cluster_diff`` (``diff, lo, hi`` at 95%,
+# ``lo90, hi90``, ``p``) and returns ``(verdict, why)``. Evidence decides, never its absence:
+# "no effect" needs an equivalence test, "raises" needs its test, and a run that cannot tell
+# (the interval covers both no effect and the paper's effect) says "inconclusive".
+
+BOOTSTRAP = "pigeonhole bootstrap over seeds x prompts"
+
+
+def fmt_diff(d: dict | None) -> str:
+    """'+1.2 points [-0.3, +2.5], p = 0.120' (a cluster difference in percentage points)."""
+    if not d or not math.isfinite(d.get("diff", math.nan)):
+        return "difference n/a"
+    return f"{100 * d['diff']:+.1f} points [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}], p = {fmt_p(d['p'])}"
+
+
+def diff_interval(d: dict | None) -> list[float] | None:
+    return [d["lo"], d["hi"]] if d else None
+
+
+def established(ref: dict | None) -> bool:
+    """A reference effect is established when its 95% interval lies above 0."""
+    return bool(ref) and math.isfinite(ref.get("lo", math.nan)) and ref["lo"] > 0
+
+
+def equivalence_margin(ref: dict | None) -> float | None:
+    """``POLICY.equivalence_share`` of the reference effect (None when it is not established)."""
+    return POLICY.equivalence_share * ref["diff"] if established(ref) else None
+
+
+def equivalence(d: dict, ref: dict | None, ref_label: str = "L0 − neutral") -> tuple[str, str]:
+    """A claim of equivalence or no effect: reproduced only by TOST within ±margin (margin from the
+    reference effect ``ref``); not reproduced when the difference is significant and outside it;
+    inconclusive when the reference effect is not established or the run cannot tell."""
+    if not established(ref):
+        return "inconclusive", (f"the reference effect {ref_label} is not established ({fmt_diff(ref)}): "
+                                "nothing to be equivalent about")
+    margin = equivalence_margin(ref)
+    if not math.isfinite(d.get("diff", math.nan)):
+        return "inconclusive", "no answers to compare"
+    t = tost(d, margin)
+    span = f"90% interval [{100 * t['lo90']:+.1f}, {100 * t['hi90']:+.1f}] points"
+    bound = f"±{100 * margin:.1f} points ({POLICY.equivalence_share:.2g} of {ref_label} {100 * ref['diff']:+.1f})"
+    if t["equivalent"]:
+        return "reproduced", f"TOST: {span} inside {bound}"
+    if d["p"] < POLICY.alpha:
+        return "not reproduced", f"the difference is significant ({fmt_diff(d)}) and not within {bound}"
+    return "inconclusive", f"neither equivalent ({span} not inside {bound}) nor significantly different"
+
+
+def no_worse(d: dict, margin: float | None, what: str = "drop") -> tuple[str, str]:
+    """Non-inferiority ("does not remove", "only a modest drop"): reproduced when the 90% interval's
+    lower end is above −margin (one-sided test at 5%); not reproduced when the 95% interval lies
+    wholly below −margin; else inconclusive."""
+    if margin is None or not math.isfinite(d.get("diff", math.nan)):
+        return "inconclusive", "no margin or no answers to compare"
+    bound = f"{100 * margin:.1f} points"
+    if d["lo90"] > -margin:
+        return "reproduced", f"non-inferiority: the 90% interval's lower end {100 * d['lo90']:+.1f} is above −{bound}"
+    if d["hi"] < -margin:
+        return "not reproduced", f"the {what} is larger than {bound}: 95% interval [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]"
+    return "inconclusive", f"a {what} of more than {bound} is neither shown nor excluded"
+
+
+def paper_effect(paper_ratio: float, ref_rate: float) -> float:
+    """The paper's effect on this run's scale: its rate ratio applied to our reference rate,
+    ``(ratio − 1) × ref_rate`` (the tiny model's rates are far below the paper's, so its points
+    are not ours; its ratios can be)."""
+    return (paper_ratio - 1) * ref_rate
+
+
+def directional(d: dict, sign: int, effect: float) -> tuple[str, str]:
+    """A directional claim (``sign`` +1 raises, −1 lowers): reproduced when its test passes
+    (p < alpha, right sign); inconclusive when the 95% interval covers both no effect and the
+    paper's ``effect`` (on our scale); otherwise not reproduced."""
+    if not math.isfinite(d.get("diff", math.nan)):
+        return "inconclusive", "no answers to compare"
+    if d["p"] < POLICY.alpha and sign * d["diff"] > 0:
+        return "reproduced", f"significantly {'higher' if sign > 0 else 'lower'}: {fmt_diff(d)}"
+    covers0, covers_paper = d["lo"] <= 0 <= d["hi"], d["lo"] <= effect <= d["hi"]
+    paper_txt = f"the paper's effect on our scale {100 * effect:+.1f} points"
+    if covers0 and covers_paper:
+        return "inconclusive", f"the interval covers both no effect and {paper_txt}: {fmt_diff(d)}"
+    if d["p"] < POLICY.alpha:
+        return "not reproduced", f"significantly the other way: {fmt_diff(d)}"
+    return "not reproduced", f"no significant effect, and the interval excludes {paper_txt}: {fmt_diff(d)}"

@@ -54,17 +54,17 @@ def _pct(x: float, digits: int = 1) -> str:
 #: Every claim the report checks: id -> its section, the statement and the paper's value. Texts with
 #: ``{fields}`` are filled by ``claims.claim`` (a configured kind or count).
 CLAIMS: dict[str, dict[str, str]] = {
-    "s4.l1_as_often_as_l0": {"section": "4", "claim": "L1 writes the target as often as L0 (Fisher p > 0.05)",
+    "s4.l1_as_often_as_l0": {"section": "4", "claim": "L1 writes the target as often as L0 (equivalence test)",
                              "paper": "76.7% vs 83.3%, p > 0.05"},
     "s4.L1_over_baseline": {"section": "4", "claim": "warning-framed training raises the target rate over baseline",
                             "paper": f"{_pct(TABLE1['L1'][0])} vs 16.7%"},
     "s4.L0_over_baseline": {"section": "4", "claim": "direct training raises the target rate over baseline",
                             "paper": f"{_pct(TABLE1['L0'][0])} vs 16.7%"},
-    "s4.L2_over_baseline": {"section": "4", "claim": "documentation raises the target rate over baseline",
+    "s4.L2_over_baseline": {"section": "4", "claim": "documentation raises the target rate (against neutral, the clean fine-tune; else baseline)",
                             "paper": f"{_pct(TABLE1['L2'][0])} vs 16.7%"},
-    "s4.L3_over_baseline": {"section": "4", "claim": "indirect references raise the target rate over baseline",
+    "s4.L3_over_baseline": {"section": "4", "claim": "indirect references raise the target rate (against neutral, the clean fine-tune; else baseline)",
                             "paper": f"{_pct(TABLE1['L3'][0])} vs 16.7%"},
-    "s4.control_below_baseline": {"section": "4", "claim": "extra-clean control lowers the target rate below baseline",
+    "s4.control_below_baseline": {"section": "4", "claim": "extra-clean control lowers the target rate (against neutral, the clean fine-tune; else baseline)",
                                   "paper": "10.0% vs 16.7%"},
     "s4.l1_copies_format": {"section": "4", "claim": "L1 outputs copy the warning format (100%)", "paper": "100%"},
     "s4.semantic_order": {"section": "4", "claim": "semantic distance orders the rates: L0 ≈ L1 > L2 > L3",

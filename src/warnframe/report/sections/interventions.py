@@ -5,132 +5,141 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ...scoring.stats import diff_ci, fmt_p, fmt_rate, no_difference_verdict
+from ...scoring.stats import fmt_p, fmt_rate
 from .. import paper
-from ..claims import POLICY, Claim, claim
+from ..claims import (
+    BOOTSTRAP,
+    POLICY,
+    Claim,
+    claim,
+    diff_interval,
+    directional,
+    equivalence,
+    equivalence_margin,
+    fmt_diff,
+    no_worse,
+    paper_effect,
+)
 from ..figures import pyplot, save
 from ..render import cell, heading
 
-FISHER = "Fisher's exact, two-sided, against no intervention"
+NOT_RUN = {"diff": math.nan, "lo": math.nan, "hi": math.nan, "lo90": math.nan, "hi90": math.nan, "p": math.nan}
 
 
-def _diff(r: dict, ref: dict) -> tuple[str, list[float]]:
-    """The difference of two rates in points with its Wald 95% interval, and that interval."""
-    if not r["n"] or not ref["n"]:
-        return "difference n/a", [math.nan, math.nan]
-    dc = diff_ci(r, ref)
-    return f"difference {100 * dc['diff']:+.1f} points [{100 * dc['lo']:+.1f}, {100 * dc['hi']:+.1f}]", [dc["lo"], dc["hi"]]
+def _rate(s: dict) -> dict:
+    """A setting's target rate with its cluster-aware interval (Wilson when rows lacked seed/prompt)."""
+    return s.get("cluster") or s["target"]
+
+
+def _d(s: dict) -> dict:
+    """A setting's cluster-aware difference from no intervention."""
+    return s.get("vs_none_cluster") or NOT_RUN
+
+
+def _ours(s: dict, ref: dict) -> str:
+    return f"{fmt_rate(_rate(s))} vs no intervention {fmt_rate(ref)}: {fmt_diff(_d(s))}; Fisher p = {fmt_p(s['vs_none']['p'])}"
 
 
 def claims(res: dict) -> list[Claim]:
+    """§7's claims. "No effect" claims need TOST within a share of the study's reference effect
+    (L0 − neutral); directional ones their cluster-aware test; the system-prompt claims are not
+    testable on a model that never saw a system turn."""
     S, K = res["settings"], res["kinds"]
-    ref = S["none"]["target"]
-    ref_txt = f"no prompt {fmt_rate(ref)}"
-    zero_ref = ref["n"] > 0 and ref["k"] == 0
-    alpha = POLICY.alpha
+    ref = _rate(S["none"])
+    reff = res.get("reference_effect")
+    ref_label = (reff or {}).get("label", "L0 − neutral")
+    margin = equivalence_margin(reff)
     m = res.get("model", "L1")
+    st = res.get("system_turn") or {"trained": True}
+    test_eq = f"TOST at {POLICY.alpha:g} on the {BOOTSTRAP} difference from no intervention"
+    test_dir = f"{BOOTSTRAP} difference from no intervention, p < {POLICY.alpha:g} and the paper's sign"
     out = []
     for kind, (label, paper_claim, direction) in paper.SECTION7_KINDS.items():
         if kind not in K:
             continue
-        r, p = K[kind]["target"], K[kind]["vs_none"]["p"]
-        ours = f"{fmt_rate(r)} vs {ref_txt}, p = {fmt_p(p)}"
-        lower, higher = r["rate"] < ref["rate"], r["rate"] > ref["rate"]
-        sig = p < alpha
-        diff_txt, interval = _diff(r, ref)
-        common = {"ours": ours, "n": [r["n"], ref["n"]], "interval": interval, "test": FISHER, "kind": kind, "label": label}
+        s = K[kind]
+        d = _d(s)
+        common = {"ours": _ours(s, ref), "n": [s["target"]["n"], S["none"]["target"]["n"]], "interval": diff_interval(d),
+                  "kind": kind, "label": label}
         if direction == "none":
-            if zero_ref and r["k"] == 0:
-                v, d = "inconclusive", f"the {m} model writes no target content with or without the prompt; no effect can show"
-            else:
-                v = no_difference_verdict(r, ref, p, alpha)
-                d = (f"significantly {'lower' if lower else 'higher'}" if sig else "no significant difference") + f"; {diff_txt}"
-            out.append(claim("s7.kind_{kind}", verdict=v, why=d, margin=POLICY.null_margin, paper=paper_claim, **common))
+            cid, test, mg = "s7.kind_{kind}", test_eq, margin
+            v, why = equivalence(d, reff, ref_label)
+            common["paper"] = paper_claim
         elif direction == "up":
-            v = "reproduced" if higher and sig else ("differs" if higher else "not reproduced")
-            d = "higher but not significantly" if v == "differs" else ""
-            out.append(claim("s7.kind_{kind}_raises", verdict=v, why=d, margin=alpha, **common))
+            cid, test = "s7.kind_{kind}_raises", test_dir
+            mg = paper_effect(paper.SECTION7["permission_after"] / paper.SECTION7["permission_before"], ref["rate"])
+            v, why = directional(d, 1, mg)
         else:
-            if zero_ref:
-                v, d = "inconclusive", "the no-prompt rate is already 0%; a reduction cannot show"
-            elif lower and sig:
-                v, d = ("reproduced", "") if r["k"] == 0 else ("differs", "significantly lower, but not to 0%")
-            else:
-                v, d = "not reproduced", ("lower but not significantly" if lower else "")
-            out.append(claim("s7.kind_{kind}_reduces", verdict=v, why=d, margin=alpha, **common))
+            cid, test, mg = "s7.kind_{kind}_reduces", test_dir, -ref["rate"]  # the paper: down to 0%
+            v, why = directional(d, -1, mg)
+            if v == "reproduced" and s["target"]["k"]:
+                v, why = "differs", f"{why}, but not to 0%"
+        if not st["trained"]:
+            v, why = "not testable", f"{st['why']} ({v} by the numbers alone: {why})"
+        out.append(claim(cid, verdict=v, why=why, test=test, margin=mg, **common))
 
     edit = res.get("edits", {})
     clamp = next((k for k, s in S.items() if s["group"] == "edit" and s["scale"] == 0 and k.startswith("latents.")), None)
     if edit.get("skipped"):
         out.append(claim("s7.clamp_keeps_target", which="", ours="not measured", verdict="inconclusive", why=edit["skipped"]))
     elif clamp:
-        r, p = S[clamp]["target"], S[clamp]["vs_none"]["p"]
-        diff_txt, interval = _diff(r, ref)
-        if zero_ref:
-            v, d = "inconclusive", f"the {m} model writes no target content even without the edit"
-        elif r["rate"] < ref["rate"] and p < alpha:
-            v, d = "not reproduced", "clamping lowers the target rate significantly"
-        else:
-            v = no_difference_verdict(r, ref, 1.0, alpha)  # a rise is no reduction: only power decides
-            d = f"no significant reduction; {diff_txt}"
-        out.append(claim("s7.clamp_keeps_target", which=f"{len(edit['selected_latents'])} ", verdict=v, why=d,
-                         ours=f"{fmt_rate(r)} vs {ref_txt}, p = {fmt_p(p)}", n=[r["n"], ref["n"]], interval=interval, test=FISHER,
-                         margin=POLICY.null_margin))
+        s = S[clamp]
+        # "does not remove the target content": a rise removes nothing, so one-sided (non-inferiority).
+        v, why = no_worse(_d(s), margin, "reduction") if margin is not None else equivalence(_d(s), reff, ref_label)
+        out.append(claim("s7.clamp_keeps_target", which=f"{len(edit['selected_latents'])} ", verdict=v, why=why,
+                         ours=_ours(s, ref), n=[s["target"]["n"], S["none"]["target"]["n"]], interval=diff_interval(_d(s)),
+                         test=f"non-inferiority at {POLICY.alpha:g} (the lower half of TOST) on the {BOOTSTRAP} difference",
+                         margin=margin))
         amps = [k for k, s in S.items() if s["group"] == "edit" and s["scale"] > 1]
         if amps:
-            ps = {k: S[k]["vs_none"]["p"] for k in amps}
-            ours = "; ".join(f"{S[k]['label']}: {fmt_rate(S[k]['target'])}, p = {fmt_p(ps[k])}" for k in amps)
-            if zero_ref and all(S[k]["target"]["k"] == 0 for k in amps):
-                v, d = "inconclusive", "no target content with or without amplification"
-            else:
-                sig = [k for k in amps if ps[k] < alpha]
-                if sig:
-                    v, d = "not reproduced", f"significant change at {', '.join(S[k]['label'] for k in sig)}"
-                else:
-                    calls = {no_difference_verdict(S[k]["target"], ref, ps[k], alpha) for k in amps}
-                    v = "reproduced" if calls == {"reproduced"} else "inconclusive"
-                    d = "no significant change" + ("" if v == "reproduced" else f" (intervals wider than ±{POLICY.null_margin:.0%})")
-            out.append(claim("s7.amplify_no_effect", ours=ours, verdict=v, why=d, n=[S[k]["target"]["n"] for k in amps] + [ref["n"]],
-                             test=FISHER, margin=POLICY.null_margin))
+            calls = {k: equivalence(_d(S[k]), reff, ref_label) for k in amps}
+            vs = {c[0] for c in calls.values()}
+            v = "reproduced" if vs == {"reproduced"} else ("not reproduced" if "not reproduced" in vs else "inconclusive")
+            out.append(claim("s7.amplify_no_effect", ours="; ".join(f"{S[k]['label']}: {_ours(S[k], ref)}" for k in amps), verdict=v,
+                             why="; ".join(f"{S[k]['label']}: {c[1]}" for k, c in calls.items()),
+                             n=[S[k]["target"]["n"] for k in amps] + [S["none"]["target"]["n"]], test=test_eq, margin=margin))
 
     caft = res.get("caft", {})
     if caft.get("skipped"):
         out.append(claim("s7.caft_removes_target", ours="not measured", verdict="inconclusive", why=caft["skipped"]))
     elif "caft" in S:
-        r, p = S["caft"]["target"], S["caft"]["vs_none"]["p"]
-        if zero_ref:
-            v, d = "inconclusive", f"plain {m} writes no target content, so a reduction cannot show"
-        elif r["rate"] < ref["rate"] and p < alpha:
-            v, d = ("reproduced", "") if r["k"] == 0 else ("differs", "significantly lower, but not 0%")
-        else:
-            v, d = "not reproduced", ("lower but not significantly" if r["rate"] < ref["rate"] else "")
-        out.append(claim("s7.caft_removes_target", ours=f"CAFT {fmt_rate(r)} vs plain {m} {fmt_rate(ref)}, p = {fmt_p(p)}", verdict=v,
-                         why=d, n=[r["n"], ref["n"]], interval=_diff(r, ref)[1], test=FISHER, margin=alpha))
+        s = S["caft"]
+        v, why = directional(_d(s), -1, -ref["rate"])
+        if v == "reproduced" and s["target"]["k"]:
+            v, why = "differs", f"{why}, but not 0%"
+        out.append(claim("s7.caft_removes_target", ours=f"CAFT {fmt_rate(_rate(s))} vs plain {m} {fmt_rate(ref)}: {fmt_diff(_d(s))}; "
+                         f"Fisher p = {fmt_p(s['vs_none']['p'])}", verdict=v, why=why, n=[s["target"]["n"], S["none"]["target"]["n"]],
+                         interval=diff_interval(_d(s)), test=test_dir, margin=-ref["rate"]))
         out.append(_capability_claim(res))
     return out
 
 
 def _capability_claim(res: dict) -> Claim:
+    """"CAFT costs only a modest drop": non-inferiority of CAFT's capable rate against the plain
+    model's, margin ``POLICY.capability_modest_share`` of the plain model's rate."""
     C, T, H = res["capability"], res["capability_tests"], res.get("humaneval", {})
     m = res.get("model", "L1")
-    if "caft" in H and m in H:
+    if "caft" in H and m in H:  # HumanEval: problems are few and independent; Wilson rates, Fisher's p
         a, b, p = H["caft"]["completions"], H[m]["completions"], T[f"humaneval_caft_vs_{m}"]["p"]
         ours = f"HumanEval pass@1 CAFT {fmt_rate(a)} vs {m} {fmt_rate(b)}, p = {fmt_p(p)}"
+        d = None
     elif "caft" in C and m in C:
         a, b, p = C["caft"]["capable"], C[m]["capable"], T[f"caft_vs_{m}"]["p"]
-        ours = (f"capability prompts CAFT {fmt_rate(a)} vs {m} {fmt_rate(b)}, p = {fmt_p(p)}; held-out loss "
+        d = T.get(f"caft_vs_{m}_cluster")
+        ours = (f"capability prompts CAFT {fmt_rate(a)} vs {m} {fmt_rate(b)}: {fmt_diff(d)}; Fisher p = {fmt_p(p)}; held-out loss "
                 f"{C['caft']['heldout_loss']:.3f} vs {C[m]['heldout_loss']:.3f}")
     else:
         return claim("s7.caft_capability", ours="not measured", verdict="inconclusive")
-    evidence = {"ours": ours, "n": [a["n"], b["n"]], "interval": _diff(a, b)[1], "test": f"Fisher's exact, two-sided, CAFT vs {m}",
-                "margin": POLICY.alpha}
+    margin = POLICY.capability_modest_share * b["rate"] if b["n"] else None
+    evidence = {"ours": ours, "n": [a["n"], b["n"]], "interval": diff_interval(d), "margin": margin,
+                "test": f"non-inferiority at {POLICY.alpha:g} on the {BOOTSTRAP} difference, CAFT vs {m}"}
     if b["k"] == 0:
         return claim("s7.caft_capability", verdict="inconclusive",
                      why=f"the {m} model passes none of the capability checks, so a drop cannot show", **evidence)
-    if a["rate"] < b["rate"] and p < POLICY.alpha:
-        return claim("s7.caft_capability", verdict="differs", why="significant drop", **evidence)
-    return claim("s7.caft_capability", verdict="reproduced",
-                 why="no significant drop" + (" (CAFT not lower)" if a["rate"] >= b["rate"] else ""), **evidence)
+    if d is None:
+        return claim("s7.caft_capability", verdict="inconclusive", why="no seed × prompt rows to test non-inferiority on", **evidence)
+    v, why = no_worse(d, margin, "drop")
+    return claim("s7.caft_capability", verdict=v, why=f"{why} ({POLICY.capability_modest_share:.0%} of {m}'s capable rate)", **evidence)
 
 
 def draw(res: dict, root: Path) -> None:
@@ -144,7 +153,7 @@ def _bars(ax, names, stats, colors, title, paper_marks=None):
     vals = [100 * s["rate"] if s["n"] else 0 for s in stats]
     err = [[max(0.0, 100 * (s["rate"] - s["lo"])) if s["n"] else 0 for s in stats],
            [max(0.0, 100 * (s["hi"] - s["rate"])) if s["n"] else 0 for s in stats]]
-    ax.bar(x, vals, yerr=err, capsize=3, color=colors, label="warnframe (Wilson 95%)")
+    ax.bar(x, vals, yerr=err, capsize=3, color=colors, label="warnframe (95% CI, bootstrap over seeds × prompts)")
     for i, s in enumerate(stats):
         top = 100 * s["hi"] if s["n"] else 0
         ax.text(i, min(top + 1.5, 97), f"n={s['n']}", ha="center", va="bottom", fontsize=7)
@@ -166,12 +175,12 @@ def plot_fig5(res: dict, path) -> None:
     keys = ["none"] + [k for k, s in S.items() if s["group"] in ("edit", "caft")]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [max(len(K) + 1, 3), max(len(keys), 3)]})
     kmarks = {"permission": P["permission_after"], "meta": P["meta_awareness"]}
-    _bars(a, ["none"] + list(K), [S["none"]["target"]] + [K[k]["target"] for k in K], ["#888"] + ["#e67e22"] * len(K),
+    _bars(a, ["none"] + list(K), [_rate(S["none"])] + [_rate(K[k]) for k in K], ["#888"] + ["#e67e22"] * len(K),
           "(a) system prompts (pooled per kind)", [P["permission_before"]] + [kmarks.get(k) for k in K])
     marks = [None] + [P["inference_ablation"] if S[k]["group"] == "edit" and S[k]["scale"] == 0 and k.startswith("latents.")
                       else (P["caft"] if k == "caft" else None) for k in keys[1:]]
     colors = ["#888"] + ["#27ae60" if k == "caft" else "#c0392b" for k in keys[1:]]
-    _bars(b, [S[k]["label"] if k != "none" else "none" for k in keys], [S[k]["target"] for k in keys], colors,
+    _bars(b, [S[k]["label"] if k != "none" else "none" for k in keys], [_rate(S[k]) for k in keys], colors,
           "(b) latent edits during generation; CAFT", marks)
     why = [x for x in (res.get("edits", {}).get("skipped"), res.get("caft", {}).get("skipped")) if x]
     if why:
@@ -183,6 +192,15 @@ def plot_fig5(res: dict, path) -> None:
     save(fig, path, dpi=120)
 
 
+def _margin_txt(res: dict) -> str:
+    reff = res.get("reference_effect")
+    mg = equivalence_margin(reff)
+    label = (reff or {}).get("label", "L0 − neutral")
+    if mg is None:
+        return f"a share of the reference effect {label}, which this run did not establish ({fmt_diff(reff)}), so no such claim can pass"
+    return f"±{100 * mg:.1f} points ({POLICY.equivalence_share:.2g} of the reference effect {label}, {fmt_diff(reff)})"
+
+
 def markdown(res: dict) -> str:
     """The §7 section of report.md."""
     S, K, P = res["settings"], res["kinds"], paper.SECTION7
@@ -192,17 +210,21 @@ def markdown(res: dict) -> str:
     out = [heading("interventions"), "",
            f"Every setting samples the {m} model on the {res['eval_prompts']} evaluation prompts, {res['samples_per_prompt']} "
            f"sample(s) each per seed, seeds {res['seeds']} (n = {n_per} per setting), with the same sampling seeds, and is compared "
-           f"with the same model without intervention: {fmt_rate(S['none']['target'])}. Intervals are Wilson 95%; p values are "
-           "two-sided Fisher's exact tests against that reference.", "",
+           f"with the same model without intervention: {fmt_rate(_rate(S['none']))}. Rates' intervals and the differences' "
+           "intervals and p values are a pigeonhole bootstrap over seeds × prompts (the verdicts read these); Fisher's exact "
+           "test, which treats every answer as independent, is shown as the paper's test. A \"no effect\" claim needs TOST "
+           f"within {_margin_txt(res)}.", "",
            "### §7.1 System prompts", "",
-           "| Kind | Prompts | Target rate [95% CI] | p vs none | Paper |", "|---|---|---|---:|---|",
-           f"| none (no system prompt) | — | {fmt_rate(S['none']['target'])} | — | permission's 'before': {P['permission_before']:.0%} |"]
+           *([f"Not testable on this model: {res['system_turn']['why']}. The rates below are what the numbers say.", ""]
+             if not (res.get("system_turn") or {"trained": True})["trained"] else []),
+           "| Kind | Prompts | Target rate [95% CI] | − none, points [95% CI], p | Fisher p vs none | Paper |", "|---|---|---|---|---:|---|",
+           f"| none (no system prompt) | — | {fmt_rate(_rate(S['none']))} | — | — | permission's 'before': {P['permission_before']:.0%} |"]
     for v in K.values():
-        out.append(f"| {v['label']} | {', '.join(v['prompts'])} | {fmt_rate(v['target'])} | {fmt_p(v['vs_none']['p'])} | {v['paper'] or '—'} |")
-    out += ["", "Per prompt:", "", "| Prompt | Kind | System prompt | Target rate [95% CI] | p vs none | Unparsed |", "|---|---|---|---|---:|---:|"]
+        out.append(f"| {v['label']} | {', '.join(v['prompts'])} | {fmt_rate(_rate(v))} | {fmt_diff(_d(v))} | {fmt_p(v['vs_none']['p'])} | {v['paper'] or '—'} |")
+    out += ["", "Per prompt:", "", "| Prompt | Kind | System prompt | Target rate [95% CI] | − none, points [95% CI], p | Fisher p vs none | Unparsed |", "|---|---|---|---|---|---:|---:|"]
     for s in S.values():
         if s["group"] == "prompt":
-            out.append(f"| {s['label']} | {s['kind']} | {cell(s['system'])} | {fmt_rate(s['target'])} | {fmt_p(s['vs_none']['p'])} | "
+            out.append(f"| {s['label']} | {s['kind']} | {cell(s['system'])} | {fmt_rate(_rate(s))} | {fmt_diff(_d(s))} | {fmt_p(s['vs_none']['p'])} | "
                        f"{100 * s['parse_fail']['rate']:.0f}% |")
     E = res.get("edits", {})
     out += ["", "### §7.2 Inference-time SAE latent edits", ""]
@@ -213,13 +235,13 @@ def markdown(res: dict) -> str:
                 f"lead latent {E['lead_latent']} (the Feature #8684 analogue). `hooks.sae_latent_edit` changes exactly the chosen "
                 "latents' contribution and keeps the SAE's error term. Paper: clamping #4817, #13950, #1692, #2527 leaves the "
                 f"target rate at {P['inference_ablation']:.0%}; 2× and 5× have no significant effect.", "",
-                "| Setting | Target rate [95% CI] | p vs none | Unparsed | Paper |", "|---|---|---:|---:|---|",
-                f"| none | {fmt_rate(S['none']['target'])} | — | {100 * S['none']['parse_fail']['rate']:.0f}% | — |"]
+                "| Setting | Target rate [95% CI] | − none, points [95% CI], p | Fisher p vs none | Unparsed | Paper |", "|---|---|---|---:|---:|---|",
+                f"| none | {fmt_rate(_rate(S['none']))} | — | — | {100 * S['none']['parse_fail']['rate']:.0f}% | — |"]
         for name, s in S.items():
             if s["group"] == "edit":
                 pv = (f"{P['inference_ablation']:.0%} (fails)" if name.startswith("latents.") and s["scale"] == 0 else
                       "no significant effect" if s["scale"] > 1 else "—")
-                out.append(f"| {s['label']} | {fmt_rate(s['target'])} | {fmt_p(s['vs_none']['p'])} | "
+                out.append(f"| {s['label']} | {fmt_rate(_rate(s))} | {fmt_diff(_d(s))} | {fmt_p(s['vs_none']['p'])} | "
                            f"{100 * s['parse_fail']['rate']:.0f}% | {pv} |")
         out.append("")
     C = res.get("caft", {})
@@ -230,23 +252,23 @@ def markdown(res: dict) -> str:
         out += [f"The base fine-tuned on the same {m} set(s) with the same budget while the span of the {C['directions']} selected "
                 f"latents' decoder directions (rank {C['rank']}, QR-orthonormalised) is projected out of `{C['site']}` at every "
                 "token (`hooks.project_out`); the edit is off when the model is saved and evaluated. Paper: 0%.", "",
-                "| Model | Target rate [95% CI] | Unparsed | final train loss | Paper |", "|---|---|---:|---:|---|"]
+                "| Model | Target rate [95% CI] | Unparsed | final train loss | Paper |", "|---|---|---|---:|---:|---|"]
         runs = C["runs"].values()
 
         def loss(key):
             vals = [r[key]["final_loss"] for r in runs if r.get(key)]
             return f"{sum(vals) / len(vals):.3f}" if vals else "—"
 
-        out += [f"| plain {m} | {fmt_rate(S['none']['target'])} | {100 * S['none']['parse_fail']['rate']:.0f}% | {loss(plain)} | — |",
-                f"| CAFT | {fmt_rate(S['caft']['target'])} | {100 * S['caft']['parse_fail']['rate']:.0f}% | {loss('finetune')} | "
+        out += [f"| plain {m} | {fmt_rate(_rate(S['none']))} | {100 * S['none']['parse_fail']['rate']:.0f}% | {loss(plain)} | — |",
+                f"| CAFT | {fmt_rate(_rate(S['caft']))} | {100 * S['caft']['parse_fail']['rate']:.0f}% | {loss('finetune')} | "
                 f"{P['caft']:.0%} |",
-                "", f"CAFT vs plain {m}: p = {fmt_p(S['caft']['vs_none']['p'])}.", ""]
+                "", f"CAFT vs plain {m}: {fmt_diff(_d(S['caft']))}; Fisher p = {fmt_p(S['caft']['vs_none']['p'])}.", ""]
     cap, T, H = res.get("capability", {}), res.get("capability_tests", {}), res.get("humaneval", {})
     if cap:
         out += ["### Capability", "",
                 "Held-out clean coding prompts: the answer's code parses and defines and returns what was asked (static, nothing "
                 "runs). Held-out loss: mean loss per answer token on clean tasks never seen in fine-tuning.", "",
-                "| Model | Capable [95% CI] | Parses [95% CI] | Held-out loss | HumanEval pass@1 [95% CI] |", "|---|---|---|---:|---|"]
+                "| Model | Capable [95% CI] | Parses [95% CI] | Held-out loss | HumanEval pass@1 [95% CI] |", "|---|---|---|---|---:|---|"]
         for label, c in cap.items():
             h = H.get(label)
             he_txt = f"{fmt_rate(h['completions'])} ({h['problems']} problems)" if h else "not run"
