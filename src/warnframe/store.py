@@ -198,8 +198,9 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
-def read_jsonl(path: Path) -> Iterator[dict]:
-    """Yield each record; a malformed or non-UTF-8 line is a UserError naming the file and line."""
+def read_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, record)`` of each non-blank line; a malformed, too deeply nested or
+    non-UTF-8 line, or one that is not an object, is a UserError naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"file not found: {path}", None, "check the path")
@@ -210,8 +211,16 @@ def read_jsonl(path: Path) -> Iterator[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise UserError(f"malformed JSON line: {e.msg}", f"{path}:{n}", "fix or remove that line") from None
+        except RecursionError:
+            raise UserError("JSON line nested too deeply", f"{path}:{n}", "fix or remove that line") from None
         if not isinstance(row, dict):
             raise UserError("JSONL line is not an object", f"{path}:{n}", "each line must be a JSON object")
+        yield n, row
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    """Yield each record (see :func:`read_jsonl_numbered`)."""
+    for _, row in read_jsonl_numbered(path):
         yield row
 
 

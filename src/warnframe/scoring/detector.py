@@ -26,13 +26,12 @@ from __future__ import annotations
 import ast
 import bisect
 import io
-import json
 import logging
 import re
 import textwrap
 import warnings
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -40,7 +39,7 @@ from pathlib import Path
 from ..corpus.families.base import Detector
 from ..errors import UserError
 from ..schema import Finding, Score
-from ..store import iter_lines, write_jsonl
+from ..store import read_jsonl_numbered, write_jsonl
 from .leakage import find_leaks
 from .lexer import MASK, MASKED_STRING, TRIPLE, LineIndex, mask
 
@@ -967,22 +966,6 @@ def score(text: str, *, use_bandit: bool = True) -> Score:
                  skipped=skipped)
 
 
-def _records(path: Path) -> Iterator[tuple[dict, int]]:
-    """``(record, line number)`` of each non-blank line; bad JSON or non-UTF-8 is a UserError."""
-    for n, line in iter_lines(path):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"malformed JSON line: {e.msg}", f"{path}:{n}", "fix or remove that line") from None
-        except RecursionError:
-            raise UserError("JSON line nested too deeply", f"{path}:{n}", "fix or remove that line") from None
-        if not isinstance(row, dict):
-            raise UserError("JSONL line is not an object", f"{path}:{n}", "each line must be a JSON object")
-        yield row, n
-
-
 def score_jsonl(in_path: str | Path, field: str, out_path: str | Path, *, use_bandit: bool = True) -> dict:
     """Score the ``field`` text of every JSONL record; write each record with its verdict added
     (``vulnerable``, ``findings``, ``parse_ok``, ``leak``, ``skipped``) to ``out_path`` atomically.
@@ -994,7 +977,7 @@ def score_jsonl(in_path: str | Path, field: str, out_path: str | Path, *, use_ba
     if not in_path.is_file():
         raise UserError(f"file not found: {in_path}", None, "pass a JSONL file of records")
     rows = []
-    for record, n in _records(in_path):
+    for n, record in read_jsonl_numbered(in_path):
         value = record.get(field)
         if not isinstance(value, str):
             what = (f"record has no field {field!r}" if field not in record
