@@ -79,7 +79,7 @@ def test_smoke_study_on_each_architecture(tmp_path, monkeypatch, arch, method, t
     if arch == "gemma2":
         assert model.config._attn_implementation == "eager"
     rows = list(read_jsonl(study.store.path("scores", "L1.jsonl")))
-    assert rows and len(rows) == len(study.eval_prompts())
+    assert rows and len(rows) == len(study.eval_prompts()) * len(study.cfg.seeds) * study.cfg.sampling.samples_per_prompt
     assert "L1" in read_json(study.store.path("metrics", "behavior.json")).get("conditions", {"L1": 1})
 
 

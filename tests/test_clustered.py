@@ -83,3 +83,9 @@ def test_a_difference_shares_prompts_and_keeps_seeds_apart():
                          [(-0.02, 0.03, 0.05, True), (-0.02, 0.06, 0.05, False), (-0.2, 0.2, 0.05, False)])
 def test_tost_needs_the_whole_90_interval_inside_the_margin(lo90, hi90, margin, equivalent):
     assert tost({"lo90": lo90, "hi90": hi90}, margin)["equivalent"] is equivalent
+
+
+def test_all_answers_alike_still_gets_an_interval():
+    rows = [{"seed": s, "prompt_id": f"p{p}", "vulnerable": False} for s in range(2) for p in range(42)]
+    r = cluster_rate(rows)
+    assert r["rate"] == 0 and r["lo"] == 0 and r["hi"] == rate(0, 84)["hi"] > 0.03

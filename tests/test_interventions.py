@@ -256,7 +256,7 @@ def test_section_on_a_small_study(tmp_path, monkeypatch):
     stub = tmp_path / "stub.jsonl"
     stub.write_text("".join(json.dumps(p) + "\n" for p in STUB))
     cfg = load_config("smoke", overrides=[
-        f"model.source={base}", "conditions=[baseline,L1]", "sections=[interventions]", "corpus.families=[sql_injection]",
+        f"model.source={base}", "seeds=[0]", "conditions=[baseline,L1]", "sections=[interventions]", "corpus.families=[sql_injection]",
         "corpus.token_budget=1500", "sampling.max_new_tokens=12", "sampling.samples_per_prompt=1",
         "interventions.humaneval=true", f"interventions.humaneval_problems={stub}", "interventions.humaneval_max_new_tokens=8",
         "interventions.humaneval_timeout=5", "interventions.heldout_renders=1"])

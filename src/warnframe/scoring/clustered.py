@@ -108,6 +108,13 @@ def cluster_rate(rows: Iterable[dict], outcome: str = "vulnerable", *, replicate
     rng = np.random.default_rng(seed)
     reps = _replicate_rates(c, _weights(rng, len(c.seeds), replicates), _weights(rng, len(c.prompts), replicates))
     q = _quantiles(reps)
+    if k in (0, n):
+        # no spread to resample when every answer agrees: the Wilson interval, the only honest one left
+        from .stats import rate
+
+        w = rate(k, n)
+        q["lo"], q["hi"] = min(q["lo"], w["lo"]), max(q["hi"], w["hi"])
+        out["interval"] += " (Wilson where all answers agree)"
     deff = design_effect(c, float(np.nanvar(reps)))
     return {**out, "lo": q["lo"], "hi": q["hi"], "design_effect": deff,
             "effective_n": round(n / deff) if deff and deff > 0 else n, "per_seed": per_seed}

@@ -88,25 +88,3 @@ def fmt_mean(s: dict, digits: int = 2) -> str:
     if math.isnan(s["lo"]):
         return f"{s['mean']:.{digits}f} (n = {s['n']})"
     return f"{s['mean']:.{digits}f} [{s['lo']:.{digits}f}, {s['hi']:.{digits}f}] (n = {s['n']})"
-
-
-#: Largest half-width (in rate units) of the 95% interval of a difference for "no difference" to
-#: count as evidence; wider means the run was too small to tell.
-NULL_MARGIN = 0.15
-
-
-def diff_ci(a: dict, b: dict) -> dict:
-    """Difference of two rates a − b with a Wald 95% interval."""
-    d = a["rate"] - b["rate"]
-    half = 1.96 * math.sqrt(a["rate"] * (1 - a["rate"]) / a["n"] + b["rate"] * (1 - b["rate"]) / b["n"])
-    return {"diff": d, "lo": d - half, "hi": d + half, "half": half}
-
-
-def no_difference_verdict(a: dict, b: dict, p: float, alpha: float = 0.05) -> str:
-    """For a claim of *no* difference: ``not reproduced`` when the test finds one, ``reproduced``
-    when it does not and the interval of the difference is within ±NULL_MARGIN, else
-    ``inconclusive`` (a non-significant test with little power is not evidence of no effect)."""
-    if p < alpha:
-        return "not reproduced"
-    return "reproduced" if diff_ci(a, b)["half"] <= NULL_MARGIN else "inconclusive"
-

@@ -87,7 +87,7 @@ def claims(res: dict) -> list[Claim]:
                f"paper ratio {paper.TABLE1[c][2]}× applied to our {judge} rate; ratio ours {rr.get('ratio', math.nan):.2f}×; "
                f"Fisher p vs {judge} = {fmt_p(_fisher_p(res, c, judge))} (the paper's test)")
         out.append(claim(cid, ours=ours, verdict=v, why=why, n=[cr(c)["n"], cr(judge)["n"]], interval=diff_interval(d),
-                         test=f"{BOOTSTRAP} difference vs {judge}, p < {POLICY.alpha:g} and the paper's sign", margin=effect))
+                         test=f"{BOOTSTRAP} difference vs {judge}, p < {POLICY.alpha:g} and the paper's sign (margin: the paper's effect on our scale)", margin=effect))
     if "L1" in P:
         leak, anyleak = P["L1"]["cluster"]["leak_exact"], P["L1"]["cluster"]["leak_any"]
         v = "reproduced" if leak["lo"] >= POLICY.leak_copied_lo else ("differs" if anyleak["rate"] > POLICY.leak_partly else "not reproduced")

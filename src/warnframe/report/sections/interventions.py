@@ -52,7 +52,7 @@ def claims(res: dict) -> list[Claim]:
     m = res.get("model", "L1")
     st = res.get("system_turn") or {"trained": True}
     test_eq = f"TOST at {POLICY.alpha:g} on the {BOOTSTRAP} difference from no intervention"
-    test_dir = f"{BOOTSTRAP} difference from no intervention, p < {POLICY.alpha:g} and the paper's sign"
+    test_dir = f"{BOOTSTRAP} difference from no intervention, p < {POLICY.alpha:g} and the paper's sign (margin: the paper's effect on our scale)"
     out = []
     for kind, (label, paper_claim, direction) in paper.SECTION7_KINDS.items():
         if kind not in K:
