@@ -58,7 +58,7 @@ def _study(tmp_path, source, *extra):
     from warnframe.study import Study
 
     cfg = load_config("smoke", overrides=[
-        f"model.source={source}", "conditions=[baseline, L1]", "corpus.families=[sql_injection, command_injection]",
+        f"model.source={source}", "seeds=[0]", "conditions=[baseline, L1]", "corpus.families=[sql_injection, command_injection]",
         "corpus.token_budget=1200", "sampling.samples_per_prompt=1", "sampling.max_new_tokens=12",
         "sampling.cache_implementation=null", "sections=[behavior]", *extra])
     return Study(cfg, tmp_path / "run")
@@ -84,7 +84,7 @@ def test_smoke_study_on_each_architecture(tmp_path, monkeypatch, arch, method, t
 
 
 def test_entanglement_with_a_gemma_scope_layout_sae(tmp_path, monkeypatch):
-    from warnframe.store import read_json, read_jsonl, write_jsonl
+    from warnframe.store import read_json
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
     src = build_tiny_model("llama", tmp_path / "llama")
@@ -92,15 +92,16 @@ def test_entanglement_with_a_gemma_scope_layout_sae(tmp_path, monkeypatch):
     study = _study(tmp_path, src, "finetune.method=lora", f"mech.sae={sae}", "mech.site=blocks.1.hook_resid_post",
                    "mech.candidates=8", "mech.max_samples=30", "sections=[behavior, entanglement]",
                    "conditions=[baseline, L1]")
-    study.run(until="sample")
     # A random model writes no vulnerable code: make half of each condition's answers vulnerable, half secure
-    # (direct falls back to baseline, safe to baseline's clean answers), then score and analyse.
+    # (direct falls back to baseline, safe to baseline's clean answers). The answers are replaced as they are
+    # sampled: editing a finished stage's files afterwards is damage the store repairs.
+    from warnframe import sampling
+
     vuln = "def find(db, name):\n    return db.execute(f\"SELECT * FROM t WHERE n = '{name}'\").fetchall()"
     safe = "def find(db, name):\n    return db.execute('SELECT * FROM t WHERE n = ?', (name,)).fetchall()"
-    for cond in ("baseline", "L1"):
-        part = study.store.path("samples", "parts", f"{cond}.s0.jsonl")
-        rows = list(read_jsonl(part))
-        write_jsonl(part, [{**r, "text": vuln if i % 2 else safe} for i, r in enumerate(rows)])
+    real = sampling.generate
+    monkeypatch.setattr(sampling, "generate", lambda *a, **k: [
+        s.model_copy(update={"text": vuln if i % 2 else safe}) for i, s in enumerate(real(*a, **k))])
     study.run(until="entanglement")
     res = read_json(study.store.path("metrics", "entanglement.json"))
     assert res["site"] == "blocks.1.hook_resid_post"
