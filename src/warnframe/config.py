@@ -266,11 +266,6 @@ class StudyConfig(_Section):
         data = self.model_dump(mode="json")
         if sections:
             data = {s: data[s] for s in sections}
-        for sec in data.values():
-            # ``auto`` precision means "what this run directory recorded" (precision/<kind>.json), so it
-            # is not part of the key; a precision set by hand is.
-            if isinstance(sec, dict) and sec.get("precision") == "auto":
-                del sec["precision"]
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
