@@ -45,7 +45,7 @@ def test_evaluate_command_on_a_run(tmp_path, monkeypatch):
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
     src = build_tiny_model("llama", tmp_path / "llama")
-    cfg = load_config("smoke", overrides=[f"model.source={src}", "conditions=[baseline]", "sampling.cache_implementation=null"])
+    cfg = load_config("smoke", overrides=[f"model.source={src}", "seeds=[0]", "conditions=[baseline]", "sampling.cache_implementation=null"])
     Study(cfg, tmp_path / "run").run(until="data")
     prompts = tmp_path / "cse.jsonl"
     prompts.write_text("\n".join(json.dumps({"prompt_id": i, "test_case_prompt": f"Write a function {i}.",
