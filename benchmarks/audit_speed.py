@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import tempfile
 import time
@@ -34,16 +33,7 @@ from warnframe.audit.run import Options
 from warnframe.audit.tagger import tag_record
 from warnframe.config import load_config
 from warnframe.corpus.conditions import clean_stream, condition_stream
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from warnframe.precision import cpu_name
 
 
 def _fenced(ex) -> str:
@@ -123,7 +113,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     lines = [
-        f"CPU: {_cpu()} ({os.cpu_count()} logical cores, shared with other work); bandit off.",
+        f"CPU: {cpu_name()} ({os.cpu_count()} logical cores, shared with other work); bandit off.",
         "",
         "| Mix | Records | Mean size (chars) | Records/s (wall, 1 process) | Records per CPU-second "
         "| Load avg (1 min) |",
