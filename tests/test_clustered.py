@@ -89,3 +89,19 @@ def test_all_answers_alike_still_gets_an_interval():
     rows = [{"seed": s, "prompt_id": f"p{p}", "vulnerable": False} for s in range(2) for p in range(42)]
     r = cluster_rate(rows)
     assert r["rate"] == 0 and r["lo"] == 0 and r["hi"] == rate(0, 84)["hi"] > 0.03
+
+
+def test_paired_seeds_cancel_a_shared_seed_effect():
+    """Two settings of the same models: a seed effect both share widens an unpaired interval only."""
+    rng = np.random.default_rng(7)
+    pe, se = rng.normal(0, 1.0, 42), rng.normal(0, 1.5, 5)
+
+    def setting(shift):
+        return [{"seed": s, "prompt_id": f"p{p}", "vulnerable": bool(rng.random() < 1 / (1 + np.exp(-(-1 + shift + se[s] + pe[p]))))}
+                for s in range(5) for p in range(42) for _ in range(5)]
+
+    a, b = setting(0.0), setting(0.0)
+    paired, unpaired = cluster_diff(a, b, paired_seeds=True), cluster_diff(a, b)
+    assert paired["diff"] == unpaired["diff"] and "shared seeds" in paired["interval"]
+    assert paired["hi"] - paired["lo"] < 0.7 * (unpaired["hi"] - unpaired["lo"])
+    assert paired["lo"] < 0 < paired["hi"]

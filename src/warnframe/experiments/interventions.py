@@ -331,9 +331,10 @@ def _counts(rows: list[dict]) -> dict:
 
 
 def _vs(rows: list[dict], ref: list[dict], outcome: str = "vulnerable") -> dict | None:
-    """The cluster-aware difference rows − ref (prompts shared; seeds resampled per setting, which is
-    conservative when both share the same fine-tuned models); None without seed and prompt ids."""
-    return cluster_diff(rows, ref, outcome) if _clustered(rows) and _clustered(ref) else None
+    """The cluster-aware difference rows − ref: the settings answer the same prompts with the same
+    seeds' models (CAFT: the same seeds' data), so prompts and seeds are resampled jointly; None
+    without seed and prompt ids."""
+    return cluster_diff(rows, ref, outcome, paired_seeds=True) if _clustered(rows) and _clustered(ref) else None
 
 
 def analyse(rows: dict[str, list[dict]], sys_prompts: list[dict], edits: list[dict], cap: dict[str, list[dict]],

@@ -121,8 +121,10 @@ def cluster_rate(rows: Iterable[dict], outcome: str = "vulnerable", *, replicate
 
 
 def cluster_diff(rows_a: Iterable[dict], rows_b: Iterable[dict], outcome: str = "vulnerable", *,
-                 replicates: int = REPLICATES, seed: int = 0) -> dict:
-    """Difference of rates a − b: prompts resampled jointly (shared), seeds per condition.
+                 replicates: int = REPLICATES, seed: int = 0, paired_seeds: bool = False) -> dict:
+    """Difference of rates a − b: prompts resampled jointly (shared), seeds per condition — or,
+    with ``paired_seeds`` and the same seeds on both sides (two settings of the same fine-tuned
+    models, as in §7), seeds resampled jointly too, so the shared seed effect cancels.
 
     Returns ``{diff, lo, hi, lo90, hi90, p, interval}``; ``p`` is the two-sided bootstrap p
     value of "no difference" (twice the smaller tail share at 0, at least 1/replicates).
@@ -137,12 +139,15 @@ def cluster_diff(rows_a: Iterable[dict], rows_b: Iterable[dict], outcome: str = 
     d = float(ca.k.sum() / na - cb.k.sum() / nb)
     rng = np.random.default_rng(seed)
     pw = _weights(rng, len(prompts), replicates)
-    reps = (_replicate_rates(ca, _weights(rng, len(ca.seeds), replicates), pw)
-            - _replicate_rates(cb, _weights(rng, len(cb.seeds), replicates), pw))
+    paired = paired_seeds and ca.seeds == cb.seeds
+    wa = _weights(rng, len(ca.seeds), replicates)
+    wb = wa if paired else _weights(rng, len(cb.seeds), replicates)
+    reps = _replicate_rates(ca, wa, pw) - _replicate_rates(cb, wb, pw)
     reps = reps[np.isfinite(reps)]
     p = min(1.0, 2 * min(float((reps <= 0).mean()), float((reps >= 0).mean())))
+    seeds = f"{len(ca.seeds)} shared seeds" if paired else f"{len(ca.seeds)} + {len(cb.seeds)} seeds"
     return {"diff": d, **_quantiles(reps), "p": max(p, 1 / replicates),
-            "interval": f"pigeonhole bootstrap: {len(prompts)} shared prompts, {len(ca.seeds)} + {len(cb.seeds)} seeds"}
+            "interval": f"pigeonhole bootstrap: {len(prompts)} shared prompts, {seeds}"}
 
 
 def tost(diff: dict, margin: float) -> dict:
