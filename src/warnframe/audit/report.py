@@ -125,6 +125,12 @@ def _figures(summary: dict, fig_dir: Path) -> list[tuple[str, Path]]:
 # ---------------------------------------------------------------- markdown
 
 
+
+def _crosstab(title: str, table: dict[str, dict[str, int]], cols: list[str]) -> list[str]:
+    """A markdown table of counts: one row per class present in ``table``, one column per ``cols``."""
+    return ["", title, "", "| Class | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols),
+            *[f"| {c} | " + " | ".join(str(table[c].get(w, 0)) for w in cols) + " |" for c in CLASSES if c in table]]
+
 def _md_tables(summary: dict) -> list[str]:
     n = summary["records"]
     lines = [
@@ -146,31 +152,9 @@ def _md_tables(summary: dict) -> list[str]:
         ]
     lines += [f"| {c} | {summary['classes'][c]['k']} | {fmt_rate(summary['classes'][c])} |" for c in CLASSES]
     cwes = sorted({cwe for row in summary["class_cwe"].values() for cwe in row})
-    lines += [
-        "",
-        "Class x CWE (a record counts once per CWE it has; `-`: no finding):",
-        "",
-        "| Class | " + " | ".join(cwes) + " |",
-        "|---|" + "---:|" * len(cwes),
-    ]
-    lines += [
-        f"| {c} | " + " | ".join(str(summary["class_cwe"].get(c, {}).get(w, 0)) for w in cwes) + " |"
-        for c in CLASSES
-        if c in summary["class_cwe"]
-    ]
-    pos = list(POSITIONS) + ["-"]
-    lines += [
-        "",
-        "Class x position of the framing (a record counts once per position; `-`: none):",
-        "",
-        "| Class | " + " | ".join(pos) + " |",
-        "|---|" + "---:|" * len(pos),
-    ]
-    lines += [
-        f"| {c} | " + " | ".join(str(summary["class_position"].get(c, {}).get(p, 0)) for p in pos) + " |"
-        for c in CLASSES
-        if c in summary["class_position"]
-    ]
+    lines += _crosstab("Class x CWE (a record counts once per CWE it has; `-`: no finding):", summary["class_cwe"], cwes)
+    lines += _crosstab("Class x position of the framing (a record counts once per position; `-`: none):",
+                       summary["class_position"], [*POSITIONS, "-"])
     rows3 = [r for r in summary["class_cwe_position"] if r["class"] != "none"]
     if rows3:
         lines += [
