@@ -199,6 +199,31 @@ for _name, _doc in [
     _make(_name, _doc)
 
 
+def _make_section(name: str, doc: str):
+    """A command for a section that is not in the default study (``Section.default`` False): the
+    study with that section added, through the report (what is done already is not redone)."""
+    def cmd(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None, out: Out = None,
+            condition: Conds = None, seed: Seeds = None, model: Model = None, analysis_model: AnalysisModel = None,
+            sae: Sae = None):
+        from .experiments.registry import NAMES
+
+        study = _study(preset, config, _overrides(set, model, analysis_model, sae), out, condition)
+        study.cfg.sections = [n for n in NAMES if n in study.cfg.sections or n == name]
+        with _locked(study.store.root):
+            report = study.run(until="report", conditions=condition, seeds=seed)
+        typer.echo(str(report))
+
+    cmd.__doc__ = doc
+    app.command(name=name)(_errors(cmd))
+
+
+for _name, _doc in [
+    ("dose", "Dose-response: L0 and L1 at several condition fractions (dose.*), added to the run's report."),
+    ("remedies", "Remedies for warning-framed data, each arm against L1, L0 and neutral (remedies.*), added to the report."),
+]:
+    _make_section(_name, _doc)
+
+
 @app.command()
 @_errors
 def data(
@@ -207,6 +232,7 @@ def data(
     source: Annotated[str | None, typer.Option("--from", help="user corpus: JSONL (messages or prompt/completion), dataset dir or hub dataset id; label=PATH declares a file, commas join several")] = None,
     on_error: Annotated[str | None, typer.Option("--on-error", help="malformed corpus records: stop or skip (default: corpus.on_error, which is stop)")] = None,
     check: Annotated[bool, typer.Option("--check", help="only read and label the corpus, build nothing")] = False,
+    remedy: Annotated[list[str] | None, typer.Option("--remedy", help="also write the L1 set treated by this remedy (drop, mask, unlikelihood, conditional, inoculation, rewrite; repeatable) as data/remedy.<name>.s<seed>.jsonl")] = None,
 ):
     """Build the fine-tuning sets (every condition and seed) and the held-out evaluation prompts.
 
@@ -228,6 +254,11 @@ def data(
         return
     with _locked(study.store.root):
         study.run(until="data", conditions=condition, seeds=seed)
+        if remedy:
+            from .experiments.remedies import write_sets
+
+            for path in write_sets(study, remedy, seed or study.cfg.seeds):
+                typer.echo(str(path))
     typer.echo(str(study.store.root))
 
 

@@ -16,6 +16,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
+from .experiments.registry import DEFAULT_NAMES
 from .experiments.registry import NAMES as SECTION_NAMES  # analysis sections, in report order
 from .schema import CONDITIONS, FINETUNE_CONDITIONS
 
@@ -188,6 +189,37 @@ class InterventionConfig(_Section):
         return {"enabled": v} if isinstance(v, bool) else v
 
 
+class DoseConfig(_Section):
+    """Dose-response (its own stage, ``warnframe dose``): L0 and L1 fine-tuned at several condition
+    fractions of the same token budget, ``L1 ≈ L0`` tested at each."""
+
+    fractions: list[float] = Field(default_factory=lambda: [0.0, 0.02, 0.05, 0.1, 0.2, 0.4], min_length=2,
+                                   description="Condition fractions (share of fine-tuning tokens); 0 is the clean set (neutral).")
+    conditions: list[Literal["L0", "L1", "L1_prompt"]] = Field(
+        default_factory=lambda: ["L0", "L1", "L1_prompt"],
+        description="Arms at each fraction: L0, L1 (warning in the answer), L1_prompt (warning in the request).")
+    seeds: list[int] | None = Field(None, description="Seeds per fraction and arm (None = the study's seeds).")
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 <= f <= 1 for f in v):
+            raise ValueError("fractions lie in [0, 1]")
+        return sorted(set(v))
+
+
+class RemediesConfig(_Section):
+    """Remedies for warning-framed data (its own stage, ``warnframe remedies``): each arm is a
+    transformation of the L1 set or of its loss, trained with the same steps and token budget."""
+
+    arms: list[Literal["drop", "mask", "unlikelihood", "conditional", "inoculation", "rewrite", "caft"]] = Field(
+        default_factory=lambda: ["drop", "mask", "unlikelihood", "conditional", "inoculation", "rewrite", "caft"],
+        description="Arms to train and measure against L1, L0 and neutral.")
+    seeds: list[int] | None = Field(None, description="Seeds per arm (None = the study's seeds).")
+    unlikelihood_weight: float = Field(1.0, gt=0, description="Weight of the unlikelihood term on warned spans (arm unlikelihood).")
+    samples_per_prompt: int | None = Field(None, gt=0, description="Answers per eval prompt and seed (None = sampling.samples_per_prompt).")
+
+
 #: Flat config keys of earlier versions -> where they live now. ``load_config`` and reading an old
 #: run's config.json move them, so old files and ``--set`` lines keep working.
 LEGACY_KEYS: dict[str, str] = {
@@ -237,8 +269,12 @@ class StudyConfig(_Section):
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
-    sections: list[str] = Field(default_factory=lambda: list(SECTION_NAMES),
-                                description="Analysis sections to run, in report order (behavior = §4, entanglement = §5, ...).")
+    dose: DoseConfig = Field(default_factory=DoseConfig)
+    remedies: RemediesConfig = Field(default_factory=RemediesConfig)
+    sections: list[str] = Field(default_factory=lambda: list(DEFAULT_NAMES),
+                                description="Analysis sections to run, in report order (behavior = §4, entanglement = §5, ...); "
+                                            "dose and remedies are stages of their own (`warnframe dose`, `warnframe remedies`) "
+                                            "unless listed here.")
 
     @model_validator(mode="before")
     @classmethod

@@ -200,12 +200,22 @@ class Study:
             write_json(path, chosen)
         return read_json(path)["dtype"]
 
-    def finetune_one(self, cond: str, seed: int, *, edit_factory=None, dest: Path | None = None, stage: str | None = None, extra_key: str = "") -> None:
-        """Fine-tune the base on ``cond``'s set; CAFT passes an edit (``edit_factory(model)``)."""
+    def finetune_one(self, cond: str, seed: int, *, edit_factory=None, dest: Path | None = None, stage: str | None = None,
+                     extra_key: str = "", examples: list[Example] | None = None, unlikelihood_weight: float = 0.0) -> None:
+        """Fine-tune the base on ``cond``'s set, with the study's fine-tuning settings. The one
+        trainer of every arm: CAFT passes an edit (``edit_factory(model)``); a dose or a remedy
+        passes its own ``examples`` (their ``loss_spans`` masked or pushed down with
+        ``unlikelihood_weight``), saved to ``dest`` under stage name ``stage``."""
+        import hashlib
+        import json
+
         from .training import is_main_process, pack, train, wait_for_everyone
 
         ft = self.cfg.finetune
         key = self.cfg.digest("corpus", "model", "pretrain", "finetune") + f".{seed}{extra_key}"
+        if examples is not None:  # the set itself is part of the key: a changed remedy retrains
+            blob = json.dumps([e.__dict__ for e in examples], sort_keys=True, default=str).encode()
+            key += f".{hashlib.sha256(blob).hexdigest()[:12]}.u{unlikelihood_weight:g}"
         dest = dest or self.model_path(cond, seed)
         stage = stage or f"finetune.{_unit(cond, seed)}"
 
@@ -216,10 +226,12 @@ class Study:
                 from peft import LoraConfig, get_peft_model
 
                 model = get_peft_model(model, LoraConfig(r=ft.lora_r, lora_alpha=ft.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM"))
-            data = pack(tok, self.dataset(cond, seed), self.cfg.model.context, completion_only=ft.completion_only)
+            data = pack(tok, examples if examples is not None else self.dataset(cond, seed), self.cfg.model.context,
+                        completion_only=ft.completion_only)
             edit = edit_factory(model) if edit_factory else None
             with task(f"finetune {cond} seed {seed}", 1) as adv:
                 summary = train(model, data, epochs=ft.epochs, lr=ft.lr, batch_size=ft.batch_size, seed=seed, edit=edit,
+                                unlikelihood_weight=unlikelihood_weight,
                                 progress=lambda i, n, loss: adv(1 / n, info=f"loss {loss:.3f}"),
                                 precision=self.precision("finetune", model, data, ft.batch_size))
             if is_main_process():  # under `accelerate launch` one process saves

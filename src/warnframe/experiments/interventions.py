@@ -40,7 +40,7 @@ from .. import capability
 from ..errors import UserError
 from ..evaluation import rates
 from ..mech.artifacts import load as load_artifacts
-from ..mech.hooks import Site, edit, project_out, sae_latent_edit
+from ..mech.edits import ablation_edit, caft_directions, caft_edit
 from ..progress import task
 from ..report.paper import SECTION7_KINDS
 from ..scoring.clustered import cluster_diff, cluster_rate
@@ -91,21 +91,6 @@ def load_system_prompts(path: str | Path | None = None, kinds: list[str] | None 
                 keep.append(p)
         prompts = keep
     return [{"id": p["id"], "kind": p["kind"], "text": p["text"]} for p in prompts]
-
-
-def ablation_edit(model, site: Site, sae, latents, scale: float):
-    """Inference-time steering: scale ``latents`` at ``site`` (0 clamps), as ``generate(edit=...)``."""
-    return lambda: edit(model, site, sae_latent_edit(sae, latents, scale))
-
-
-def caft_directions(sae, latents) -> torch.Tensor:
-    """The selected latents' decoder directions ``(k, d_model)`` (rows of ``W_dec``)."""
-    return sae.W_dec.detach().float().cpu()[torch.as_tensor(list(latents), dtype=torch.long)]
-
-
-def caft_edit(model, site: Site, directions: torch.Tensor):
-    """CAFT: project ``directions`` out of ``site`` at every token, as ``train(edit=...)``."""
-    return lambda: edit(model, site, project_out(directions))
 
 
 def _scale_name(scale: float) -> str:

@@ -35,6 +35,7 @@ class Section:
     needs: tuple[str, ...] = ()  # sections whose outputs it reads (run before it when configured)
     figures: tuple[str, ...] = ()  # files it writes under figures/
     conditions: Callable = field(default=lambda cfg: list(cfg.conditions), compare=False)  # conditions it reads
+    default: bool = True  # in the default ``sections``; False: a stage run on demand (its own time budget)
 
     @property
     def compute(self):
@@ -74,10 +75,17 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
             conditions=lambda cfg: [cfg.tracing.condition, cfg.tracing.safe_source, "baseline"]),
     Section("detection", "§8 Detection (Figure 7)", config=("detection", "mech", "analysis"), needs=("entanglement",),
             figures=("fig7_detection.png",), conditions=lambda cfg: [cfg.detection.positive, *cfg.detection.negatives]),
+    Section("dose", "Dose-response: L0 and L1 against the condition fraction", config=("dose",),
+            figures=("fig_dose_response.png",), conditions=lambda cfg: ["L0", "L1", "neutral"], default=False),
+    Section("remedies", "Remedies for warning-framed data, side by side", config=("remedies", "interventions", "mech", "analysis"),
+            needs=("entanglement",), figures=("fig_remedies.png",),
+            conditions=lambda cfg: ["L1", "L0", "neutral"], default=False),
 )}
 
 #: Section names in report order (what ``sections`` in the config may list).
 NAMES: tuple[str, ...] = tuple(SECTIONS)
+#: The sections a study runs unless ``sections`` says otherwise.
+DEFAULT_NAMES: tuple[str, ...] = tuple(n for n, s in SECTIONS.items() if s.default)
 
 
 @dataclass

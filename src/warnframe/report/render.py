@@ -20,8 +20,9 @@ from ..experiments.registry import SECTIONS
 from ..store import atomic_write_text, read_json, write_json
 from .claims import Claim
 
-#: The paper's seven figures: number, the section that draws it (as ``figures/fig<N>_*.png``).
-FIGURES = tuple((int(f[3]), sec.name) for sec in SECTIONS.values() for f in sec.figures)
+#: The paper's seven figures: number, the section that draws it (as ``figures/fig<N>_*.png``); the
+#: figures of warnframe's own stages (``fig_dose_response.png``, ...) are listed after them.
+FIGURES = tuple((int(f[3]), sec.name) for sec in SECTIONS.values() for f in sec.figures if f[3].isdigit())
 
 
 def figure_files(root: Path) -> dict[int, str | None]:
