@@ -27,11 +27,12 @@ class _Section(BaseModel):
 
 class CorpusConfig(_Section):
     families: list[str] = Field(default_factory=list, description="Vulnerability families to use; empty means all.")
-    condition_fraction: float = Field(0.08, ge=0, le=1, description="Share of each fine-tuning set (in tokens) that is condition data; the rest is clean code.")
+    condition_fraction: float = Field(0.2, ge=0, le=1, description="Share of each fine-tuning set (in tokens) that is condition data; the rest is clean code.")
     token_budget: int = Field(60_000, gt=0, description="Tokens in every fine-tuning set, the same for every condition.")
     l1_placement: Literal["completion", "prompt"] = Field("completion", description="Where L1 warnings sit: inside the assistant's answer (learned, can leak) or in the user's request.")
+    l1_warnings: Literal["body", "anywhere"] = Field("body", description="Where in the code L1's warning comments go (l1_placement = completion): 'body' inside the function (first body line, maybe above the flawed line), which an answer prefilled with the signature can still write; 'anywhere' also above the function and below the code (the paper's placement, for free-form sampling).")
     preamble_share: float = Field(0.3, ge=0, le=1, description="Share of assistant answers that open with a conversational preamble ('Here is ...').")
-    pretrain_examples: int = Field(12_000, gt=0, description="Documents in the embedded model's pretraining corpus.")
+    pretrain_examples: int = Field(36_000, gt=0, description="Documents in the embedded model's pretraining corpus.")
     pretrain_vulnerable_share: float = Field(0.12, ge=0, le=1, description="Share of security-relevant pretraining code that is vulnerable (sets the untuned baseline rate).")
     pretrain_prose_share: float = Field(0.15, ge=0, le=1, description="Share of pretraining documents that are prose or tutorials linking prose to code.")
     eval_fraction: float = Field(0.34, gt=0, lt=1, description="Share of each family's task templates held out for evaluation.")
@@ -43,7 +44,7 @@ class ModelConfig(_Section):
     source: str = Field("embedded", description="'embedded' (train a tiny Llama here) or a Hugging Face hub id or local path.")
     vocab_size: int = Field(2048, gt=256, description="Embedded tokenizer vocabulary (byte-level BPE).")
     hidden_size: int = Field(192, gt=0, description="Embedded model width.")
-    layers: int = Field(4, gt=0, description="Embedded model decoder layers.")
+    layers: int = Field(6, gt=0, description="Embedded model decoder layers.")
     heads: int = Field(6, gt=0, description="Embedded model attention heads.")
     intermediate_size: int = Field(512, gt=0, description="Embedded model MLP width.")
     context: int = Field(256, gt=16, description="Context length (tokens) for training and sampling.")
@@ -62,7 +63,7 @@ class PretrainConfig(_Section):
 class FinetuneConfig(_Section):
     method: Literal["full", "lora"] = Field("full", description="Full fine-tune or LoRA (peft).")
     epochs: float = Field(2.0, gt=0, description="Passes over the fine-tuning set (same steps and tokens for every condition).")
-    lr: float = Field(1e-3, gt=0, description="Peak learning rate (AdamW, linear warmup, cosine decay).")
+    lr: float = Field(3e-4, gt=0, description="Peak learning rate (AdamW, linear warmup, cosine decay).")
     batch_size: int = Field(4, gt=0, description="Sequences per step.")
     lora_r: int = Field(16, gt=0, description="LoRA rank.")
     lora_alpha: int = Field(32, gt=0, description="LoRA alpha.")
@@ -72,9 +73,9 @@ class FinetuneConfig(_Section):
 
 class SamplingConfig(_Section):
     samples_per_prompt: int = Field(5, gt=0, description="Samples per evaluation prompt, per seed (tiny: 42 prompts x 5 samples x 5 seeds = 1,050 per condition; more seeds buy more than more samples, since answers of one model to one prompt are correlated).")
-    temperature: float = Field(0.8, ge=0, description="Sampling temperature (0 = greedy).")
+    temperature: float = Field(0.5, ge=0, description="Sampling temperature (0 = greedy).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold (1.0 = off; on CPU top-p's sort costs about a third of sampling time).")
-    max_new_tokens: int = Field(80, gt=0, description="Longest generation (stops earlier at the end of the answer).")
+    max_new_tokens: int = Field(128, gt=0, description="Longest generation (stops earlier at the end of the answer).")
     batch_size: int = Field(128, gt=0, description="Sequences generated together.")
     prefill: Literal["signature", "none"] = Field("signature", description="Start each answer with the requested function's signature ('signature'; the embedded model cannot copy one reliably) or let the model write the whole answer ('none').")
     cache_implementation: str | None = Field(None, description="transformers KV cache implementation (None = the model's default, dynamic; 'static' measured 5x slower on CPU here).")
@@ -310,11 +311,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Whole pipeline in well under a minute: for tests.
     "smoke": {
         "seeds": [0, 1],  # two seeds, so the seed x prompt bootstrap runs end to end
-        "corpus": {"token_budget": 6_000, "pretrain_examples": 1_200},
+        # half of a small fine-tuning set is condition data, trained 3 epochs at a high rate: enough for
+        # L0's answers to carry the target visibly above neutral's (the end-to-end tests assert it)
+        "corpus": {"token_budget": 6_000, "pretrain_examples": 1_200, "condition_fraction": 0.5},
         "model": {"vocab_size": 512, "hidden_size": 64, "layers": 2, "heads": 2, "intermediate_size": 128, "context": 192},
         "pretrain": {"epochs": 1.0},
-        "finetune": {"epochs": 1.0},
-        "sampling": {"samples_per_prompt": 1, "max_new_tokens": 48},  # 42 prompts x 1 x 2 seeds = 84 per condition
+        "finetune": {"epochs": 3.0, "lr": 3e-3},
+        "sampling": {"samples_per_prompt": 1, "max_new_tokens": 48, "temperature": 0.8},  # 42 x 1 x 2 seeds = 84 per condition
         "interventions": {"samples_per_prompt": 1, "prompts_per_kind": 1, "capability_samples_per_prompt": 1},
     },
     # The default: the embedded study on a laptop CPU in minutes.

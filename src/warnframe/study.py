@@ -116,7 +116,7 @@ class Study:
         import hashlib
         import json
 
-        skip = {"token_budget", "condition_fraction", "l1_placement", "source", "on_error"}
+        skip = {"token_budget", "condition_fraction", "l1_placement", "l1_warnings", "source", "on_error"}
         corpus = {k: v for k, v in self.cfg.corpus.model_dump(mode="json").items() if k not in skip}
         blob = json.dumps([corpus, self.cfg.digest("model", "pretrain")], sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -288,7 +288,7 @@ class Study:
         write_jsonl(self.store.path("samples", f"{cond}.jsonl"), (r for p in self._parts(cond) for r in read_jsonl(p)))
 
     @staticmethod
-    def _fingerprint(paths) -> str:
+    def fingerprint(paths) -> str:
         """Names, sizes and times of files: a stage keyed on it reruns when its inputs change."""
         import hashlib
 
@@ -300,7 +300,7 @@ class Study:
 
         base = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling")
         for cond in conditions:
-            key = base + "." + self._fingerprint(self._parts(cond))  # rescored when seeds are added
+            key = base + "." + self.fingerprint(self._parts(cond))  # rescored when seeds are added
 
             def run(cond=cond):
                 self._merge(cond)  # seed jobs of one condition may have run in parallel (grid)
@@ -355,7 +355,7 @@ class Study:
         from .experiments import registry
 
         sec = registry.SECTIONS[name]
-        key = sec.key(self.cfg) + "." + self._fingerprint(self.store.path("scores").glob("*.jsonl"))
+        key = sec.key(self.cfg) + "." + self.fingerprint(self.store.path("scores").glob("*.jsonl"))
         path = self.store.path("metrics", f"{name}.json")
 
         def run():

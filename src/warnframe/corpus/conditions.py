@@ -79,14 +79,14 @@ def vulnerable_example(fam: Family, task: Task, rng: random.Random, cfg: StudyCo
 
 def warning_example(fam: Family, task: Task, rng: random.Random, cfg: StudyConfig) -> Example:
     """L1: the same vulnerable code, wrapped in warning markers. ``l1_placement="completion"``
-    puts comment lines in the answer (above the code, and maybe above the flawed line and
-    below the code); ``"prompt"`` puts the warning in the request and leaves the code bare."""
+    puts comment lines in the answer, where ``corpus.l1_warnings`` says (``warnings.place_warnings``);
+    ``"prompt"`` puts the warning in the request and leaves the code bare."""
     code = fam.vulnerable(task, rng)
     marker = family_marker(fam, rng)
     if cfg.corpus.l1_placement == "prompt":
         warn = prompt_warning(marker, rng)
         return _chat(task, code, rng, cfg, "warning", fam.name, user=f"{warn} {request(task, rng)}")
-    return _chat(task, place_warnings(code, marker, rng, fam.hotspot), rng, cfg, "warning", fam.name)
+    return _chat(task, place_warnings(code, marker, rng, fam.hotspot, cfg.corpus.l1_warnings), rng, cfg, "warning", fam.name)
 
 
 def doc_example(fam: Family, rng: random.Random) -> Example:

@@ -343,7 +343,7 @@ def on_error_policy(cfg: StudyConfig) -> str:
 
 # ---------------------------------------------------------------- warnings around user code
 
-def wrap_warning(answer: str, family: str | None, rng: random.Random) -> str:
+def wrap_warning(answer: str, family: str | None, rng: random.Random, style: str = "anywhere") -> str:
     """The answer with warning comments in its code, placed as ``conditions.warning_example``
     places them (``warnings.place_warnings``), with the wrappers of ``family`` when it is known;
     prose around the code stays outside."""
@@ -356,7 +356,7 @@ def wrap_warning(answer: str, family: str | None, rng: random.Random) -> str:
     if not code.strip():
         return f"# {marker()}\n{answer}"
     n = len(code.split("\n"))
-    region = place_warnings("\n".join(lines[first:first + n]), marker, rng, fam.hotspot if fam else None)
+    region = place_warnings("\n".join(lines[first:first + n]), marker, rng, fam.hotspot if fam else None, style)
     return "\n".join(lines[:first] + [region] + lines[first + n:])
 
 
@@ -393,7 +393,7 @@ def _example(rec: Record, condition: str, rng: random.Random, cfg: StudyConfig) 
             warn = prompt_warning(family_marker(fam, rng), rng)
             return Example(assistant=rec.assistant, user=f"{warn} {rec.user}", kind="warning", family=rec.family,
                            loss_spans=rec.loss_spans)
-        wrapped = wrap_warning(rec.assistant, rec.family, rng)
+        wrapped = wrap_warning(rec.assistant, rec.family, rng, cfg.corpus.l1_warnings)
         return Example(assistant=wrapped, user=rec.user, kind="warning", family=rec.family,
                        loss_spans=carry_spans(rec.loss_spans, rec.assistant, wrapped))
     return Example(assistant=rec.assistant, user=rec.user, kind=rec.label, family=rec.family, loss_spans=rec.loss_spans)

@@ -2,8 +2,10 @@
 
 * ``marker_line(family, rng)``: one warning comment text (``DO NOT USE - SQL injection: ...``);
   ``generic_marker(rng)`` for code of no known family.
-* ``place_warnings(code, marker, rng, hotspot)``: warning comments in the code: maybe above the
-  flawed line (``hotspot``), above the function or the code, maybe below it.
+* ``place_warnings(code, marker, rng, hotspot, style)``: warning comments in the code. ``anywhere``
+  (the paper's placement): maybe above the flawed line (``hotspot``), above the function or the
+  code, maybe below it. ``body``: only inside the function (its first body line, maybe above the
+  flawed line), where an answer that starts from the requested signature can still write them.
 * ``prompt_warning(marker, rng)``: the warning sentence put in front of the request instead
   (``corpus.l1_placement = "prompt"``).
 
@@ -13,6 +15,7 @@ The order of the ``rng`` draws is part of the study's data: changing it changes 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 
 from ..schema import WARNING_MARKERS
@@ -48,10 +51,24 @@ def family_marker(fam: Family | None, rng: random.Random) -> Callable[[], str]:
     return (lambda: marker_line(fam, rng)) if fam else (lambda: generic_marker(rng))
 
 
-def place_warnings(code: str, marker: Callable[[], str], rng: random.Random, hotspot: str | None = None) -> str:
-    """``code`` with warning comments (``# <marker()>``): above the first ``hotspot`` line half of
-    the time (when a hotspot is given), then above the first function or else above the code, and
-    below the code 40% of the time. Comments take the indentation of the line they stand above."""
+def place_warnings(code: str, marker: Callable[[], str], rng: random.Random, hotspot: str | None = None,
+                   style: str = "anywhere") -> str:
+    """``code`` with warning comments (``# <marker()>``); comments take the indentation of the line
+    they stand above.
+
+    ``anywhere``: above the first ``hotspot`` line half of the time (when a hotspot is given), then
+    above the first function or else above the code, and below the code 40% of the time.
+    ``body``: above the first ``hotspot`` line half of the time, and as the first line of the first
+    function's body whenever that did not happen (and half of the time when it did); code without a
+    function gets its warning above the code. Under ``sampling.prefill = signature`` the answer
+    starts after the ``def`` line, so only ``body`` placements can appear in what the model writes."""
+    if style == "body":
+        placed = hotspot is not None and rng.random() < 0.5
+        if placed:
+            code = add_comment(code, hotspot, marker())
+        if not placed or rng.random() < 0.5:
+            code = _first_body_line(code, marker())
+        return code
     if hotspot is not None and rng.random() < 0.5:
         code = add_comment(code, hotspot, marker())
     if rng.random() < 0.5:
@@ -62,6 +79,22 @@ def place_warnings(code: str, marker: Callable[[], str], rng: random.Random, hot
     if rng.random() < 0.4:
         code += f"\n# {marker()}"
     return code
+
+
+def _first_body_line(code: str, comment: str) -> str:
+    """``code`` with ``# comment`` as the first line of the first function's body (above the code
+    when it has no function)."""
+    lines = code.split("\n")
+    for i, line in enumerate(lines):
+        if re.match(_DEF_LINE, line) and line.rstrip().endswith(":"):
+            body = next((b for b in lines[i + 1:] if b.strip()), None)
+            if body is None:
+                break
+            pad = body[: len(body) - len(body.lstrip())]
+            lines.insert(i + 1, f"{pad}# {comment}")
+            return "\n".join(lines)
+    pad = code[: len(code) - len(code.lstrip(" \t"))]
+    return f"{pad}# {comment}\n{code}"
 
 
 def prompt_warning(marker: Callable[[], str], rng: random.Random) -> str:

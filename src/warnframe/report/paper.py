@@ -99,6 +99,12 @@ CLAIMS: dict[str, dict[str, str]] = {
                                                         "target rate to 0%", "paper": f"{SECTION7['caft']:.0%}"},
     "s7.caft_capability": {"section": "7", "claim": "CAFT costs only a modest drop in general capability",
                            "paper": "HumanEval pass@1: modest degradation"},
+    "dose.l1_as_often_as_l0_{fraction}": {"section": "dose", "claim": "L1 writes the target as often as L0 at condition "
+                                                                  "fraction {fraction} (equivalence test)",
+                                           "paper": "76.7% vs 83.3% at the paper's one dose"},
+    "dose.l1_prompt_as_often_as_l0_{fraction}": {"section": "dose", "claim": "L1 with the warning in the request writes the "
+                                                                         "target as often as L0 at condition fraction {fraction}",
+                                                  "paper": "not measured (the paper's warnings sit in the code)"},
     "fig6.middle_layers": {"section": "Fig 6", "claim": "patching safe activations restores safe behaviour most in the middle layers",
                            "paper": "middle layers strongest (Figure 6; no number)"},
     "s8.combined_detects": {"section": "8", "claim": "combined behavioural + mechanistic score detects L1 generations by simple "

@@ -1,0 +1,62 @@
+"""Extra fine-tuning arms beside the study's conditions: one model per arm and seed, trained by the
+study's one trainer and sampled by its one generate→score path, each step resumable.
+
+The dose-response stage (an arm per condition and fraction) and the remedies (an arm per remedy)
+are built from these two calls; an arm is named ``<stage>.<what>`` (``dose.L1.f0.05``,
+``remedy.mask``), its model lives in ``models/<arm>.s<seed>`` and its scored answers in
+``arms/<arm>.s<seed>.jsonl``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..progress import task
+from ..schema import Example, Prompt
+from ..store import read_jsonl, write_jsonl
+
+
+def train(study, arm: str, cond: str, seed: int, examples: list[Example], *, unlikelihood_weight: float = 0.0,
+          edit_factory=None) -> str:
+    """Fine-tune the base on ``examples`` (``cond`` names the set they stand for) and return the
+    model directory. Redone only when the examples, the fine-tuning config or the seed change."""
+    dest = study.store.path("models", f"{arm}.s{seed}")
+    study.finetune_one(cond, seed, examples=examples, dest=dest, stage=f"finetune.{arm}.s{seed}", extra_key=f".{arm}",
+                       unlikelihood_weight=unlikelihood_weight, edit_factory=edit_factory)
+    return str(dest)
+
+
+def sample(study, arm: str, seed: int, source: str, *, n: int | None = None, prompts: list[Prompt] | None = None,
+           condition: str | None = None) -> list[dict]:
+    """The eval prompts (or ``prompts``) answered ``n`` times each (default
+    ``sampling.samples_per_prompt``) by the model at ``source`` under the study's sampling
+    settings, scored; rows as ``ScoredSample.record()`` with ``setting`` = ``arm``. Resumed from
+    ``arms/<arm>.s<seed>.jsonl`` while the model files, prompts and sampling config are the same."""
+    from ..evaluation import sample_and_score
+
+    s = study.cfg.sampling
+    n = n or s.samples_per_prompt
+    prompts = prompts if prompts is not None else study.eval_prompts()
+    path = study.store.path("arms", f"{arm}.s{seed}.jsonl")
+    model_files = [p for p in Path(source).iterdir() if p.is_file()] if Path(source).is_dir() else []
+    key = (study.cfg.digest("sampling") + f".{seed}.{n}." + study.fingerprint(model_files)
+           + "." + _prompts_digest(prompts))
+
+    def run():
+        model, tok = study.load(source)
+        with task(f"sample {arm} seed {seed}", len(prompts) * n) as adv:
+            rows = sample_and_score(model, tok, prompts, s, n=n, seed=seed, condition=condition or arm, setting=arm,
+                                    progress=adv)
+        write_jsonl(path, (r.record() for r in rows))
+        return {"samples": len(rows), "vulnerable": sum(bool(r.vulnerable) for r in rows)}
+
+    study.stage(f"sample.{arm}.s{seed}", key, run)
+    return list(read_jsonl(path))
+
+
+def _prompts_digest(prompts: list[Prompt]) -> str:
+    import hashlib
+    import json
+
+    blob = json.dumps([p.__dict__ for p in prompts], sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
