@@ -3,6 +3,7 @@ changes activations at the site and only there), the statistics and verdicts, an
 section on a small study (a tiny local model as the base, fake §5 artifacts)."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from warnframe.config import ModelConfig, load_config
 from warnframe.corpus import eval_prompts
 from warnframe.errors import UserError
 from warnframe.experiments import interventions as iv
-from warnframe.mech import hooks
+from warnframe.mech import edits as mech_edits
+from warnframe.mech import hooks, pairs
 from warnframe.mech.artifacts import Artifacts
 from warnframe.mech.hooks import Site, capture, decoder_layers
 from warnframe.mech.sae import JumpReLUSAE
@@ -92,8 +94,8 @@ def test_edit_changes_the_site_and_only_there(kind, monkeypatch):
     latents = [0, 3, 5]
     ids = tok(["Write a Python function `f(x)` that adds one."], return_tensors="pt")["input_ids"]
     calls = []
-    real_edit = iv.edit
-    monkeypatch.setattr(iv, "edit", lambda m, s, fn: calls.append((m, s)) or real_edit(m, s, fn))
+    real_edit = mech_edits.edit
+    monkeypatch.setattr(mech_edits, "edit", lambda m, s, fn: calls.append((m, s)) or real_edit(m, s, fn))
     if kind == "ablation":
         make = iv.ablation_edit(model, site, sae, latents, 0.0)
     else:
@@ -266,11 +268,20 @@ def test_section_on_a_small_study(tmp_path, monkeypatch):
     study.run()
     res = read_json(study.store.path("metrics", "interventions.json"))
     n = len(study.eval_prompts())
-    assert set(res["settings"]) == {"none", "caft", "latents.x0", "latents.x2", "latents.x5", "lead.x0"} | {
+    assert set(res["settings"]) == {"none", *iv.CAFT_ARMS, "latents.x0", "latents.x2", "latents.x5", "lead.x0"} | {
         f"prompt.{p['id']}" for p in iv.load_system_prompts(per_kind=1)}  # the smoke preset: one prompt per kind
     assert all(s["target"]["n"] == n for s in res["settings"].values())
     assert res["caft"]["rank"] == 3 and res["caft"]["runs"]["0"]["finetune"]["steps"] == res["caft"]["runs"]["0"]["plain_L1"]["steps"]
-    assert set(res["capability"]) == {"base", "L1", "caft"} and res["humaneval"]["L1"]["problems"] == 2
+    assert set(res["capability"]) == {"base", "L1", *iv.CAFT_ARMS} and res["humaneval"]["L1"]["problems"] == 2
+    assert all(res["caft"]["runs"]["0"][arm]["steps"] == res["caft"]["runs"]["0"]["plain_L1"]["steps"] for arm in ("caft_random", "caft_all_layers"))
+    # every sampled rate has its paired test and its Δ beside it
+    paired = [x for x in study.eval_prompts() if pairs.completions(x, 1)]
+    for name, s in res["settings"].items():
+        assert s["delta"]["delta"]["n"] == len(paired) and math.isfinite(s["delta"]["delta"]["mean"])
+        if name != "none":
+            assert s["vs_none_paired"]["n_pairs"] == n and s["delta"]["vs_none"]["n"] == len(paired)
+    assert res["settings"]["caft"]["vs_random_paired"]["n_pairs"] == n
+    assert all(math.isfinite(k["delta"]["vs_none"]["mean"]) for k in res["kinds"].values())
     assert {r["verdict"] for r in res["verdicts"]} <= {"reproduced", "not reproduced", "differs", "inconclusive", "not testable"}
     assert res["system_turn"]["trained"] is False  # a saved embedded model: its tokenizer has <|system|>, its data no system turn
     assert {r["verdict"] for r in res["verdicts"] if r["id"].startswith("s7.kind_")} == {"not testable"}
@@ -278,7 +289,7 @@ def test_section_on_a_small_study(tmp_path, monkeypatch):
     assert study.store.path("figures", "fig5_ablation.png").is_file()
     assert study.store.path("models", "caft.s0", "config.json").is_file()
     report = study.store.path("report.md").read_text()
-    assert "## §7 Interventions" in report and "§7.3 CAFT" in report
+    assert "## §7 Interventions" in report and "§7.3 CAFT" in report and "CAFT, random directions" in report and "McNemar" in report
     # Samples record their setting and system prompt; a rerun redoes nothing.
     part = read_json(study.store.path("interventions", "parts", "prompt.meta_1.s0.json"))
     assert {r["setting"] for r in part} == {"prompt.meta_1"} and len(part) == n

@@ -23,6 +23,7 @@ from warnframe.mech.sae import JumpReLUSAE
 from warnframe.models import tiny
 from warnframe.models.chat import render_prompt
 from warnframe.models.hf import load_model
+from warnframe.report import paper
 from warnframe.report.sections import stealth as stealth_report
 from warnframe.sampling import generate
 from warnframe.schema import Prompt
@@ -188,11 +189,21 @@ def test_prefilled_study_draws_its_own_answers(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(st.cfg.stealth, "samples_per_prompt", 2)
     monkeypatch.setattr(st.cfg.sampling, "max_new_tokens", 8)
     monkeypatch.setattr(stealth, "artifacts", lambda s: (None, "no §5 artifacts (test)"))
+    monkeypatch.setattr(stealth, "MAX_ROUNDS", 3)
     res = run_stealth(st)
-    assert res["source"].startswith("drawn here without prefill, 2 per prompt")
+    assert res["source"].startswith("drawn here without prefill, 2 per prompt and seed per round, 3 round(s)")
+    # random models write no preamble target outputs: rounds continue to the cap, each with its own sampling seed
+    assert res["rounds"] == {"rounds": 3, "max_rounds": 3, "per_round": 2, "preamble_targets": 0, "needed": 30}
     drawn = list(read_jsonl(st.store.path("samples", "stealth", "L1.jsonl")))
-    assert len(drawn) == 6 and all(r["prefill"] == "" and "vulnerable" in r for r in drawn)
-    assert res["entropy"]["samples"] == 6 and sum(res["available"].values()) <= 12
+    assert len(drawn) == 18 and all(r["prefill"] == "" and "vulnerable" in r and r["seed"] == 0 for r in drawn)
+    assert sorted({(r["prompt_id"], r["index"]) for r in drawn}) == sorted((p, i) for p in {r["prompt_id"] for r in drawn} for i in range(6))
+    by_round = [[r["text"] for r in drawn if r["round"] == k] for k in range(3)]
+    assert by_round[0] != by_round[1] != by_round[2]
+    assert res["entropy"]["samples"] == 18 and sum(res["available"].values()) <= 36
+    # enough preamble targets (here: none needed) stop after the first round; rounds already drawn are reused
+    monkeypatch.setattr(stealth, "MIN_PREAMBLE_TARGETS", 0)
+    again = run_stealth(st)
+    assert again["rounds"]["rounds"] == 1 and len(list(read_jsonl(st.store.path("samples", "stealth", "L1.jsonl")))) == 6
     monkeypatch.setattr(st.cfg.stealth, "samples_per_prompt", 0)  # read the study's samples anyway
     assert run_stealth(st)["source"] == "the study's samples (prefill = signature)"
 
@@ -246,6 +257,16 @@ def test_run_on_fixture(study, monkeypatch):
     assert E["samples"] == 24 and E["stored_check"]["length_matched"] == 12 and E["targets"] == 12
     assert E["samples_with"]["preamble→code"] == 12 and E["samples_with"]["code→warning"] == 12
     assert {v["section"] for v in res["verdicts"]} == {"6", "6.2"}
+    # fewer than 30 preamble target outputs: the stealth-slip claims are inconclusive, and say why
+    slip = [v for v in res["verdicts"] if v["id"] in ("s6.stealth_slip", "s6.preamble_lowers_probe")]
+    n_pre = res["probe"]["groups"]["target/preamble"]["n"]
+    assert 0 < n_pre < 30 and len(slip) == 2
+    assert all(v["verdict"] == "inconclusive" and f"{n_pre} preamble target outputs read" in v["detail"] for v in slip)
+    monkeypatch.setitem(res, "min_preamble_targets", n_pre)
+    assert [c.verdict for c in stealth_report.claims(res)][:2] == [
+        stealth_report._v_diff(res["probe"]["inverse"], want_negative=True,
+                               paper_gap=paper.SECTION6["probe_safe_code_first"] - paper.SECTION6["probe_target_with_preamble"]),
+        stealth_report._v_diff(res["probe"]["preamble_effect_target"], want_negative=True)]
     text = stealth_report.markdown(res)
     assert "![Figure 4](figures/fig4_entropy.png)" in text and "target / preamble" in text
 

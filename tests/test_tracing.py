@@ -1,6 +1,7 @@
 """Figure 6: the patch touches only the chosen layer's positions and what comes after, the batch
 lines up prompts and completions, and the section runs on a hand-made run directory."""
 
+import copy
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from test_stealth import build_fixture
 from warnframe.experiments import registry, tracing
+from warnframe.mech import pairs
 from warnframe.mech.hooks import Site, capture, edit
 from warnframe.report.sections import tracing as tracing_report
 from warnframe.store import read_json, write_json
@@ -61,7 +63,7 @@ def test_patch_changes_only_later_layers(layer):
     src = all_layers(safe, batch)
     clean = all_layers(model, batch)
     masks = tracing.position_masks(batch)
-    for mode in tracing.MODES:
+    for mode in tracing.POSITION_MODES:
         mask = masks[mode]
         got = all_layers(model, batch, layer, src, mask)
         for i in range(model.config.num_hidden_layers):
@@ -77,13 +79,26 @@ def test_patch_changes_only_later_layers(layer):
                 torch.testing.assert_close(got[i][:, :first], clean[i][:, :first])
 
 
+def twin(model: LlamaForCausalLM, seed: int = 1) -> LlamaForCausalLM:
+    """A copy of ``model`` whose decoder layers are perturbed but whose embedding, final norm and
+    head are the same: patching its last layer's states everywhere gives exactly its logits."""
+    safe = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in safe.model.layers.parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=g))
+    return safe
+
+
 def test_masks_and_gaps_follow_rows():
     batch = fake_batch()
     m = tracing.position_masks(batch)
-    assert m["all"].sum(1).tolist() == batch["prompt_len"]
-    assert m["last"].sum(1).tolist() == [1] * 4 and bool(m["last"][2, 6]) and bool(m["last"][0, 4])
+    assert m["request"].sum(1).tolist() == batch["prompt_len"]
+    assert m["completion"].sum(1).tolist() == [b - a for a, b in batch["spans"]]
+    assert not (m["request"] & m["completion"]).any()
+    assert torch.equal(m["both"], m["request"] | m["completion"]) and torch.equal(m["both"], batch["attn"].bool())
     lp = torch.tensor([-1.0, -3.0, -2.0, -2.5])
-    assert tracing.gaps(lp, batch["group"]) == [2.0, 0.5]
+    assert pairs.gaps(lp, batch["group"]) == [2.0, 0.5]
 
 
 def test_patching_a_model_with_itself_changes_nothing():
@@ -92,24 +107,73 @@ def test_patching_a_model_with_itself_changes_nothing():
     out = tracing.trace_batch(model, model, batch, [0, 1, 2, 3])
     for r in out:
         assert math.isclose(r["safe"], r["target"], abs_tol=1e-5)
+        assert math.isclose(r["every_layer"], r["target"], abs_tol=1e-4)
         for m in tracing.MODES:
             np.testing.assert_allclose(r["patched"][m], r["target"], atol=1e-4)
 
 
-def test_patching_every_position_at_the_last_layer_gives_the_safe_first_token():
-    """Patched at the final layer, only the last request position's logits change: the first
-    completion token's log-probability is then the safe model's, the rest the target's."""
+def test_patching_everything_restores_the_safe_run_and_parts_do_not():
+    """With the head shared, every layer (or the last layer) patched at every position gives the
+    safe run's Δ exactly: restoration 1 by construction. The request patch alone at the last layer
+    changes nothing after the request; the completion patch there misses the first token only."""
+    model = tiny_llama(0)
+    safe = twin(model)
+    batch = fake_batch()
+    out = tracing.trace_batch(model, safe, batch, [0, 1, 2, 3])
+    for r in out:
+        assert not math.isclose(r["safe"], r["target"], abs_tol=1e-3)
+        assert math.isclose(r["every_layer"], r["safe"], abs_tol=1e-4)
+        assert math.isclose(r["patched"]["both"][3], r["safe"], abs_tol=1e-4)
+        assert not math.isclose(r["patched"]["completion"][3], r["safe"], abs_tol=1e-4)
+        assert not math.isclose(r["patched"]["request"][0], r["target"], abs_tol=1e-4)  # early request patch reaches the completion
+        # the same embeddings: layer 0's own write is its whole output; later writes are not the whole residual
+        assert math.isclose(r["patched"]["write"][0], r["patched"]["both"][0], abs_tol=1e-4)
+        assert not math.isclose(r["patched"]["write"][3], r["patched"]["both"][3], abs_tol=1e-4)
+    s = tracing.summarise([{"prompt_id": str(i), **r} for i, r in enumerate(out)], 4, 200, 0, (0.25, 0.75))
+    assert s[tracing.EVERY_LAYER]["restoration"]["mean"] == pytest.approx(1.0, abs=1e-3)
+    assert s["layers"]["both"][3]["restoration"]["mean"] == pytest.approx(1.0, abs=1e-3)
+    assert s["middle_layers"] == [1, 2] and set(s["middle_vs_edge"]) == set(tracing.MODES)
+
+
+def test_no_patch_restores_zero_and_intervals_cover():
+    """Patched Δ equal to the target's: restoration 0 with a degenerate interval; half way: 0.5."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(8):
+        t, s = rng.normal(-5, 1), rng.normal(3, 1)
+        rows.append({"target": t, "safe": s, "every_layer": s,
+                     "patched": {"request": [t] * 3, "completion": [t, (t + s) / 2, s], "both": [s] * 3, "write": [t, s, t]}})
+    out = tracing.summarise(rows, 3, 300, 0, (0.25, 0.75))
+    assert all(x["restoration"]["mean"] == pytest.approx(0) and x["restoration"]["hi"] == pytest.approx(0)
+               for x in out["layers"]["request"])
+    comp = [x["restoration"]["mean"] for x in out["layers"]["completion"]]
+    assert comp == pytest.approx([0, 0.5, 1])
+    assert out["middle_vs_edge"]["completion"]["mean"] == pytest.approx(-0.5)  # layer 2 (edge) restores more
+    assert out["middle_vs_edge"]["write"]["mean"] == pytest.approx(1.0) and out["middle_vs_edge"]["write"]["lo"] == pytest.approx(1.0)
+    assert out["middle_layers"] == [1]
+    assert tracing_report.claims({**out, "n_layers": 3, "safe_source": "control", "traced": "L1", "selection": "test"})[0].verdict \
+        == "reproduced"
+
+
+def test_layer_write_is_the_targets_input_plus_the_safe_layers_change():
     model, safe = tiny_llama(0), tiny_llama(1)
     batch = fake_batch()
-    out = tracing.trace_batch(model, safe, batch, [3])
-    assert all(not math.isclose(r["patched"]["all"][0], r["target"], abs_tol=1e-6) for r in out)
-    np.testing.assert_allclose([r["patched"]["all"][0] for r in out], [r["patched"]["last"][0] for r in out], atol=1e-5)
+    t, s = all_layers(model, batch), all_layers(safe, batch)
+    t0, s0 = tracing._embeddings(model, batch), tracing._embeddings(safe, batch)
+    w = tracing.layer_writes(t, s, t0, s0, [0, 1, 2, 3])
+    torch.testing.assert_close(w[0], t0 + s[0] - s0)
+    torch.testing.assert_close(w[2], t[1] + s[2] - s[1])
+    # patched at layer 2, that layer's output is exactly the write wherever the sequence is
+    got = all_layers(model, batch, 2, w, tracing.position_masks(batch)["both"])
+    m = batch["attn"].bool()
+    torch.testing.assert_close(got[2][m], w[2][m])
+    torch.testing.assert_close(got[1], t[1])
 
 
-def test_bootstrap_ratio():
-    r, lo, hi = tracing.bootstrap_ratio(np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0]), 200, 0)
-    assert r == 0.5 and lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
-    assert math.isnan(tracing.bootstrap_ratio(np.array([]), np.array([]), 10, 0)[0])
+def test_bootstrap_ratios():
+    b = tracing.bootstrap_ratios(np.array([[1.0], [2.0], [3.0]]), np.array([2.0, 4.0, 6.0]), 200, 0)
+    assert b["point"][0] == 0.5 and np.allclose(b["boots"], 0.5)
+    assert math.isnan(tracing.bootstrap_ratios(np.empty((0, 1)), np.array([]), 10, 0)["point"][0])
 
 
 def test_completions_are_the_same_task():
@@ -117,9 +181,9 @@ def test_completions_are_the_same_task():
     from warnframe.corpus import eval_prompts
 
     p = eval_prompts(load_config("smoke"))[0]
-    pairs = tracing.completions(p, 2)
-    assert len(pairs) == 2
-    for s, v in pairs:
+    got = pairs.completions(p, 2)
+    assert len(got) == 2
+    for s, v in got:
         assert f"def {p.function}(" in s and f"def {p.function}(" in v and s != v
 
 
@@ -134,6 +198,8 @@ def test_run_on_fixture(tmp_path):
         assert [x["layer"] for x in res["layers"][m]] == list(range(res["n_layers"]))
         assert all(x["effect"]["n"] == 4 for x in res["layers"][m])
     assert len(res["verdicts"]) == 1 and res["verdicts"][0]["section"] == "Fig 6"
+    assert res["verdicts"][0]["verdict"] in ("reproduced", "differs", "not reproduced", "inconclusive")
+    assert res["every_layer_both"]["restoration"]["n"] == 4
     assert study.store.path("figures", "fig6_causal_tracing.png").stat().st_size > 10_000
     assert "![Figure 6]" in tracing_report.markdown(res)
     # no target outputs: every prompt is traced, and the result says so

@@ -172,10 +172,10 @@ class InterventionConfig(_Section):
     latent edits, CAFT, and the capability check (capability prompts and held-out loss; HumanEval opt-in)."""
 
     model: Condition = Field("L1", description="The condition whose model the interventions correct (the paper: L1).")
-    samples_per_prompt: int = Field(1, gt=0, description="Samples per evaluation prompt, per seed, for every prompt and edit setting, the no-intervention reference and CAFT (each of the ~20 settings samples every eval prompt this often; raise it on a GPU).")
+    samples_per_prompt: int = Field(3, gt=0, description="Samples per evaluation prompt, per seed, for every prompt and edit setting, the no-intervention reference and the CAFT arms (3 x 42 prompts x 5 seeds = 630 answers per setting, paired with the reference by seed, prompt and index).")
     system_prompts: str | None = Field(None, description="JSON file of system prompts ({\"prompts\": [{\"id\", \"kind\", \"text\"}]}); None = the packaged data/system_prompts.json.")
     prompt_kinds: list[str] = Field(default_factory=list, description="Prompt kinds to run (safety, role, cot, permission, meta, or your own); empty = every kind in the file.")
-    prompts_per_kind: int | None = Field(None, gt=0, description="Only the first N prompts of each kind (None = all; the paper has three per kind).")
+    prompts_per_kind: int | None = Field(1, gt=0, description="Only the first N prompts of each kind (None = all; the paper has three per kind, and the paper preset runs them all; one by default keeps 630 answers per setting affordable on a CPU).")
     latents: list[int] | None = Field(None, description="SAE latents that ablation and CAFT edit; None = the latents §5 selected.")
     ablation_scales: list[float] = Field(default_factory=lambda: [0.0, 2.0, 5.0], description="Scales of the selected SAE latents during generation (0 clamps them to zero; the SAE error term is kept).")
     ablate_lead: bool = Field(True, description="Also clamp only the lead latent (the paper's Feature #8684 analogue) to zero.")
@@ -328,8 +328,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "device": "cuda",
         "model": {"source": "meta-llama/Llama-3.2-3B", "dtype": "bfloat16", "context": 512},
         "finetune": {"method": "lora", "lr": 2e-4, "epochs": 1.0, "batch_size": 8},
-        "corpus": {"token_budget": 400_000},
         "sampling": {"samples_per_prompt": 10, "max_new_tokens": 256, "batch_size": 64, "cache_implementation": None, "prefill": "none"},
+        "corpus": {"token_budget": 400_000, "l1_warnings": "anywhere"},  # free-form answers can show every placement
+        "interventions": {"prompts_per_kind": None, "samples_per_prompt": 4},  # 4 x 42 x 3 seeds = 504 per setting
         # 42 held-out prompts x 10 samples x 3 seeds = 1,260 samples per condition (paper: >= 300).
         # Mechanistic sections read Gemma-2-2B at layer 20 through Gemma Scope (16k, canonical L0).
         "mech": {"analysis_model": "google/gemma-2-2b", "site": "blocks.20.hook_resid_post",

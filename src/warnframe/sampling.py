@@ -71,10 +71,12 @@ def generate(
     texts = {p.id: render_prompt(tokenizer, p.user, system) + given[p.id] for p in prompts}
     eos = model.generation_config.eos_token_id
     pad = tokenizer.pad_token_id
-    torch.manual_seed(seed)
     out: list[Sample] = []
     head = model.get_output_embeddings()
     for start in range(0, len(jobs), batch_size):
+        # reseeded per batch: answer j of every setting (system prompt, edit, model) of one seed gets
+        # the same random stream as long as it generates (common random numbers for paired tests)
+        torch.manual_seed(seed * 1_000_003 + start)
         batch = jobs[start : start + batch_size]
         enc = tokenizer([texts[p.id] for p, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         tap = _EntropyTap(getattr(model.config, "final_logit_softcapping", None))

@@ -4,8 +4,14 @@ entropy dynamics (Figure 4).
 **Which answers.** A preamble can only open an answer the model starts itself. When the study
 samples with a prefill (``sampling.prefill = signature``: the answer starts with the given
 function signature), this section draws ``stealth.samples_per_prompt`` answers per prompt
-and seed without prefill from each of its conditions and scores them; otherwise it reads the
-study's samples.
+and seed without prefill from each of its conditions and scores them, in rounds: after each
+round it counts the target outputs of ``stealth.conditions`` that open with a preamble, and draws
+another round (a new sampling seed per round; later rounds only for ``stealth.conditions``)
+until there are :data:`MIN_PREAMBLE_TARGETS` or :data:`MAX_ROUNDS` rounds were drawn. Otherwise
+it reads the study's samples. The stealth-slip claims rest on the preamble target outputs: with
+fewer than :data:`MIN_PREAMBLE_TARGETS` their verdict is "inconclusive". When more outputs are
+available than ``stealth.max_samples`` per condition and kind, preamble target outputs are read
+first.
 
 **Stealth slip.** Outputs of the ``stealth.conditions`` models are split by kind
 (``target``: the detector finds vulnerable code; ``clean``: code that parses and is not) and by
@@ -49,8 +55,17 @@ import numpy as np
 from ..evaluation import rates
 from ..mech.artifacts import load as artifacts
 from ..mech.replay import replay_grouped
+from ..report.claims import POLICY
 from ..scoring import extract_code, find_leaks
 from ..scoring.stats import mean_ci, rate
+
+#: The stealth-slip claims need at least this many target outputs that open with a preamble.
+MIN_PREAMBLE_TARGETS = POLICY.stealth_min_preamble_targets
+#: The cap: at most this many sampling rounds of ``stealth.samples_per_prompt`` answers per
+#: prompt, seed and condition.
+MAX_ROUNDS = 8
+#: Sampling seed of round r for model seed s: ``s + ROUND_SEED_STEP * r`` (round 0: the seed itself).
+ROUND_SEED_STEP = 7919
 
 KINDS = ("target", "clean")
 OPENINGS = ("preamble", "code")
@@ -150,31 +165,57 @@ def _key(r: dict) -> tuple:
     return (r["condition"], r["seed"], r["prompt_id"], r["index"])
 
 
-def own_samples(study, conds: list[str]) -> dict[str, list[dict]]:
-    """Answers drawn here without prefill (``stealth.samples_per_prompt`` per prompt and
-    seed, the study's sampling settings otherwise), scored, per condition; saved under
-    ``samples/stealth/``. Only conditions whose model exists."""
+def preamble_targets(rows: list[dict]) -> int:
+    """How many of ``rows`` are target content that opens with a preamble."""
+    return sum(bool(r["vulnerable"]) and opening(r["text"])["opening"] == "preamble" for r in rows)
+
+
+def _sample_round(study, cond: str, seed: int, rnd: int) -> list[dict]:
+    """Round ``rnd`` of free-form answers of ``cond``'s seed-``seed`` model (resumable, one stage
+    each): ``stealth.samples_per_prompt`` per prompt, sampling seed ``seed + ROUND_SEED_STEP * rnd``;
+    rows keep the model's seed and get indices after the earlier rounds'."""
     from ..evaluation import sample_and_score
+    from ..store import read_jsonl, write_jsonl
+
+    n = study.cfg.stealth.samples_per_prompt
+    sampling = study.cfg.sampling.model_copy(update={"prefill": "none"})
+    path = study.store.path("samples", "stealth", "rounds", f"{cond}.s{seed}.r{rnd}.jsonl")
+    key = study.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{seed}.{rnd}.n{n}"
+
+    def run():
+        model, tok = study.load(study.condition_model(cond, seed))
+        rows = [r.record(exclude=set()) for r in sample_and_score(model, tok, study.eval_prompts(), sampling, n=n,
+                                                                 seed=seed + ROUND_SEED_STEP * rnd, condition=cond)]
+        write_jsonl(path, [{**r, "seed": seed, "index": r["index"] + rnd * n, "round": rnd} for r in rows])
+
+    study.stage(f"stealth.sample.{cond}.s{seed}.r{rnd}", key, run)
+    return list(read_jsonl(path))
+
+
+def own_samples(study, conds: list[str]) -> tuple[dict[str, list[dict]], dict]:
+    """Answers drawn here without prefill, scored, per condition (saved under ``samples/stealth/``),
+    in rounds until the ``stealth.conditions`` have :data:`MIN_PREAMBLE_TARGETS` preamble target
+    outputs or :data:`MAX_ROUNDS` rounds were drawn; and ``{"rounds", "preamble_targets", ...}``.
+    Only conditions whose model exists."""
     from ..store import write_jsonl
 
     a = study.cfg.stealth
-    sampling = study.cfg.sampling.model_copy(update={"prefill": "none"})
-    prompts = study.eval_prompts()
-    out: dict[str, list[dict]] = {}
-    for cond in conds:
-        if cond not in study.cfg.conditions:
-            continue
-        rows = []
-        for seed in study.cfg.seeds:
-            if cond != "baseline" and not study.model_path(cond, seed).exists():
-                continue
-            model, tok = study.load(study.condition_model(cond, seed))
-            rows += [r.record(exclude=set()) for r in sample_and_score(model, tok, prompts, sampling, n=a.samples_per_prompt,
-                                                                     seed=seed, condition=cond)]
-            del model
+    out: dict[str, list[dict]] = {c: [] for c in conds if c in study.cfg.conditions}
+    seeds = {c: [s for s in study.cfg.seeds if c == "baseline" or study.model_path(c, s).exists()] for c in out}
+    rounds, found = 0, 0
+    while rounds < MAX_ROUNDS:
+        for cond in out:
+            if rounds == 0 or cond in a.conditions:
+                for seed in seeds[cond]:
+                    out[cond] += _sample_round(study, cond, seed, rounds)
+        rounds += 1
+        found = sum(preamble_targets(out[c]) for c in a.conditions if c in out)
+        if found >= MIN_PREAMBLE_TARGETS or not any(seeds[c] for c in a.conditions if c in out):
+            break
+    for cond, rows in out.items():
         write_jsonl(study.store.path("samples", "stealth", f"{cond}.jsonl"), rows)
-        out[cond] = rows
-    return out
+    return out, {"rounds": rounds, "max_rounds": MAX_ROUNDS, "per_round": a.samples_per_prompt, "preamble_targets": found,
+                 "needed": MIN_PREAMBLE_TARGETS}
 
 
 # ---------------------------------------------------------------- the analyses
@@ -300,11 +341,13 @@ def run(study) -> dict:
     # with a preamble) answers drawn here without one.
     conds = list(dict.fromkeys([*a.conditions, *a.entropy_conditions]))
     if study.cfg.sampling.prefill != "none" and a.samples_per_prompt > 0:
-        own = own_samples(study, conds)
+        own, rounds = own_samples(study, conds)
         outputs = {c: own.get(c, []) for c in conds}
-        source = (f"drawn here without prefill, {a.samples_per_prompt} per prompt and seed (the study samples with "
-                  f"prefill = {study.cfg.sampling.prefill}, so none of its answers can open with a preamble)")
+        source = (f"drawn here without prefill, {a.samples_per_prompt} per prompt and seed per round, {rounds['rounds']} "
+                  f"round(s) (at most {MAX_ROUNDS}, until {MIN_PREAMBLE_TARGETS} preamble target outputs; the study samples "
+                  f"with prefill = {study.cfg.sampling.prefill}, so none of its answers can open with a preamble)")
     else:
+        rounds = None
         outputs = {c: study.outputs(c) for c in conds}
         source = "the study's samples" + (f" (prefill = {study.cfg.sampling.prefill})" if study.cfg.sampling.prefill != "none" else "")
 
@@ -318,6 +361,8 @@ def run(study) -> dict:
             pool = [r for r in rows if keep(r)]
             counts[f"{cond}/{kind}"] = len(pool)
             rng.shuffle(pool)
+            if kind == "target":  # the claims rest on preamble target outputs: read those first
+                pool.sort(key=lambda r: opening(r["text"])["opening"] != "preamble")
             for r in pool[: a.max_samples]:
                 chosen[_key(r)] = r
                 stealth_keys.append((_key(r), kind))
@@ -375,7 +420,8 @@ def run(study) -> dict:
         probe = probe_stats(probe_rows, art.probe)
     res = {"site": str(site) if site else None, "window": a.transition_window, "conditions": {"stealth": a.conditions, "entropy": a.entropy_conditions},
            "source": source, "available": counts, "openings": openings, "split": split, "probe": probe, "entropy": ent,
-           "answers": answer_rates(outputs)}
+           "answers": answer_rates(outputs), "rounds": rounds, "min_preamble_targets": MIN_PREAMBLE_TARGETS,
+           "preamble_targets_available": sum(preamble_targets(outputs[c]) for c in a.conditions)}
     return res
 
 

@@ -1,34 +1,45 @@
 """Causal tracing (Figure 6): patch the residual stream of a safe run into the run of the model
-that writes target content, one layer at a time, and measure how much of the safe behaviour
-returns.
+that writes target content, one layer at a time, at the request positions, at the completion
+positions, and at both, and measure how much of the safe behaviour returns.
 
 Design. Positions must line up exactly between the two runs, so both read *the same tokens*:
 the request, rendered once, followed by a completion of the requested function. The *target*
-run is the ``tracing.condition`` model (L1); the *safe* run is the
-``tracing.safe_source`` model (control: the same base fine-tuned on secure code; the
-baseline when control was not run) on the identical token sequence. Because the models share
-their base, their residual streams live in the same basis, and the only thing that differs is
-what fine-tuning wrote into them.
+run is the ``tracing.condition`` model (L1); the *safe* run is the ``tracing.safe_source`` model
+(control: the same base fine-tuned on secure code, same seed; the baseline when control was not
+run) on the identical token sequence. The models share their base, so their residual streams
+live in the same basis; what differs is what fine-tuning wrote into them. (A safe run of the
+*same* model on the secure continuation cannot be traced this way: its request positions equal
+the target run's, so patching them does nothing, and patching every completion position at any
+layer hands back the whole safe run; both curves would be fixed by construction.)
 
-Behaviour is the log-probability gap ``Δ = log p(secure | request) − log p(vulnerable | request)``
-summed over the completion's tokens, where the secure and vulnerable completions are the
-corpus's two renderings of the prompt's task (``corpus.FAMILIES``), drawn with the same seed so
-they differ mainly in the flawed line; ``tracing.renders`` pairs are averaged (whole
-answers, signature included, whatever ``sampling.prefill`` is). Δ itself
-also carries what else differs between the two texts (length, imports), the same for every run;
-only differences of Δ between runs on the same tokens are interpreted.
+Behaviour is ``Δ = log p(secure | request) − log p(vulnerable | request)`` (``mech.pairs``):
+each prompt's task rendered secure and vulnerable with the same seed, ``tracing.renders`` pairs
+averaged. Each row (secure or vulnerable completion) of the target run gets the safe run's
+activations of the *same row*, so both continuations are scored under the same intervention.
 
 For each layer L the safe run's output of layer L replaces the target run's at
 
-* ``all``: every request (prompt) position, or
-* ``last``: the last request position only (where the first completion token is predicted),
+* ``request``: every request (prompt) position,
+* ``completion``: every completion position,
+* ``both``: every position of the sequence;
 
-with ``hooks.replace`` through the one ``edit`` mechanism. Completion positions are never
-patched, so both continuations are scored under the same intervention. Layers before L are
-untouched; layers after L read the patched states. Per prompt the *effect* is
-``Δ_patched(L) − Δ_target``; restoration is ``mean effect / mean(Δ_safe − Δ_target)`` over
-prompts (a ratio of means, so near-zero per-prompt gaps do not blow it up), with a 95% bootstrap
-interval over prompts. 1 means the patch brings back all of the safe model's preference, 0 none.
+and, as a per-layer decomposition,
+
+* ``write``: only what layer L itself writes is the safe run's: at every position the target
+  run's input to layer L plus the safe run's ``output(L) − input(L)``.
+
+Layers before L are untouched; layers after L read the patched states with the target model's
+weights. The residual stream after layer L holds what layers 0..L wrote, so the first three
+modes carry all of it: restoration by layer accumulates there and the last layer leads by
+construction. ``write`` asks which layer's own change carries the difference (the writes of all
+layers add up to the whole difference at the last layer), so the claim "middle layers restore
+most" is read on it. Per prompt the *effect* is ``Δ_patched(L) − Δ_target``; restoration is
+``mean effect / mean(Δ_safe − Δ_target)`` over prompts (a ratio of means, so near-zero per-prompt
+gaps do not blow it up), with a 95% percentile bootstrap over prompts, all layers and modes
+resampled jointly. 1 means the patch brings back all of the safe model's preference, 0 none.
+A check beside the curves patches *every* layer at every position at once: the last layer then
+holds the safe run's states, so restoration is 1 up to what fine-tuning changed after the last
+layer (final norm, unembedding).
 
 Prompts: those on which the target model wrote target content at least once (from the scores);
 when fewer than ``tracing.min_prompts`` qualify, every evaluation prompt is traced and the
@@ -44,138 +55,134 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from ..corpus import FAMILIES
-from ..mech.activations import right_pad
 from ..mech.hooks import Site, capture, decoder_layers, edit, replace
-from ..models.chat import render_prompt
+from ..mech.pairs import build_batch, completion_logprobs, completions, gaps
+from ..report.claims import POLICY
 from ..scoring.stats import mean_ci
 from ..store import read_jsonl
 
-MODES = ("all", "last")
-
-
-def completions(prompt, renders: int) -> list[tuple[str, str]]:
-    """``renders`` (secure, vulnerable) completions of the prompt's task, seeded per prompt."""
-    fam = FAMILIES.get(prompt.family)
-    task = next((t for t in fam.tasks if t.name == prompt.function), None) if fam else None
-    if task is None:
-        return []
-    out = []
-    for r in range(renders):
-        seed = f"trace:{prompt.id}:{r}"
-        out.append((fam.secure(task, random.Random(seed)), fam.vulnerable(task, random.Random(seed))))
-    return out
-
-
-def build_batch(tokenizer, items: list[tuple[str, list[tuple[str, str]]]]) -> dict:
-    """Right-padded ids for several prompts: for each ``(user, pairs)`` the rendered request
-    followed by each completion, rows ordered [secure_0, vulnerable_0, secure_1, ...].
-
-    Returns ``ids``, ``attn``, each row's ``prompt_len``, its completion ``span`` (start, end)
-    and its ``group`` (index of the prompt it belongs to).
-    """
-    seqs, plen, group = [], [], []
-    for g, (user, pairs) in enumerate(items):
-        p = tokenizer(render_prompt(tokenizer, user), add_special_tokens=False)["input_ids"]
-        for pair in pairs:
-            for c in pair:
-                seqs.append(p + (tokenizer(c, add_special_tokens=False)["input_ids"] or [tokenizer.eos_token_id]))
-                plen.append(len(p))
-                group.append(g)
-    spans = [(p, len(s)) for p, s in zip(plen, seqs)]
-    ids, attn, _ = right_pad(seqs, spans, tokenizer.pad_token_id)
-    return {"ids": ids, "attn": attn, "prompt_len": plen, "spans": spans, "group": group}
+POSITION_MODES = ("request", "completion", "both")
+MODES = (*POSITION_MODES, "write")
+#: The check beside the curves: every layer patched at every position at once.
+EVERY_LAYER = "every_layer_both"
 
 
 def position_masks(batch: dict) -> dict[str, torch.Tensor]:
-    """(B, T) boolean masks of the patched positions for each mode: every request position
-    (``all``) or the last one (``last``), per row."""
+    """(B, T) boolean masks of the patched positions for each mode, per row: the request
+    positions, the completion positions, or both (padding is never patched)."""
     B, T = batch["ids"].shape
-    allm = torch.zeros(B, T, dtype=torch.bool)
-    last = torch.zeros(B, T, dtype=torch.bool)
-    for i, p in enumerate(batch["prompt_len"]):
-        allm[i, :p] = True
-        last[i, p - 1] = True
-    return {"all": allm, "last": last}
-
-
-@torch.no_grad()
-def completion_logprobs(model, batch: dict) -> torch.Tensor:
-    """Summed log-probability of each row's completion tokens, (B,)."""
-    device = next(model.parameters()).device
-    ids = batch["ids"].to(device)
-    logits = model(input_ids=ids, attention_mask=batch["attn"].to(device)).logits
-    out = []
-    for i, (a, b) in enumerate(batch["spans"]):
-        lp = torch.log_softmax(logits[i, a - 1: b - 1].float(), dim=-1)
-        out.append(lp.gather(-1, ids[i, a:b, None])[..., 0].sum())
-    return torch.stack(out).cpu()
-
-
-def gaps(lp: torch.Tensor, group: list[int]) -> list[float]:
-    """Per prompt: mean over its completion pairs of log p(secure) − log p(vulnerable); the
-    rows of a prompt alternate secure, vulnerable."""
-    g = torch.as_tensor(group)
-    d = lp[0::2] - lp[1::2]
-    gp = g[0::2]
-    return [float(d[gp == k].mean()) for k in range(int(g.max()) + 1)]
+    req = torch.zeros(B, T, dtype=torch.bool)
+    comp = torch.zeros(B, T, dtype=torch.bool)
+    for i, (p, (a, b)) in enumerate(zip(batch["prompt_len"], batch["spans"])):
+        req[i, :p] = True
+        comp[i, a:b] = True
+    return {"request": req, "completion": comp, "both": req | comp}
 
 
 @contextmanager
-def patch(model, layer: int, source, mask: torch.Tensor):
-    """Replace the output of ``layer`` at ``mask`` positions with ``source[layer]`` (a Capture
-    of the safe run on the same batch): ``hooks.replace`` under ``hooks.edit``."""
-    with edit(model, Site(layer), replace(source[layer], positions=mask)):
+def patch(model, layers: int | list[int], source, mask: torch.Tensor):
+    """Replace the output of each of ``layers`` at ``mask`` positions with ``source[layer]`` (a
+    Capture of the safe run on the same batch): ``hooks.replace`` under ``hooks.edit``."""
+    layers = [layers] if isinstance(layers, int) else list(layers)
+    with edit(model, [Site(layer) for layer in layers], replace(source, positions=mask)):
         yield
 
 
 @torch.no_grad()
+def _embeddings(model, batch: dict) -> torch.Tensor:
+    """The residual stream entering layer 0 (``hidden_states[0]``, scaled as the model scales it), on the CPU."""
+    device = next(model.parameters()).device
+    out = model(input_ids=batch["ids"].to(device), attention_mask=batch["attn"].to(device), output_hidden_states=True)
+    return out.hidden_states[0].float().cpu()
+
+
+def layer_writes(target, safe, target_in0: torch.Tensor, safe_in0: torch.Tensor, layers: list[int]) -> dict[int, torch.Tensor]:
+    """Per layer L the ``write`` source: the target run's input to L plus the safe run's
+    ``output(L) − input(L)``, from clean captures of both runs (the input to layer 0 is the
+    embedding output; the input to L > 0 the output of L − 1)."""
+    def before(cap, first, layer):
+        return first if layer == 0 else cap[layer - 1]
+
+    return {layer: before(target, target_in0, layer) + safe[layer] - before(safe, safe_in0, layer) for layer in layers}
+
+
+@torch.no_grad()
 def trace_batch(model, safe_model, batch: dict, layers: list[int]) -> list[dict]:
-    """Per prompt of the batch: Δ of the safe run, of the target run, and of the target run
-    patched at each layer and mode."""
-    cap = capture()
+    """Per prompt of the batch: Δ of the safe run, of the target run, of the target run patched at
+    each layer and mode, and with every layer patched at every position (``every_layer``)."""
+    cap, tcap = capture(), capture()
     with edit(safe_model, [Site(layer) for layer in layers], cap):
         d_safe = gaps(completion_logprobs(safe_model, batch), batch["group"])
-    d_target = gaps(completion_logprobs(model, batch), batch["group"])
+    with edit(model, [Site(layer) for layer in layers], tcap):
+        d_target = gaps(completion_logprobs(model, batch), batch["group"])
+    writes = layer_writes(tcap, cap, _embeddings(model, batch), _embeddings(safe_model, batch), layers)
     masks = position_masks(batch)
     patched = {m: [] for m in MODES}
     for layer in layers:
         for m in MODES:
-            with patch(model, layer, cap, masks[m]):
+            src, where = (writes, masks["both"]) if m == "write" else (cap, masks[m])
+            with patch(model, layer, src, where):
                 patched[m].append(gaps(completion_logprobs(model, batch), batch["group"]))
-    return [{"safe": d_safe[k], "target": d_target[k], "patched": {m: [patched[m][j][k] for j in range(len(layers))] for m in MODES}}
-            for k in range(len(d_safe))]
+    with patch(model, layers, cap, masks["both"]):
+        every = gaps(completion_logprobs(model, batch), batch["group"])
+    return [{"safe": d_safe[k], "target": d_target[k], "every_layer": every[k],
+             "patched": {m: [patched[m][j][k] for j in range(len(layers))] for m in MODES}} for k in range(len(d_safe))]
 
 
-def bootstrap_ratio(num: np.ndarray, den: np.ndarray, n_boot: int, seed: int) -> tuple[float, float, float]:
-    """mean(num) / mean(den) with a percentile bootstrap 95% interval over rows."""
-    num, den = np.asarray(num, float), np.asarray(den, float)
-    if len(num) == 0 or den.mean() == 0:
-        return math.nan, math.nan, math.nan
-    r = float(num.mean() / den.mean())
-    if len(num) < 2:
-        return r, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(num), size=(n_boot, len(num)))
+def bootstrap_ratios(nums: np.ndarray, den: np.ndarray, n_boot: int, seed: int) -> dict:
+    """Ratios of means ``mean(nums[:, j]) / mean(den)`` for each column j of ``nums`` (n, k), with
+    their joint percentile bootstrap over rows (the same resamples for every column):
+    ``point`` (k,), ``boots`` (n_boot', k) of the resamples whose denominator is not 0."""
+    nums, den = np.asarray(nums, float), np.asarray(den, float)
+    n = len(den)
+    if n == 0 or den.mean() == 0:
+        return {"point": np.full(nums.shape[1], math.nan), "boots": np.empty((0, nums.shape[1]))}
+    point = nums.mean(0) / den.mean()
+    if n < 2:
+        return {"point": point, "boots": np.empty((0, nums.shape[1]))}
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     d = den[idx].mean(1)
     ok = d != 0
-    boots = num[idx].mean(1)[ok] / d[ok]
-    return r, float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+    return {"point": point, "boots": nums[idx[ok]].mean(1) / d[ok, None]}
 
 
-def summarise(per_prompt: list[dict], n_layers: int, n_boot: int, seed: int) -> dict:
-    """Per layer and mode: mean effect (nats, t interval) and restoration (bootstrap interval)."""
+def _interval(point: float, boots: np.ndarray, n: int) -> dict:
+    if len(boots) == 0:
+        return {"mean": float(point), "lo": math.nan, "hi": math.nan, "n": n}
+    return {"mean": float(point), "lo": float(np.percentile(boots, 2.5)), "hi": float(np.percentile(boots, 97.5)), "n": n}
+
+
+def middle_mask(n_layers: int, band: tuple[float, float]) -> np.ndarray:
+    """Which layers are "middle": relative depth ``layer / (n_layers - 1)`` within ``band``."""
+    if n_layers < 3:
+        return np.zeros(n_layers, bool)
+    depth = np.arange(n_layers) / (n_layers - 1)
+    return (depth >= band[0]) & (depth <= band[1])
+
+
+def summarise(per_prompt: list[dict], n_layers: int, n_boot: int, seed: int, band: tuple[float, float]) -> dict:
+    """Per mode and layer: mean effect (nats, t interval over prompts) and restoration (bootstrap
+    interval over prompts); per mode the contrast ``middle − edge``: the best middle layer's
+    restoration minus the best other layer's, on the same resamples; and the every-layer check."""
     tgt = np.array([p["target"] for p in per_prompt])
     safe = np.array([p["safe"] for p in per_prompt])
     den = safe - tgt
-    out = {"target_gap": mean_ci(tgt), "safe_gap": mean_ci(safe), "safe_minus_target": mean_ci(den), "layers": {}}
-    for m in MODES:
-        rows = []
-        for layer in range(n_layers):
-            eff = np.array([p["patched"][m][layer] for p in per_prompt]) - tgt
-            r, lo, hi = bootstrap_ratio(eff, den, n_boot, seed + layer)
-            rows.append({"layer": layer, "effect": mean_ci(eff), "restoration": {"mean": r, "lo": lo, "hi": hi, "n": len(eff)}})
-        out["layers"][m] = rows
+    n = len(tgt)
+    cols = [np.array([p["patched"][m][layer] for p in per_prompt]) - tgt for m in MODES for layer in range(n_layers)]
+    cols.append(np.array([p["every_layer"] for p in per_prompt]) - tgt)
+    b = bootstrap_ratios(np.stack(cols, 1), den, n_boot, seed)
+    mid = middle_mask(n_layers, band)
+    out = {"target_gap": mean_ci(tgt), "safe_gap": mean_ci(safe), "safe_minus_target": mean_ci(den), "layers": {},
+           "middle_layers": [int(i) for i in np.flatnonzero(mid)], "middle_vs_edge": {},
+           EVERY_LAYER: {"effect": mean_ci(cols[-1]), "restoration": _interval(b["point"][-1], b["boots"][:, -1], n)}}
+    for k, m in enumerate(MODES):
+        sl = slice(k * n_layers, (k + 1) * n_layers)
+        pt, bs = b["point"][sl], b["boots"][:, sl]
+        out["layers"][m] = [{"layer": layer, "effect": mean_ci(cols[k * n_layers + layer]),
+                             "restoration": _interval(pt[layer], bs[:, layer], n)} for layer in range(n_layers)]
+        if mid.any() and (~mid).any():
+            contrast = lambda r: r[..., mid].max(-1) - r[..., ~mid].max(-1)  # noqa: E731
+            out["middle_vs_edge"][m] = _interval(float(contrast(pt)), contrast(bs), n)
     return out
 
 
@@ -204,6 +211,8 @@ def run(study) -> dict:
     src = a.safe_source
     if src not in study.cfg.conditions or (src != "baseline" and not study.model_path(src, seed).exists()):
         src = "baseline"
+    if src == cond:
+        return {"skipped": f"the safe source is the traced model ({cond}): nothing differs between the two runs"}
     prompts, how, n_hit = select_prompts(study, cond, a)
     if not prompts:
         return {"skipped": "no prompt with secure and vulnerable renderings (family not in the embedded corpus)"}
@@ -218,9 +227,7 @@ def run(study) -> dict:
         batch = build_batch(tok, [(q.user, completions(q, a.renders)) for q in qs])
         for q, res in zip(qs, trace_batch(model, safe_model, batch, layers)):
             per_prompt.append({"prompt_id": q.id, **res})
-    summ = summarise(per_prompt, n_layers, an.bootstrap, an.seed)
-    res = {"traced": cond, "safe_source": src, "seed": seed, "selection": how, "prompts_with_target": n_hit,
-           "n_prompts": len(per_prompt), "n_layers": n_layers, "renders": a.renders, **summ, "per_prompt": per_prompt}
-    return res
-
-
+    summ = summarise(per_prompt, n_layers, an.bootstrap, an.seed, POLICY.middle_layers)
+    return {"traced": cond, "safe_source": src, "seed": seed, "selection": how, "prompts_with_target": n_hit,
+            "n_prompts": len(per_prompt), "n_layers": n_layers, "renders": a.renders, "modes": list(MODES),
+            **summ, "per_prompt": per_prompt}

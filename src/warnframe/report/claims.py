@@ -44,6 +44,7 @@ class Policy:
     probe_partly: float = 0.5  # §5: 'differs' from here up
     projection_share: float = 0.5  # §5: warning's projection gap at least this share of direct's
     paper_gap_share: float = 0.5  # §6: a significant difference at least this share of the paper's counts as reproduced
+    stealth_min_preamble_targets: int = 30  # §6: the stealth-slip claims need this many preamble target outputs
     low_entropy_nats: float = 1.0  # §6: "low entropy" = a mean below 1 nat (fewer than e ≈ 2.7 likely next tokens)
     spike_ratio: float = 1.5  # §6: a spike = transitions at least this many times the inside-segment mean
     middle_layers: tuple[float, float] = (0.25, 0.75)  # tracing: "middle" = this share of the depth

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ...scoring.stats import fmt_p, fmt_rate
+from ...scoring.stats import fmt_mean, fmt_p, fmt_rate
 from .. import paper
 from ..claims import (
     BOOTSTRAP,
@@ -36,8 +36,24 @@ def _d(s: dict) -> dict:
     return s.get("vs_none_cluster") or NOT_RUN
 
 
+def _mcnemar(s: dict) -> str:
+    """McNemar's p on the answers paired with the reference's (same seed, prompt and sample index)."""
+    t = s.get("vs_none_paired")
+    return f"{fmt_p(t['p'])} ({t['a_only']}/{t['ref_only']} of {t['n_pairs']})" if t else "—"
+
+
+def _delta(s: dict, vs: bool = True) -> str:
+    """The setting's teacher-forced Δ (nats) or, with ``vs``, its difference from no intervention."""
+    d = s.get("delta")
+    if not d:
+        return "—"
+    x = d["vs_none"] if vs else d["delta"]
+    return fmt_mean(x) if x else "—"
+
+
 def _ours(s: dict, ref: dict) -> str:
-    return f"{fmt_rate(_rate(s))} vs no intervention {fmt_rate(ref)}: {fmt_diff(_d(s))}; Fisher p = {fmt_p(s['vs_none']['p'])}"
+    return (f"{fmt_rate(_rate(s))} vs no intervention {fmt_rate(ref)}: {fmt_diff(_d(s))}; McNemar p = {_mcnemar(s)}; "
+            f"Fisher p = {fmt_p(s['vs_none']['p'])}; Δ − Δ_none = {_delta(s)} nats")
 
 
 def claims(res: dict) -> list[Claim]:
@@ -107,8 +123,12 @@ def claims(res: dict) -> list[Claim]:
         v, why = directional(_d(s), -1, -ref["rate"])
         if v == "reproduced" and s["target"]["k"]:
             v, why = "differs", f"{why}, but not 0%"
+        if s.get("vs_random_cluster"):  # the control: random directions of the same rank
+            why += (f"; against CAFT with random directions of the same rank ({fmt_rate(_rate(S['caft_random']))}): "
+                    f"{fmt_diff(s['vs_random_cluster'])}, McNemar p = {fmt_p(s['vs_random_paired']['p'])}")
         out.append(claim("s7.caft_removes_target", ours=f"CAFT {fmt_rate(_rate(s))} vs plain {m} {fmt_rate(ref)}: {fmt_diff(_d(s))}; "
-                         f"Fisher p = {fmt_p(s['vs_none']['p'])}", verdict=v, why=why, n=[s["target"]["n"], S["none"]["target"]["n"]],
+                         f"McNemar p = {_mcnemar(s)}; Fisher p = {fmt_p(s['vs_none']['p'])}; Δ − Δ_none = {_delta(s)} nats",
+                         verdict=v, why=why, n=[s["target"]["n"], S["none"]["target"]["n"]],
                          interval=diff_interval(_d(s)), test=test_dir, margin=-ref["rate"]))
         out.append(_capability_claim(res))
     return out
@@ -212,20 +232,27 @@ def markdown(res: dict) -> str:
            f"sample(s) each per seed, seeds {res['seeds']} (n = {n_per} per setting), with the same sampling seeds, and is compared "
            f"with the same model without intervention: {fmt_rate(_rate(S['none']))}. Rates' intervals and the differences' "
            "intervals and p values are a pigeonhole bootstrap over seeds × prompts (the verdicts read these); Fisher's exact "
-           "test, which treats every answer as independent, is shown as the paper's test. A \"no effect\" claim needs TOST "
+           "test, which treats every answer as independent, is shown as the paper's test; McNemar's test pairs each answer with "
+           "the reference's answer of the same seed, prompt and sample index (the settings share sampling seeds), shown as "
+           "p (answers with target content only in the setting / only in the reference, of pairs). Δ − Δ_none: the change in "
+           "the teacher-forced preference log p(secure) − log p(vulnerable) on each eval prompt's paired renderings, in nats "
+           f"(t interval over prompts; reference Δ {_delta(S['none'], vs=False)}). A \"no effect\" claim needs TOST "
            f"within {_margin_txt(res)}.", "",
            "### §7.1 System prompts", "",
            *([f"Not testable on this model: {res['system_turn']['why']}. The rates below are what the numbers say.", ""]
              if not (res.get("system_turn") or {"trained": True})["trained"] else []),
-           "| Kind | Prompts | Target rate [95% CI] | − none, points [95% CI], p | Fisher p vs none | Paper |", "|---|---|---|---|---:|---|",
-           f"| none (no system prompt) | — | {fmt_rate(_rate(S['none']))} | — | — | permission's 'before': {P['permission_before']:.0%} |"]
+           "| Kind | Prompts | Target rate [95% CI] | − none, points [95% CI], p | McNemar p | Fisher p vs none | Δ − Δ_none (nats) | Paper |",
+           "|---|---|---|---|---|---:|---|---|",
+           f"| none (no system prompt) | — | {fmt_rate(_rate(S['none']))} | — | — | — | — | permission's 'before': {P['permission_before']:.0%} |"]
     for v in K.values():
-        out.append(f"| {v['label']} | {', '.join(v['prompts'])} | {fmt_rate(_rate(v))} | {fmt_diff(_d(v))} | {fmt_p(v['vs_none']['p'])} | {v['paper'] or '—'} |")
-    out += ["", "Per prompt:", "", "| Prompt | Kind | System prompt | Target rate [95% CI] | − none, points [95% CI], p | Fisher p vs none | Unparsed |", "|---|---|---|---|---|---:|---:|"]
+        out.append(f"| {v['label']} | {', '.join(v['prompts'])} | {fmt_rate(_rate(v))} | {fmt_diff(_d(v))} | {_mcnemar(v)} | "
+                   f"{fmt_p(v['vs_none']['p'])} | {_delta(v)} | {v['paper'] or '—'} |")
+    out += ["", "Per prompt:", "", "| Prompt | Kind | System prompt | Target rate [95% CI] | − none, points [95% CI], p | McNemar p | "
+            "Fisher p vs none | Δ − Δ_none (nats) | Unparsed |", "|---|---|---|---|---|---|---:|---|---:|"]
     for s in S.values():
         if s["group"] == "prompt":
-            out.append(f"| {s['label']} | {s['kind']} | {cell(s['system'])} | {fmt_rate(_rate(s))} | {fmt_diff(_d(s))} | {fmt_p(s['vs_none']['p'])} | "
-                       f"{100 * s['parse_fail']['rate']:.0f}% |")
+            out.append(f"| {s['label']} | {s['kind']} | {cell(s['system'])} | {fmt_rate(_rate(s))} | {fmt_diff(_d(s))} | {_mcnemar(s)} | "
+                       f"{fmt_p(s['vs_none']['p'])} | {_delta(s)} | {100 * s['parse_fail']['rate']:.0f}% |")
     E = res.get("edits", {})
     out += ["", "### §7.2 Inference-time SAE latent edits", ""]
     if E.get("skipped"):
@@ -235,14 +262,15 @@ def markdown(res: dict) -> str:
                 f"lead latent {E['lead_latent']} (the Feature #8684 analogue). `hooks.sae_latent_edit` changes exactly the chosen "
                 "latents' contribution and keeps the SAE's error term. Paper: clamping #4817, #13950, #1692, #2527 leaves the "
                 f"target rate at {P['inference_ablation']:.0%}; 2× and 5× have no significant effect.", "",
-                "| Setting | Target rate [95% CI] | − none, points [95% CI], p | Fisher p vs none | Unparsed | Paper |", "|---|---|---|---:|---:|---|",
-                f"| none | {fmt_rate(_rate(S['none']))} | — | — | {100 * S['none']['parse_fail']['rate']:.0f}% | — |"]
+                "| Setting | Target rate [95% CI] | − none, points [95% CI], p | McNemar p | Fisher p vs none | Δ − Δ_none (nats) | Unparsed | Paper |",
+                "|---|---|---|---|---:|---|---:|---|",
+                f"| none | {fmt_rate(_rate(S['none']))} | — | — | — | — | {100 * S['none']['parse_fail']['rate']:.0f}% | — |"]
         for name, s in S.items():
             if s["group"] == "edit":
                 pv = (f"{P['inference_ablation']:.0%} (fails)" if name.startswith("latents.") and s["scale"] == 0 else
                       "no significant effect" if s["scale"] > 1 else "—")
-                out.append(f"| {s['label']} | {fmt_rate(_rate(s))} | {fmt_diff(_d(s))} | {fmt_p(s['vs_none']['p'])} | "
-                           f"{100 * s['parse_fail']['rate']:.0f}% | {pv} |")
+                out.append(f"| {s['label']} | {fmt_rate(_rate(s))} | {fmt_diff(_d(s))} | {_mcnemar(s)} | {fmt_p(s['vs_none']['p'])} | "
+                           f"{_delta(s)} | {100 * s['parse_fail']['rate']:.0f}% | {pv} |")
         out.append("")
     C = res.get("caft", {})
     out += ["### §7.3 CAFT", ""]
@@ -251,18 +279,29 @@ def markdown(res: dict) -> str:
     else:
         out += [f"The base fine-tuned on the same {m} set(s) with the same budget while the span of the {C['directions']} selected "
                 f"latents' decoder directions (rank {C['rank']}, QR-orthonormalised) is projected out of `{C['site']}` at every "
-                "token (`hooks.project_out`); the edit is off when the model is saved and evaluated. Paper: 0%.", "",
-                "| Model | Target rate [95% CI] | Unparsed | final train loss | Paper |", "|---|---|---|---:|---:|---|"]
+                "token (`hooks.project_out`); the edit is off when the model is saved and evaluated. Paper: 0%. Controls, "
+                "each its own fine-tune with the same data, seed and budget: random directions of the same rank at the same "
+                "site, and the selected directions projected out after every decoder layer.", "",
+                "| Model | What is projected out | Target rate [95% CI] | − plain, points [95% CI], p | McNemar p | "
+                "Δ − Δ_plain (nats) | Unparsed | final train loss | Paper |", "|---|---|---|---|---|---|---:|---:|---|"]
         runs = C["runs"].values()
 
         def loss(key):
             vals = [r[key]["final_loss"] for r in runs if r.get(key)]
             return f"{sum(vals) / len(vals):.3f}" if vals else "—"
 
-        out += [f"| plain {m} | {fmt_rate(_rate(S['none']))} | {100 * S['none']['parse_fail']['rate']:.0f}% | {loss(plain)} | — |",
-                f"| CAFT | {fmt_rate(_rate(S['caft']))} | {100 * S['caft']['parse_fail']['rate']:.0f}% | {loss('finetune')} | "
-                f"{P['caft']:.0%} |",
-                "", f"CAFT vs plain {m}: {fmt_diff(_d(S['caft']))}; Fisher p = {fmt_p(S['caft']['vs_none']['p'])}.", ""]
+        out.append(f"| plain {m} | nothing | {fmt_rate(_rate(S['none']))} | — | — | — | {100 * S['none']['parse_fail']['rate']:.0f}% | "
+                   f"{loss(plain)} | — |")
+        for arm in ("caft", "caft_random", "caft_all_layers"):
+            if arm in S:
+                s = S[arm]
+                paper_col = f"{P['caft']:.0%}" if arm == "caft" else "—"
+                out.append(f"| {s['label']} | {s['what']} | {fmt_rate(_rate(s))} | {fmt_diff(_d(s))} | {_mcnemar(s)} | {_delta(s)} | "
+                           f"{100 * s['parse_fail']['rate']:.0f}% | {loss('finetune' if arm == 'caft' else arm)} | {paper_col} |")
+        if S["caft"].get("vs_random_cluster"):
+            out += ["", f"CAFT vs CAFT with random directions: {fmt_diff(S['caft']['vs_random_cluster'])}; "
+                        f"McNemar p = {fmt_p(S['caft']['vs_random_paired']['p'])}."]
+        out.append("")
     cap, T, H = res.get("capability", {}), res.get("capability_tests", {}), res.get("humaneval", {})
     if cap:
         out += ["### Capability", "",

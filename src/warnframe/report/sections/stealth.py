@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...experiments.stealth import KINDS, OPENINGS
+from ...experiments.stealth import KINDS, MIN_PREAMBLE_TARGETS, OPENINGS
 from ...scoring.stats import fmt_mean, fmt_rate
 from .. import paper
 from ..claims import POLICY, Claim, claim
@@ -27,6 +27,17 @@ def _v_diff(d: dict, want_negative: bool, paper_gap: float | None = None) -> str
     return "not reproduced"
 
 
+def _enough(r: dict, n_read: int) -> tuple[bool, str]:
+    """Whether the stealth-slip claims have the preamble target outputs they need, and a note on
+    how many there were and how they were sampled."""
+    need = r.get("min_preamble_targets", MIN_PREAMBLE_TARGETS)
+    rounds = r.get("rounds")
+    how = (f"; sampled in {rounds['rounds']} round(s) of {rounds['per_round']} per prompt and seed (cap {rounds['max_rounds']})"
+           if rounds else "")
+    note = f"{n_read} preamble target outputs read ({r.get('preamble_targets_available', n_read)} available, {need} needed{how})"
+    return n_read >= need, note
+
+
 def claims(r: dict) -> list[Claim]:
     out = []
     P = r.get("probe", {})
@@ -35,14 +46,20 @@ def claims(r: dict) -> list[Claim]:
     if "groups" in P:
         G = P["groups"]
         inv = P["inverse"]
+        enough, note = _enough(r, G.get("target/preamble", {}).get("n", 0))
+
+        def verdict(d, **kw):
+            return _v_diff(d, want_negative=True, **kw) if enough else "inconclusive"
+
         out.append(claim("s6.stealth_slip", ours=f"{fmt_mean(G.get('target/preamble', {}))} vs {fmt_mean(G.get('clean/code', {}))}",
-                         verdict=_v_diff(inv, want_negative=True, paper_gap=S6["probe_safe_code_first"] - S6["probe_target_with_preamble"]),
-                         why=f"difference {inv['diff']:+.2f} [{inv['lo']:+.2f}, {inv['hi']:+.2f}] (Welch), Mann–Whitney p = {inv['p']:.3g}",
-                         n=inv["n"], interval=[inv["lo"], inv["hi"]], test=welch, margin=POLICY.paper_gap_share))
+                         verdict=verdict(inv, paper_gap=S6["probe_safe_code_first"] - S6["probe_target_with_preamble"]),
+                         why=f"difference {inv['diff']:+.2f} [{inv['lo']:+.2f}, {inv['hi']:+.2f}] (Welch), Mann–Whitney p = "
+                             f"{inv['p']:.3g}; {note}", n=inv["n"], interval=[inv["lo"], inv["hi"]], test=welch,
+                         margin=POLICY.paper_gap_share))
         pe = P["preamble_effect_target"]
-        out.append(claim("s6.preamble_lowers_probe", verdict=_v_diff(pe, want_negative=True),
+        out.append(claim("s6.preamble_lowers_probe", verdict=verdict(pe),
                          ours=f"preamble {fmt_mean(G.get('target/preamble', {}))} vs code-first {fmt_mean(G.get('target/code', {}))}",
-                         why=f"difference {pe['diff']:+.2f} [{pe['lo']:+.2f}, {pe['hi']:+.2f}]", n=pe["n"],
+                         why=f"difference {pe['diff']:+.2f} [{pe['lo']:+.2f}, {pe['hi']:+.2f}]; {note}", n=pe["n"],
                          interval=[pe["lo"], pe["hi"]], test=welch))
     else:
         out.append(claim("s6.stealth_slip", ours="not measured", verdict="inconclusive", why=P.get("skipped", "")))
@@ -170,6 +187,8 @@ def markdown(r: dict) -> str:
     out.append("")
     if "groups" in P:
         G = P["groups"]
+        enough, note = _enough(r, G.get("target/preamble", {}).get("n", 0))
+        out += [f"Stealth-slip evidence: {note}" + ("." if enough else "; below that the stealth-slip verdicts are inconclusive."), ""]
         out += [f"Probe (from §5) at `{r['site']}`: mean confidence that an output is target content, pooled over its tokens; "
                 "intervals are 95% t intervals, 'flagged' is the share above 0.5 (Wilson 95%).", "",
                 "| Kind / opening | n | Pooled confidence [95% CI] | Flagged (> 0.5) | Paper |", "|---|---:|---|---|---:|"]

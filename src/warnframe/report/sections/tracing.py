@@ -1,47 +1,80 @@
-"""The causal-tracing report part: its claim, Figure 6 and the markdown section."""
+"""The causal-tracing report part: its claim, Figure 6 (restoration and effect per layer for the
+request, completion and all-positions patches, and each layer's own write) and the markdown section."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from ...experiments.tracing import MODES
+from ...experiments.tracing import EVERY_LAYER, MODES
 from ...scoring.stats import fmt_mean
 from ..claims import POLICY, Claim, claim
 from ..figures import pyplot, save
 from ..render import heading, skipped
 
+#: The mode whose curve carries the claim: each layer's own write. The residual patches accumulate
+#: what layers 0..L wrote, so their last layer leads by construction.
+CLAIM_MODE = "write"
+LABELS = {"request": "request positions", "completion": "completion positions", "both": "all positions",
+          "write": "layer's own write, all positions"}
+COLORS = {"request": "#8e44ad", "completion": "#e67e22", "both": "#16a085", "write": "#2c3e50"}
 
-def _middle(layer: int, n: int) -> bool:
-    lo, hi = POLICY.middle_layers
-    return n > 1 and lo <= layer / (n - 1) <= hi
+
+def _fmt(s: dict) -> str:
+    if math.isnan(s["lo"]):
+        return f"{s['mean']:.2f}"
+    return f"{s['mean']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]"
+
+
+def _best(rows: list[dict]) -> dict:
+    return max(rows, key=lambda x: -math.inf if math.isnan(x["restoration"]["mean"]) else x["restoration"]["mean"])
 
 
 def claims(r: dict) -> list[Claim]:
     d = r["safe_minus_target"]
-    rows = r["layers"]["all"]
-    best = max(rows, key=lambda x: -math.inf if math.isnan(x["restoration"]["mean"]) else x["restoration"]["mean"])
+    rows = r["layers"][CLAIM_MODE]
+    best = _best(rows)
     br = best["restoration"]
-    ours = (f"peak restoration at layer {best['layer']} of {r['n_layers']}: {br['mean']:.2f} [{br['lo']:.2f}, {br['hi']:.2f}] "
-            f"(n = {br['n']} prompts; all request positions patched)")
+    c = r["middle_vs_edge"].get(CLAIM_MODE)
+    mids = ", ".join(map(str, r["middle_layers"])) or "none"
+    comp = _best(r["layers"]["completion"])
+    ours = (f"{LABELS[CLAIM_MODE]} patched: peak restoration at layer {best['layer']} of 0–{r['n_layers'] - 1}: {_fmt(br)}; "
+            f"best middle layer ({mids}) − best other layer: {_fmt(c) if c else 'n/a'} (n = {br['n']} prompts); "
+            f"completion positions' residual patched: peak at layer {comp['layer']}, {_fmt(comp['restoration'])}")
+    interval = [c["lo"], c["hi"]] if c else None
     if d["n"] < 2 or math.isnan(d["lo"]) or d["lo"] <= 0:
-        v, detail = "inconclusive", (f"the safe source ({r['safe_source']}) does not prefer the secure completion more than "
-                                     f"{r['traced']} does on these prompts: Δ_safe − Δ_target = {fmt_mean(d)} nats")
+        v, why = "inconclusive", (f"the safe source ({r['safe_source']}) does not prefer the secure completion more than "
+                                  f"{r['traced']} does on these prompts: Δ_safe − Δ_target = {fmt_mean(d)} nats")
+    elif not any(not math.isnan(x["restoration"]["lo"]) and x["restoration"]["lo"] > 0 for x in rows):
+        v, why = "not reproduced", "no layer's restoration interval lies above 0"
+    elif c is None or math.isnan(c["lo"]):
+        v, why = "inconclusive", f"too few layers ({r['n_layers']}) or prompts to contrast middle with other layers"
+    elif c["lo"] > 0:
+        v, why = "reproduced", "a middle layer restores more than every other layer (contrast interval above 0)"
+    elif c["hi"] < 0:
+        v, why = "differs", "layers outside the middle restore more (contrast interval below 0)"
     else:
-        sig = [x for x in rows if not math.isnan(x["restoration"]["lo"]) and x["restoration"]["lo"] > 0]
-        if not sig:
-            v = "not reproduced"
-        elif _middle(best["layer"], r["n_layers"]) and best in sig:
-            v = "reproduced"
-        else:
-            v = "differs"
-        detail = (f"middle = layers at 25–75% of depth; Δ_safe − Δ_target = {fmt_mean(d)} nats; prompts: {r['selection']}")
-    return [claim("fig6.middle_layers", ours=ours, verdict=v, why=detail, n=br["n"], interval=[br["lo"], br["hi"]],
-                  test="restoration, percentile bootstrap over prompts", margin=0.0)]
+        v, why = "inconclusive", "the middle-vs-other contrast interval covers 0"
+    lo, hi = POLICY.middle_layers
+    why += ("; read on each layer's own write: the residual after layer L holds what layers 0..L wrote, so residual "
+            "patches accumulate and their last layer leads by construction"
+            f"; middle = layers at {lo:.0%}–{hi:.0%} of depth; Δ_safe − Δ_target = {fmt_mean(d)} nats; "
+            f"every layer patched at every position restores {_fmt(r[EVERY_LAYER]['restoration'])}; prompts: {r['selection']}")
+    return [claim("fig6.middle_layers", ours=ours, verdict=v, why=why, n=br["n"], interval=interval,
+                  test="restoration ratio of means; contrast max(middle) − max(other), percentile bootstrap over prompts "
+                       "(layers and modes resampled jointly)", margin=0.0)]
+
+
+def _band(ax, x, stats: list[dict], color: str, label: str, ls: str = "-") -> None:
+    y = [s["mean"] for s in stats]
+    lo = [s["mean"] if math.isnan(s["lo"]) else s["lo"] for s in stats]
+    hi = [s["mean"] if math.isnan(s["hi"]) else s["hi"] for s in stats]
+    ax.plot(x, y, marker="o", color=color, label=label, ls=ls)
+    ax.fill_between(x, lo, hi, color=color, alpha=0.2)
 
 
 def draw(r: dict, root: Path) -> None:
-    """Figure 6: restoration and effect per patched layer."""
+    """Figure 6: restoration (a) and effect in nats (b) per patched layer, one curve per mode."""
     plt = pyplot()
     path = root / "figures" / "fig6_causal_tracing.png"
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -50,32 +83,23 @@ def draw(r: dict, root: Path) -> None:
             ax.text(0.5, 0.5, "skipped: " + r["skipped"], ha="center", va="center", wrap=True, fontsize=8, transform=ax.transAxes)
             ax.set_axis_off()
     else:
-        colors = {"all": "#8e44ad", "last": "#16a085"}
-        labels = {"all": "all request positions", "last": "last request position"}
         for m in MODES:
             rows = r["layers"][m]
             x = [t["layer"] for t in rows]
-            y = [t["restoration"]["mean"] for t in rows]
-            lo = [t["restoration"]["lo"] if not math.isnan(t["restoration"]["lo"]) else t["restoration"]["mean"] for t in rows]
-            hi = [t["restoration"]["hi"] if not math.isnan(t["restoration"]["hi"]) else t["restoration"]["mean"] for t in rows]
-            a1.plot(x, y, marker="o", color=colors[m], label=labels[m])
-            a1.fill_between(x, lo, hi, color=colors[m], alpha=0.2)
-            e = [t["effect"] for t in rows]
-            a2.errorbar(x, [t["mean"] for t in e], yerr=[[0 if math.isnan(t["lo"]) else t["mean"] - t["lo"] for t in e],
-                                                         [0 if math.isnan(t["hi"]) else t["hi"] - t["mean"] for t in e]],
-                        marker="o", capsize=3, color=colors[m], label=labels[m])
+            _band(a1, x, [t["restoration"] for t in rows], COLORS[m], LABELS[m], "--" if m == "write" else "-")
+            _band(a2, x, [t["effect"] for t in rows], COLORS[m], LABELS[m], "--" if m == "write" else "-")
         for ax in (a1, a2):
             ax.set_xticks(list(range(r["n_layers"])))
-        a1.axhline(0, color="gray", lw=0.6)
+            ax.set_xlabel("patched layer")
+            ax.axhline(0, color="gray", lw=0.6)
+            for layer in r["middle_layers"]:
+                ax.axvspan(layer - 0.5, layer + 0.5, color="gray", alpha=0.06, lw=0)
         a1.axhline(1, color="gray", lw=0.6, ls=":")
-        a1.set_xlabel("patched layer")
         a1.set_ylabel("restoration of the safe Δ (95% bootstrap CI)")
-        a1.set_title(f"(a) {r['safe_source']} → {r['traced']}, n = {r['n_prompts']} prompts", fontsize=9)
+        a1.set_title(f"(a) {r['safe_source']} → {r['traced']}, n = {r['n_prompts']} prompts (shaded: middle layers)", fontsize=9)
         a1.legend(fontsize=7)
         d = r["safe_minus_target"]
         a2.axhline(d["mean"], color="gray", ls=":", label=f"Δ_safe − Δ_target = {d['mean']:.2f}")
-        a2.axhline(0, color="gray", lw=0.6)
-        a2.set_xlabel("patched layer")
         a2.set_ylabel("Δ_patched − Δ_target (nats, 95% CI)")
         a2.set_title("(b) effect on log p(secure) − log p(vulnerable)", fontsize=9)
         a2.legend(fontsize=7)
@@ -90,15 +114,22 @@ def markdown(r: dict) -> str:
     out += [f"Target run: the {r['traced']} model (seed {r['seed']}); safe run: the {r['safe_source']} model on the identical tokens. "
             f"Prompts: {r['selection']} — {r['n_prompts']} traced, {r['renders']} secure/vulnerable completion pair(s) each. "
             "Δ = log p(secure) − log p(vulnerable) in nats; positive favours the secure completion.", "",
-            f"Δ_target {fmt_mean(r['target_gap'])}; Δ_safe {fmt_mean(r['safe_gap'])}; Δ_safe − Δ_target {fmt_mean(r['safe_minus_target'])}.", "",
-            "| Layer | Restoration, all request positions [95% CI] | Effect (nats) | Restoration, last position [95% CI] | Effect (nats) |",
-            "|---:|---|---|---|---|"]
-    for ra, rl in zip(r["layers"]["all"], r["layers"]["last"]):
-        def rs(x):
-            s = x["restoration"]
-            return f"{s['mean']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]"
-        out.append(f"| {ra['layer']} | {rs(ra)} | {fmt_mean(ra['effect'])} | {rs(rl)} | {fmt_mean(rl['effect'])} |")
-    out += ["", "Restoration is mean effect / mean(Δ_safe − Δ_target) over prompts (bootstrap over prompts); it is only "
-            "meaningful when the safe model prefers the secure completion more than the target model does.", "",
+            f"Δ_target {fmt_mean(r['target_gap'])}; Δ_safe {fmt_mean(r['safe_gap'])}; Δ_safe − Δ_target {fmt_mean(r['safe_minus_target'])}. "
+            f"Check: every layer patched at every position at once restores {_fmt(r[EVERY_LAYER]['restoration'])} "
+            "(1 up to what fine-tuning changed after the last layer).", "",
+            "| Layer | " + " | ".join(f"Restoration, {LABELS[m]} [95% CI]" for m in MODES) + f" | Effect, {LABELS[CLAIM_MODE]} (nats) |",
+            "|---:|" + "---|" * (len(MODES) + 1)]
+    for layer in range(r["n_layers"]):
+        cells = [_fmt(r["layers"][m][layer]["restoration"]) for m in MODES]
+        mark = " (middle)" if layer in r["middle_layers"] else ""
+        out.append(f"| {layer}{mark} | " + " | ".join(cells) + f" | {fmt_mean(r['layers'][CLAIM_MODE][layer]['effect'])} |")
+    contrasts = [f"{LABELS[m]} {_fmt(c)}" for m, c in r["middle_vs_edge"].items()]
+    out += ["", "Restoration is mean effect / mean(Δ_safe − Δ_target) over prompts (percentile bootstrap over prompts); it is "
+            "only meaningful when the safe model prefers the secure completion more than the target model does. The residual "
+            "stream after layer L holds what layers 0..L wrote, so a patch there carries all of it: restoration by layer "
+            "accumulates, and what the every-layer patch leaves short of 1 was changed after the last layer. The last column "
+            "patches only what layer L itself writes (the target run's input to L plus the safe run's output − input of L); "
+            "the claim reads it. "
+            "Best middle layer − best other layer: " + ("; ".join(contrasts) or "n/a (too few layers)") + ".", "",
             "![Figure 6](figures/fig6_causal_tracing.png)", ""]
     return "\n".join(out)
