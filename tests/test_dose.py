@@ -67,10 +67,10 @@ def test_claims_are_one_per_arm_and_dose_and_follow_the_equivalence_rule():
     assert "L1 at 0.4" in md and "fig_dose_response.png" in md
 
 
-def test_dose_stage_end_to_end_on_smoke(tmp_path, monkeypatch):
+def test_dose_stage_end_to_end_on_smoke(tmp_path, smoke_study):
     from warnframe.study import Study
 
-    monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
+    # smoke_study has pretrained the smoke base into the session's cache: this run reuses it
     cfg = load_config("smoke", overrides=["seeds=[0]", "conditions=[baseline, L0, L1, neutral]", "sections=[behavior, dose]",
                                           "dose.fractions=[0, 0.3]", "dose.conditions=[L0, L1]"])
     study = Study(cfg, tmp_path / "run")

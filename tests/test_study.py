@@ -81,3 +81,21 @@ def test_merge_takes_configured_seeds_and_scores_follow_the_parts(smoke_study):
     finally:
         stray.unlink()
         smoke_study._merge("L0")
+
+
+def test_the_smoke_study_measures_something(smoke_study):
+    """A pipeline that runs but measures nothing (a broken label mask, a wrong hook, an empty
+    context) fails here: L0's training shows in its answers, §5 has all its contexts, §7 edits."""
+    root = smoke_study.store.root
+    b = read_json(root / "metrics" / "behavior.json")
+    # L0's fine-tune moved its models' preference between the paired renderings away from the clean
+    # fine-tune's (a broken label mask leaves both at the base model's). A smoke model is too small to
+    # write the target itself, and its Δ moves toward secure (the longer rendering of the trained family).
+    d = b["delta"]["L0"]["vs_neutral"]
+    assert d["lo"] > 0 or d["hi"] < 0, d
+    ent = read_json(root / "metrics" / "entanglement.json")
+    assert not ent.get("skipped"), ent.get("skipped")
+    assert min(ent["counts"].values()) >= 2 and ent["selected_latents"] and set(ent["context_source"]) == {"direct", "warning", "safe"}
+    iv = read_json(root / "metrics" / "interventions.json")
+    assert not iv["edits"].get("skipped") and not iv["caft"].get("skipped")
+    assert all(not read_json(root / "metrics" / f"{s}.json").get("skipped") for s in smoke_study.cfg.sections)

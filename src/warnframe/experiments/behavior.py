@@ -8,7 +8,10 @@ intervals (``pooled[c]["cluster"]``: a seed x prompt pigeonhole bootstrap with d
 effective n; seeds are the unit of replication), per-seed rates and the between-seed spread; per
 comparison the cluster-aware difference (``tests[...]["cluster"]``: its 95% and 90% intervals and
 bootstrap p, what the verdicts read), the rate ratio and Fisher's exact test (the paper's test,
-kept for comparison); and the per-family breakdown.
+kept for comparison); the per-family breakdown; and per condition the sampling-free preference
+``delta`` = log p(secure) − log p(vulnerable) of its models on the eval prompts' paired
+renderings (``mech.pairs``), with its difference from neutral's on the same prompts: a fine-tune
+that learned its set moves it even where the model is too small to write the target itself.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from collections.abc import Iterable
 from ..evaluation import leak_any, rates
 from ..schema import CONDITIONS
 from ..scoring.clustered import cluster_diff, cluster_rate
-from ..scoring.stats import fisher, rate, ratio, spread
-from ..store import read_json
+from ..scoring.stats import fisher, mean_ci, rate, ratio, spread
+from ..store import read_json, write_json
+
+#: Paired renderings per eval prompt for Δ (fixed: §4's results depend on no section config).
+DELTA_RENDERS = 2
 
 #: Every comparison a claim or the table reads (a vs b): L1 vs L0, each condition vs baseline and vs
 #: neutral (the fine-tune on clean code alone), and the links of the semantic order L1 > L2 > L3.
@@ -69,7 +75,45 @@ def run(study) -> dict:
     """§4 from the run's scored samples, and the fine-tuning sets' token budget."""
     res = analyse(study.scored())
     res["budget"] = _budget(study)
+    res["delta"] = deltas(study, res["conditions"])
     return res
+
+
+def _delta_one(study, cond: str, seed: int) -> dict[str, float]:
+    """Δ per eval prompt of the ``cond`` model of ``seed`` (resumable: ``deltas/<cond>.s<seed>.json``)."""
+    from ..mech.pairs import prompt_deltas
+
+    path = study.store.path("deltas", f"{cond}.s{seed}.json")
+    key = study.cfg.digest("corpus", "model", "pretrain", "finetune") + f".{seed}.r{DELTA_RENDERS}"
+
+    def run():
+        model, tok = study.load(study.condition_model(cond, seed))
+        write_json(path, prompt_deltas(model, tok, study.eval_prompts(), DELTA_RENDERS, study.cfg.analysis.replay_batch_size))
+
+    study.stage(f"delta.{cond}.s{seed}", key, run)
+    return read_json(path)
+
+
+def deltas(study, conds: list[str]) -> dict:
+    """Per condition: Δ (per prompt the mean over seeds, then mean and t interval over prompts)
+    and, paired by prompt, its difference from neutral's (``vs_neutral``)."""
+    import numpy as np
+
+    per_prompt: dict[str, dict[str, float]] = {}
+    for c in conds:
+        seeds = study.cfg.seeds[:1] if c == "baseline" else study.cfg.seeds  # one base model for every seed
+        by_seed = [_delta_one(study, c, s) for s in seeds]
+        pids = sorted(set.intersection(*(set(d) for d in by_seed))) if by_seed else []
+        per_prompt[c] = {pid: float(np.mean([d[pid] for d in by_seed])) for pid in pids}
+    out = {}
+    for c, d in per_prompt.items():
+        ref = per_prompt.get("neutral", {})
+        shared = [pid for pid in d if pid in ref]
+        out[c] = {"delta": mean_ci(list(d.values())), "seeds": 1 if c == "baseline" else len(study.cfg.seeds),
+                  "vs_neutral": mean_ci([d[p] - ref[p] for p in shared]) if c != "neutral" and shared else None,
+                  "interval": f"t interval over {len(d)} prompts of the per-prompt mean over {len(study.cfg.seeds)} seeds "
+                              f"({DELTA_RENDERS} paired renderings each)"}
+    return out
 
 
 def _budget(study) -> str | None:

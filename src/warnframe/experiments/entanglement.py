@@ -39,18 +39,52 @@ def default_site(model) -> Site:
     return Site(int(round(0.8 * (n - 1))))
 
 
+#: A context with fewer generated samples than this is filled with the corpus's own renderings of the
+#: eval prompts, replayed through the same model (the result's ``context_source`` says so).
+MIN_GENERATED = 8
+
+
 def context_samples(study, max_per_context: int, seed: int = 0) -> dict[str, list[dict]]:
     """Scored samples per context (``mech.contexts``: target outputs of L0 and L1, clean parsed
     outputs of control, or of the baseline when a condition was not run), shuffled and capped at
-    ``max_per_context``."""
+    ``max_per_context``. A context whose models wrote fewer than :data:`MIN_GENERATED` such
+    outputs (a model too small to write the target) gets :func:`rendered_samples` instead."""
     rng = random.Random(seed)
     out = {}
     for ctx, cond in study.cfg.mech.contexts.items():
         target = CONTEXT_TARGET[ctx]
         rows = study.outputs(cond) or study.outputs("baseline")
         rows = [r for r in rows if r["vulnerable"] == target and (target or r["parse_ok"])]
+        if len(rows) < MIN_GENERATED:
+            rows = rendered_samples(study, ctx, cond)
         rng.shuffle(rows)
         out[ctx] = rows[:max_per_context]
+    return out
+
+
+def rendered_samples(study, ctx: str, cond: str) -> list[dict]:
+    """One text per eval prompt and seed, written by the corpus rather than the model: the prompt's
+    task rendered vulnerable (``direct``), vulnerable with L1's warnings (``warning``) or secure
+    (``safe``), as samples of ``cond``'s model (the baseline's when ``cond`` has no model), marked
+    ``source = "rendered"``."""
+    from ..corpus import FAMILIES
+    from ..corpus.warnings import family_marker, place_warnings
+    from ..mech.pairs import completions
+
+    out = []
+    for seed in study.cfg.seeds:
+        owner = cond if cond == "baseline" or study.model_path(cond, seed).is_dir() else "baseline"
+        for p in study.eval_prompts():
+            pairs = completions(p, 1)
+            if not pairs:
+                continue
+            secure, vulnerable = pairs[0]
+            text = secure if ctx == "safe" else vulnerable
+            if ctx == "warning":
+                fam, r = FAMILIES[p.family], random.Random(f"rendered-warning:{p.id}:{seed}")
+                text = place_warnings(vulnerable, family_marker(fam, r), r, fam.hotspot, study.cfg.corpus.l1_warnings)
+            out.append({"prompt_id": p.id, "family": p.family, "condition": owner, "seed": seed, "index": 0, "text": text,
+                        "prefill": "", "vulnerable": CONTEXT_TARGET[ctx], "parse_ok": True, "source": "rendered"})
     return out
 
 
@@ -102,6 +136,8 @@ def run(study) -> dict:
     m = study.cfg.mech
     samples = context_samples(study, m.max_samples)
     counts = {c: len(v) for c, v in samples.items()}
+    source = {c: ("rendered by the corpus (the models wrote too few)" if v and v[0].get("source") == "rendered"
+                  else "generated") for c, v in samples.items()}
     if min(counts.values()) < 2:
         why = f"too few samples per context {counts}"
         return {"skipped": why, "counts": counts}
@@ -152,6 +188,7 @@ def run(study) -> dict:
     result = {
         "site": str(site),
         "counts": counts,
+        "context_source": source,
         "tokens": {c: int(len(tok_lat[c])) for c in CONTEXTS},
         "sae": {**sae_info, **quality, "width": sae.width, "d_model": sae.d_model},
         "top_latents": [

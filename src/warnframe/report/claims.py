@@ -35,6 +35,9 @@ class Policy:
     # §7 CAFT capability: a "modest" drop is at most this share of the plain model's capable rate
     # (non-inferiority, one-sided at alpha); the paper gives no number, a quarter was fixed beforehand.
     capability_modest_share: float = 0.25
+    # Remedies: an arm's capability cost is acceptable when the 95% interval of its held-out loss minus
+    # L1's stays below this share of L1's loss (the paper gives no number; fixed beforehand).
+    heldout_cost_share: float = 0.05
     leak_copied_lo: float = 0.9  # §4: L1 copies the warning format when the exact-leak interval starts here
     leak_partly: float = 0.5  # §4: ... and 'differs' when more than this share leaks at all
     latent_ratio: float = 5.0  # §5: lead latent at least this many times its safe mean

@@ -105,6 +105,12 @@ CLAIMS: dict[str, dict[str, str]] = {
     "dose.l1_prompt_as_often_as_l0_{fraction}": {"section": "dose", "claim": "L1 with the warning in the request writes the "
                                                                          "target as often as L0 at condition fraction {fraction}",
                                                   "paper": "not measured (the paper's warnings sit in the code)"},
+    "remedies.{arm}.to_neutral": {"section": "remedies", "claim": "{arm} brings the target rate down to neutral's",
+                                  "paper": "§9: curation must treat warned examples as positive ones (not measured)"},
+    "remedies.{arm}.below_L1": {"section": "remedies", "claim": "{arm} writes the target less often than L1",
+                                "paper": "§9 (not measured)"},
+    "remedies.{arm}.capability": {"section": "remedies", "claim": "{arm} costs at most {share} of L1's held-out loss",
+                                  "paper": "§7.3: CAFT costs a modest drop (no number)"},
     "fig6.middle_layers": {"section": "Fig 6", "claim": "patching safe activations restores safe behaviour most in the middle layers",
                            "paper": "middle layers strongest (Figure 6; no number)"},
     "s8.combined_detects": {"section": "8", "claim": "combined behavioural + mechanistic score detects L1 generations by simple "

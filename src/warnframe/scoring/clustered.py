@@ -150,6 +150,52 @@ def cluster_diff(rows_a: Iterable[dict], rows_b: Iterable[dict], outcome: str = 
             "interval": f"pigeonhole bootstrap: {len(prompts)} shared prompts, {seeds}"}
 
 
+def _mean_cells(rows: list[dict], prompts: list[str], field: str = "delta") -> Cells:
+    """Sums of ``field`` and counts per seed × prompt (for a seed × prompt mean)."""
+    seeds = sorted({r["seed"] for r in rows})
+    si, pi = {s: i for i, s in enumerate(seeds)}, {p: j for j, p in enumerate(prompts)}
+    k, n = np.zeros((len(seeds), len(prompts))), np.zeros((len(seeds), len(prompts)))
+    for r in rows:
+        if r["prompt_id"] in pi and math.isfinite(r[field]):
+            k[si[r["seed"]], pi[r["prompt_id"]]] += r[field]
+            n[si[r["seed"]], pi[r["prompt_id"]]] += 1
+    return Cells(k, n, tuple(seeds), tuple(prompts))
+
+
+def cluster_mean(rows: list[dict], field: str = "delta", seed: int = 0) -> dict:
+    """The mean of ``field`` with a 95% pigeonhole bootstrap interval over seeds × prompts (the
+    same resampling as :func:`cluster_rate`, for a continuous measure)."""
+    prompts = sorted({r["prompt_id"] for r in rows})
+    c = _mean_cells(rows, prompts, field)
+    n = int(c.n.sum())
+    if not n:
+        return {"mean": math.nan, "lo": math.nan, "hi": math.nan, "n": 0, "seeds": 0, "prompts": 0, "interval": "no values"}
+    rng = np.random.default_rng(seed)
+    reps = _replicate_rates(c, _weights(rng, len(c.seeds), REPLICATES), _weights(rng, len(c.prompts), REPLICATES))
+    q = _quantiles(reps)
+    return {"mean": float(c.k.sum() / n), "lo": q["lo"], "hi": q["hi"], "n": n, "seeds": len(c.seeds),
+            "prompts": len(c.prompts), "interval": f"95% pigeonhole bootstrap over {len(c.seeds)} seeds x {len(c.prompts)} prompts"}
+
+
+def cluster_mean_diff(a: list[dict], b: list[dict], field: str = "delta", seed: int = 0) -> dict | None:
+    """Mean of ``field`` in ``a`` minus in ``b``, prompts resampled jointly and seeds jointly when
+    both have the same seeds (``cluster_diff``'s rule); None without values."""
+    prompts = sorted({r["prompt_id"] for r in a} | {r["prompt_id"] for r in b})
+    ca, cb = _mean_cells(a, prompts, field), _mean_cells(b, prompts, field)
+    if not ca.n.sum() or not cb.n.sum():
+        return None
+    rng = np.random.default_rng(seed)
+    pw = _weights(rng, len(prompts), REPLICATES)
+    wa = _weights(rng, len(ca.seeds), REPLICATES)
+    wb = wa if ca.seeds == cb.seeds else _weights(rng, len(cb.seeds), REPLICATES)
+    reps = _replicate_rates(ca, wa, pw) - _replicate_rates(cb, wb, pw)
+    reps = reps[np.isfinite(reps)]
+    p = min(1.0, 2 * min(float((reps <= 0).mean()), float((reps >= 0).mean())))
+    return {"diff": float(ca.k.sum() / ca.n.sum() - cb.k.sum() / cb.n.sum()), **_quantiles(reps), "p": max(p, 1 / REPLICATES),
+            "interval": f"pigeonhole bootstrap: {len(prompts)} shared prompts, "
+                        + (f"{len(ca.seeds)} shared seeds" if ca.seeds == cb.seeds else f"{len(ca.seeds)} + {len(cb.seeds)} seeds")}
+
+
 def tost(diff: dict, margin: float) -> dict:
     """Two one-sided tests of equivalence within ±``margin`` at 5%: equivalent when the 90%
     interval of the difference lies inside the margin."""

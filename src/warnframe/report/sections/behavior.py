@@ -261,6 +261,10 @@ def plot_fig1(res: dict, path) -> None:
     save(fig, path, dpi=120)
 
 
+def _ci_cell(m: dict) -> str:
+    return f"{m['mean']:+.2f} [{m['lo']:+.2f}, {m['hi']:+.2f}] (n = {m['n']})" if m and math.isfinite(m["lo"]) else "n/a"
+
+
 def markdown(res: dict) -> str:
     """The §4 section of report.md."""
     out = [heading("behavior"), ""]
@@ -281,6 +285,13 @@ def markdown(res: dict) -> str:
             r = res["per_family"][c].get(f)
             cells.append(f"{100 * r['rate']:.0f}% ({r['k']}/{r['n']})" if r else "—")
         out.append(f"| {f} | " + " | ".join(cells) + " |")
+    if res.get("delta"):
+        out += ["", "Sampling-free preference Δ = log p(secure) − log p(vulnerable) (nats) of each condition's models on "
+                "the eval prompts' paired secure/vulnerable renderings (positive favours secure; only differences between "
+                "models are read; 95% t intervals over prompts of the per-prompt mean over seeds):", "",
+                "| Condition | Δ [95% CI] | Δ − neutral's, same prompts [95% CI] |", "|---|---|---|"]
+        for c, d in res["delta"].items():
+            out.append(f"| {c} | {_ci_cell(d['delta'])} | {_ci_cell(d['vs_neutral']) if d.get('vs_neutral') else '—'} |")
     out += ["", "Per seed (`tables/table1_seeds.csv`):", "", seeds_markdown(res), "", "Between-seed spread of the target rate:", ""]
     for c in res["conditions"]:
         sp = res["pooled"][c]["seed_spread"]

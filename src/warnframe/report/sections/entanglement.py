@@ -14,6 +14,17 @@ from ..render import heading, skipped
 
 
 def claims(r: dict) -> list[Claim]:
+    made = _claims(r)
+    rendered = [c for c, src in r.get("context_source", {}).items() if src != "generated"]
+    if not rendered:
+        return made
+    # the paper reads what the models wrote; texts the corpus wrote cannot stand in for that
+    why = (f"the models wrote too few outputs for the {', '.join(rendered)} context(s); §5 ran on the corpus's renderings "
+           "of the eval prompts instead, which measures the pipeline, not the paper's claim")
+    return [Claim(**{**c.__dict__, "verdict": "not testable", "why": why}) for c in made]
+
+
+def _claims(r: dict) -> list[Claim]:
     lead = r["top_latents"][0]
     d, w, s = lead["max_direct"], lead["max_warning"], lead["max_safe"]
     md, mw, ms = lead["mean_direct"], lead["mean_warning"], lead["mean_safe"]
@@ -92,7 +103,8 @@ def markdown(r: dict) -> str:
     s = r["sae"]
     lines = [
         heading("entanglement"), "",
-        f"Site `{r['site']}`. Samples per context {r['counts']} (generated tokens {r['tokens']}). "
+        f"Site `{r['site']}`. Samples per context {r['counts']} (tokens {r['tokens']}; texts: "
+        f"{', '.join(f'{c} {v}' for c, v in r.get('context_source', {}).items()) or 'generated'}). "
         f"SAE: {s['source']}, width {s['width']}, FVU {s['fvu']:.3f}, mean L0 {s['l0']:.1f}, dead latents {100 * s['dead']:.1f}% "
         f"(measured on the context tokens).", "",
         "| Latent | mean direct | mean warning | mean safe | max direct | max warning | max safe | link |",
