@@ -84,7 +84,7 @@ def test_run_on_fixture(study, monkeypatch):
         assert s["accuracy"]["n"] == res["split"]["test"]["n"] and "auc" in s
     # L1 generations carry warnings in the fixture, clean ones never
     assert res["signals_raw"]["leak"]["neg"]["k"] == 0 and res["signals_raw"]["leak"]["pos"]["k"] > 0
-    assert {v["section"] for v in res["verdicts"]} == {"8"} and len(res["verdicts"]) == 3
+    assert {v["section"] for v in res["verdicts"]} == {"8"} and len(res["verdicts"]) == 4
     assert study.store.path("figures", "fig7_detection.png").stat().st_size > 10_000
     assert "| combined |" in detection_report.markdown(res)
 
@@ -94,7 +94,7 @@ def test_run_without_mechanistic_signal(study, monkeypatch):
     res = registry.run(study, "detection").record()
     assert "accuracy" in res["results"]["behavioural"]
     assert res["results"]["mechanistic"] == {"skipped": "no §5 artifacts (test)"}
-    assert [v["verdict"] for v in res["verdicts"]].count("inconclusive") == 2
+    assert [v["verdict"] for v in res["verdicts"]].count("inconclusive") == 3  # mechanistic, combined; one model per class
     assert "not measured" in detection_report.markdown(res)
     monkeypatch.setattr(study.cfg.detection, "negatives", ["L3"])  # not run: no negatives
     res = registry.run(study, "detection").record()

@@ -5,7 +5,9 @@ Every command takes the same config options (``--preset``, ``--config``, ``--set
 the stages it needs first, skipping those already complete for the same config, so a killed run
 resumes where it stopped. ``data --from FILE`` builds the conditions from a user corpus;
 ``evaluate`` runs external prompt sets; ``grid`` fans the condition × seed grid out as jobs;
-``audit CORPUS`` finds negative-example framings in a training corpus (docs/audit.md).
+``audit CORPUS`` finds negative-example framings in a training corpus (docs/audit.md); ``audit-model
+MODEL`` tells whether a checkpoint learned from them (docs/audit_model.md); ``dose`` and ``remedies``
+are stages of their own.
 """
 
 from __future__ import annotations
@@ -242,6 +244,12 @@ def data(
     if on_error not in (None, "stop", "skip"):
         raise UserError(f"unknown --on-error {on_error!r}", "--on-error", "choose stop or skip")
 
+    if remedy:
+        from .corpus.remedies import TRANSFORMS
+
+        bad = [r for r in remedy if r not in TRANSFORMS]
+        if bad:
+            raise UserError(f"unknown remedy {bad[0]!r}", "--remedy", f"choose from {', '.join(TRANSFORMS)}")
     sets = _overrides(set, model, analysis_model, sae, source)
     if on_error is not None:  # only when given, so a --config error is not blamed on an override
         sets.append(f"corpus.on_error={on_error}")
@@ -402,6 +410,9 @@ def config(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None)
 from .audit.command import audit as _audit  # noqa: E402 - the heavy parts load when the command runs
 
 app.command(name="audit")(_errors(_audit))
+from .audit.model import audit_model as _audit_model  # noqa: E402
+
+app.command(name="audit-model")(_errors(_audit_model))
 
 
 def main() -> None:

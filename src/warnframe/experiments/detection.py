@@ -18,20 +18,34 @@ Per-sample signals:
 
 Each score is turned into a decision by one threshold chosen to maximise training accuracy.
 Reported on the test split: accuracy (Wilson 95%), ROC AUC (sklearn, stratified bootstrap 95%).
+
+Per model (:func:`model_level`): each fine-tuned model of ``detection.positive`` and of the
+negatives (one per condition and seed; ``baseline`` is one model per *sampling* seed, the same
+weights sampled with that seed) gets its share of leaking answers, its target rate and, when §5's
+artifacts exist, its mean probe confidence and selected-latent activation. Over models: ROC AUC
+(stratified bootstrap over models, and an exact permutation p value), and the leave-one-model-out
+accuracy (each model classified by a threshold chosen on the other models) with an exact
+Clopper-Pearson 95% interval over models. ``combined`` is the mean of the standardised signals.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections import defaultdict
 
 import numpy as np
 
 from ..mech.artifacts import load as artifacts
 from ..mech.replay import replay_grouped
-from ..scoring.stats import rate
+from ..report.claims import POLICY
+from ..scoring.stats import mean_ci, rate
 
 SIGNALS = ("behavioural", "mechanistic", "combined")
+#: Per-model scores, in table order: leaking share, target rate, probe and latent means, and all combined.
+MODEL_SIGNALS = ("leak", "target", "probe", "latents", "combined")
+#: Fewest models of each class the model-level evaluation needs (leave one out keeps one of each).
+MIN_MODELS = POLICY.detection_min_models
 
 
 def leak_flag(r: dict) -> int:
@@ -158,6 +172,141 @@ def mech_scores(study, rows: list[dict], art) -> np.ndarray:
     return np.array(out)
 
 
+def exact_rate(k: int, n: int) -> dict:
+    """A share over few units (models) with its exact Clopper-Pearson 95% interval (``rate``'s fields)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if not n:
+        return {"k": 0, "n": 0, "rate": math.nan, "lo": math.nan, "hi": math.nan}
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="beta")
+    return {"k": int(k), "n": int(n), "rate": k / n, "lo": float(lo), "hi": float(hi)}
+
+
+def model_rows(study) -> list[dict]:
+    """One row per model (condition x seed; ``baseline``: per sampling seed): its label, answers and
+    the shares of them that leak and that hold target content (Wilson 95% over its answers)."""
+    a = study.cfg.detection
+    out = []
+    for cond in [a.positive, *[c for c in a.negatives if c != a.positive]]:
+        by_seed: dict[int, list[dict]] = defaultdict(list)
+        for r in study.outputs(cond):
+            by_seed[r["seed"]].append(r)
+        for seed in sorted(by_seed):
+            rows = by_seed[seed]
+            out.append({"condition": cond, "seed": seed, "label": int(cond == a.positive), "n": len(rows),
+                        "leak": rate(sum(leak_flag(r) for r in rows), len(rows)),
+                        "target": rate(sum(bool(r["vulnerable"]) for r in rows), len(rows)), "answers": rows})
+    return out
+
+
+def model_mech(study, units: list[dict], art, cap: int, seed: int) -> None:
+    """Adds to each unit the mean probe confidence and selected-latent activation (``mean_ci`` over
+    up to ``cap`` of its answers), each answer read as the per-answer part reads it."""
+    import torch
+
+    rng = random.Random(seed)
+    picked = [rng.sample(u["answers"], min(cap, len(u["answers"]))) for u in units]
+    _, reps = replay_grouped(study, [r for rows in picked for r in rows], art.site)
+    sae, idx = art.sae, torch.as_tensor(art.selected, dtype=torch.long)
+    i = 0
+    for u, rows in zip(units, picked):
+        probe, lat = [], []
+        for rp in reps[i: i + len(rows)]:
+            acts = rp["acts"].float()
+            if art.probe is not None:
+                probe.append(float(art.probe.predict_proba(acts.mean(0, keepdim=True).numpy())[0]))
+            if art.selected:
+                with torch.no_grad():
+                    lat.append(float(sae.encode(acts.to(sae.W_enc.device))[:, idx.to(sae.W_enc.device)].sum(-1).mean()))
+        i += len(rows)
+        u["probe"], u["latents"] = (mean_ci(probe) if probe else None), (mean_ci(lat) if lat else None)
+
+
+def _value(u: dict, name: str) -> float:
+    v = u.get(name)
+    return math.nan if v is None else float(v["rate"] if "rate" in v else v["mean"])
+
+
+def auc_exact_p(y: np.ndarray, s: np.ndarray) -> float:
+    """One-sided p value of "AUC no higher than chance": a permutation test of the labels over models
+    (exact when the label assignments number at most 20,000, as scipy enumerates them)."""
+    from scipy.stats import permutation_test
+
+    def auc(a, b, axis=-1):  # the Mann-Whitney AUC, ties counted half, vectorised over resamples
+        d = np.moveaxis(a, axis, -1)[..., :, None] - np.moveaxis(b, axis, -1)[..., None, :]
+        return ((d > 0) + 0.5 * (d == 0)).mean(axis=(-2, -1))
+
+    if len(set(y.tolist())) < 2:
+        return math.nan
+    res = permutation_test((s[y == 1], s[y == 0]), auc, permutation_type="independent", alternative="greater",
+                           n_resamples=20_000, vectorized=True, random_state=0)
+    return float(res.pvalue)
+
+
+def loo_predictions(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Leave one model out: each model classified by the threshold (:func:`best_threshold`) that the
+    other models' scores and labels choose; it never sees the model it classifies."""
+    n = len(y)
+    pred = np.zeros(n, dtype=int)
+    for i in range(n):
+        keep = np.arange(n) != i
+        pred[i] = int(x[i] > best_threshold(x[keep], y[keep]))
+    return pred
+
+
+def combined_score(cols: dict[str, np.ndarray]) -> np.ndarray:
+    """The mean of the signals standardised over all models, no label used (every signal points
+    to target: more leakage, target, probe confidence, latent activation). A fitted combination
+    would need held-out models to be honest, and leave-one-out fits of a few models anti-correlate
+    with the label when the signals carry nothing (the intercept follows the class left out)."""
+    z = [(v - v.mean()) / v.std() if v.std() > 0 else np.zeros_like(v) for v in cols.values()]
+    return np.mean(z, axis=0)
+
+
+def evaluate_models(units: list[dict], signals: list[str], n_boot: int, seed: int) -> dict:
+    """Per signal (and ``combined``, all of them): AUC over models and leave-one-model-out accuracy."""
+    y = np.array([u["label"] for u in units], dtype=int)
+    npos, nneg = int(y.sum()), int((1 - y).sum())
+    if npos < MIN_MODELS or nneg < MIN_MODELS:
+        why = f"{npos} positive and {nneg} clean models; leave-one-model-out needs at least {MIN_MODELS} of each (more seeds)"
+        return {name: {"skipped": why} for name in MODEL_SIGNALS}
+    cols = {name: np.array([_value(u, name) for u in units]) for name in signals}
+    scores = {**cols, "combined": combined_score(cols)}
+    out = {}
+    for name in MODEL_SIGNALS:
+        if name not in scores:
+            out[name] = {"skipped": "not measured (no §5 artifacts)"}
+            continue
+        score = scores[name]
+        pred = loo_predictions(score, y)
+        ok = pred == y
+        out[name] = {
+            "score": "the signal itself" if name != "combined" else f"mean of {', '.join(cols)} standardised over models",
+            "threshold": "leave one model out: chosen on the other models",
+            "majority": max(npos, nneg) / len(y),
+            "accuracy": exact_rate(int(ok.sum()), len(y)),
+            "tpr": exact_rate(int(pred[y == 1].sum()), npos), "fpr": exact_rate(int(pred[y == 0].sum()), nneg),
+            "auc": {**auc_ci(y, score, n_boot, seed), "p_exact": auc_exact_p(y, score)},
+            "predicted": pred.tolist(), "scores": [round(float(v), 4) for v in score],
+        }
+    return out
+
+
+def model_level(study, art) -> dict:
+    """Detection over models: the per-model table and :func:`evaluate_models` on it."""
+    a, an = study.cfg.detection, study.cfg.analysis
+    units = model_rows(study)
+    signals = ["leak", "target"]
+    if art is not None:
+        model_mech(study, units, art, a.max_samples, an.seed)
+        signals += [s for s, ok in (("probe", art.probe is not None), ("latents", bool(art.selected))) if ok]
+    table = [{k: v for k, v in u.items() if k != "answers"} for u in units]
+    return {"unit": "one model per condition and seed; baseline: one per sampling seed (the same weights)",
+            "n_models": {"positive": sum(u["label"] for u in units), "negative": sum(1 - u["label"] for u in units)},
+            "signals": signals, "mech_answers_per_model": a.max_samples if art is not None else None,
+            "models": table, "results": evaluate_models(units, signals, an.bootstrap, an.seed)}
+
+
 def run(study) -> dict:
     a, an = study.cfg.detection, study.cfg.analysis
     rows, drawn = pick_samples(study)
@@ -188,6 +337,7 @@ def run(study) -> dict:
     }
     if mech is not None:
         res["signals_raw"]["mech"] = {"pos_mean": float(mech[y == 1].mean()), "neg_mean": float(mech[y == 0].mean())}
+    res["models"] = model_level(study, art)
     if "combined" not in res["results"]:
         res["results"]["combined"] = {"skipped": why or "no mechanistic signal"}
         res["results"]["mechanistic"] = {"skipped": why or "no mechanistic signal"}

@@ -117,6 +117,9 @@ CLAIMS: dict[str, dict[str, str]] = {
                                                      "thresholding", "paper": f"{SECTION8['combined_detection_accuracy']:.2f} accuracy"},
     "s8.behavioural_easy": {"section": "8", "claim": "behavioural signals (format leakage, target presence) make detection easy",
                             "paper": f"{100 * SECTION8['l1_format_leak']:.0f}% format leakage in L1 outputs"},
+    "s8.model_level_detects": {"section": "8", "claim": "a model-level score (each fine-tuned model scored from its answers) "
+                                                        "tells the L1 models from clean ones by simple thresholding",
+                               "paper": f"{SECTION8['combined_detection_accuracy']:.2f} accuracy (level not stated)"},
     "s8.latents_separate": {"section": "8", "claim": "the selected SAE latents separate L1 generations from clean ones",
                             "paper": "characteristic SAE feature patterns (no number)"},
 }
