@@ -60,3 +60,42 @@ def _prompts_digest(prompts: list[Prompt]) -> str:
 
     blob = json.dumps([p.__dict__ for p in prompts], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+class LazyModel:
+    """A model (and tokenizer) loaded on first use, dropped by :meth:`free`: a section that measures
+    several things on one model loads it once, and not at all when every part is already done."""
+
+    def __init__(self, study, source: str):
+        self.study, self.source, self._m = study, source, None
+
+    def get(self):
+        if self._m is None:
+            self._m = self.study.load(self.source)
+        return self._m
+
+    def free(self) -> None:
+        self._m = None
+
+
+def spec_hash(obj) -> str:
+    """A short content hash of a JSON-able spec (what a part's result depends on)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def part(study, section: str, name: str, seed: int, spec: dict, fn):
+    """Run ``fn()`` once per config and ``spec`` as stage ``<section>.<name>.s<seed>`` and keep its
+    JSON result in ``<section>/parts/<name>.s<seed>.json`` (a resumable piece of a section)."""
+    from ..store import read_json, write_json
+
+    path = study.store.path(section, "parts", f"{name}.s{seed}.json")
+    key = study.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{seed}.{spec_hash(spec)}"
+
+    def run():
+        write_json(path, fn())
+
+    study.stage(f"{section}.{name}.s{seed}", key, run)
+    return read_json(path)

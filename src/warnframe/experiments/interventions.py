@@ -39,7 +39,6 @@ difference from the reference's, a t interval over prompts of the per-prompt mea
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from importlib import resources
@@ -59,7 +58,8 @@ from ..progress import task
 from ..report.paper import SECTION7_KINDS
 from ..scoring.clustered import cluster_diff, cluster_rate
 from ..scoring.stats import fisher, mean_ci
-from ..store import read_json, write_json
+from ..store import read_json
+from .arms import LazyModel, part
 from .references import reference_effect, system_turn
 
 #: The CAFT arms: what each projects out during fine-tuning, and where.
@@ -148,38 +148,7 @@ def _artifacts(study):
 # ---------------------------------------------------------------- resumable parts
 
 
-class _Model:
-    """A model loaded on first use, dropped by :meth:`free`."""
-
-    def __init__(self, study, source: str):
-        self.study, self.source, self._m = study, source, None
-
-    def get(self):
-        if self._m is None:
-            self._m = self.study.load(self.source)
-        return self._m
-
-    def free(self) -> None:
-        self._m = None
-
-
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _part(study, name: str, seed: int, spec: dict, fn):
-    """Run ``fn()`` once per config and ``spec`` (a stage marker), keep its JSON result."""
-    path = study.store.path("interventions", "parts", f"{name}.s{seed}.json")
-    key = study.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{seed}.{_hash(spec)}"
-
-    def run():
-        write_json(path, fn())
-
-    study.stage(f"interventions.{name}.s{seed}", key, run)
-    return read_json(path)
-
-
-def _sample_part(study, model: _Model, name: str, seed: int, *, condition: str, system: str | None = None,
+def _sample_part(study, model: LazyModel, name: str, seed: int, *, condition: str, system: str | None = None,
                  edit_spec: dict | None = None, make_edit=None, model_key: str = "") -> list[dict]:
     """Sample the eval prompts under one setting and score every sample (findings kept)."""
     from ..evaluation import sample_and_score
@@ -195,10 +164,10 @@ def _sample_part(study, model: _Model, name: str, seed: int, *, condition: str, 
                                     edit=make_edit(m) if make_edit else None, progress=adv)
         return [r.record() for r in rows]
 
-    return _part(study, name, seed, spec, fn)
+    return part(study, "interventions", name, seed, spec, fn)
 
 
-def _delta_part(study, model: _Model, name: str, seed: int, *, system: str | None = None, edit_spec: dict | None = None,
+def _delta_part(study, model: LazyModel, name: str, seed: int, *, system: str | None = None, edit_spec: dict | None = None,
                 make_edit=None, model_key: str = "") -> dict[str, float]:
     """Δ per eval prompt (``mech.pairs.prompt_deltas``, ``tracing.renders`` pairs) under one setting."""
     renders = study.cfg.tracing.renders
@@ -209,10 +178,10 @@ def _delta_part(study, model: _Model, name: str, seed: int, *, system: str | Non
         return prompt_deltas(m, tok, study.eval_prompts(), renders, study.cfg.analysis.replay_batch_size, system=system,
                              edit=make_edit(m) if make_edit else None)
 
-    return _part(study, f"delta.{name}", seed, spec, fn)
+    return part(study, "interventions", f"delta.{name}", seed, spec, fn)
 
 
-def _capability_part(study, model: _Model, label: str, seed: int, model_key: str) -> dict:
+def _capability_part(study, model: LazyModel, label: str, seed: int, model_key: str) -> dict:
     from ..corpus import capability_prompts
 
     icfg = study.cfg.interventions
@@ -225,10 +194,10 @@ def _capability_part(study, model: _Model, label: str, seed: int, model_key: str
         loss = capability.heldout_loss(m, tok, capability.heldout_examples(study.cfg, icfg.heldout_renders), study.cfg.model.context)
         return {**cap, "heldout": loss}
 
-    return _part(study, f"capability.{label}", seed, spec, fn)
+    return part(study, "interventions", f"capability.{label}", seed, spec, fn)
 
 
-def _humaneval_part(study, model: _Model, label: str, seed: int, model_key: str) -> dict:
+def _humaneval_part(study, model: LazyModel, label: str, seed: int, model_key: str) -> dict:
     h = study.cfg.interventions.humaneval
     spec = h.model_dump(exclude={"enabled", "workers"}) | {"model": model_key}
 
@@ -238,7 +207,7 @@ def _humaneval_part(study, model: _Model, label: str, seed: int, model_key: str)
                                     max_new_tokens=h.max_new_tokens, seed=seed, batch_size=min(study.cfg.sampling.batch_size, 16),
                                     timeout=h.timeout, memory_mb=h.memory_mb, workers=h.workers)
 
-    return _part(study, f"humaneval.{label}", seed, spec, fn)
+    return part(study, "interventions", f"humaneval.{label}", seed, spec, fn)
 
 
 # ---------------------------------------------------------------- the section
@@ -263,7 +232,7 @@ def run(study) -> dict:
     for seed in cfg.seeds:
         study.finetune_one(m, seed)  # already there when the model is a study condition
         l1_path = study.condition_model(m, seed)
-        l1 = _Model(study, l1_path)
+        l1 = LazyModel(study, l1_path)
         rows["none"] += _sample_part(study, l1, "none", seed, condition=m)
         deltas["none"][str(seed)] = _delta_part(study, l1, "none", seed, model_key=m)
         for p in sys_prompts:
@@ -286,7 +255,7 @@ def run(study) -> dict:
                 dest = study.store.path("models", f"{arm}.s{seed}")
                 study.finetune_one(m, seed, edit_factory=factory, dest=dest, stage=f"finetune.{arm}.s{seed}", extra_key=key)
                 caft_runs[str(seed)]["finetune" if arm == "caft" else arm] = read_json(dest / "finetune.json")
-                cm = _Model(study, str(dest))
+                cm = LazyModel(study, str(dest))
                 rows[arm] += _sample_part(study, cm, arm, seed, condition=arm, model_key=arm + key)
                 deltas[arm][str(seed)] = _delta_part(study, cm, arm, seed, model_key=arm + key)
                 cap[arm].append(_capability_part(study, cm, arm, seed, arm + key))
@@ -294,7 +263,7 @@ def run(study) -> dict:
                     he[arm].append(_humaneval_part(study, cm, arm, seed, arm + key))
                 cm.free()
 
-    base = _Model(study, study.base_source)
+    base = LazyModel(study, study.base_source)
     for seed in cfg.seeds:
         cap["base"].append(_capability_part(study, base, "base", seed, "base"))
     if icfg.humaneval.enabled:

@@ -26,7 +26,6 @@ against L1. Claims, the figure and the table are ``report.sections.remedies``.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +40,7 @@ from ..schema import Example
 from ..scoring.clustered import cluster_diff, cluster_mean, cluster_mean_diff, cluster_rate
 from ..scoring.stats import mean_ci
 from ..store import read_json, read_jsonl, write_json, write_jsonl
+from .arms import LazyModel, part, spec_hash
 from .arms import sample as sample_arm
 from .arms import train as train_arm
 from .references import reference_effect
@@ -59,13 +59,6 @@ ARM_INFO = {
     "rewrite": ("vulnerable code replaced by its secure form, warnings kept", "secure rewrite of the family's task"),
     "caft": ("§7's CAFT: selected latents projected out while training", "Casademunt et al. 2025"),
 }
-
-
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-# ---------------------------------------------------------------- the arms' sets
 
 
 def _tokenizer(study):
@@ -130,40 +123,13 @@ def write_sets(study, arms: list[str], seeds: list[int]) -> list[Path]:
 # ---------------------------------------------------------------- resumable parts
 
 
-class _Model:
-    """A model loaded on first use, dropped by :meth:`free`."""
-
-    def __init__(self, study, source: str):
-        self.study, self.source, self._m = study, source, None
-
-    def get(self):
-        if self._m is None:
-            self._m = self.study.load(self.source)
-        return self._m
-
-    def free(self) -> None:
-        self._m = None
-
-
-def _part(study, name: str, seed: int, spec: dict, fn):
-    """Run ``fn()`` once per config and ``spec`` (a stage marker), keep its JSON result."""
-    path = study.store.path("remedies", "parts", f"{name}.s{seed}.json")
-    key = study.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{seed}.{_hash(spec)}"
-
-    def run():
-        write_json(path, fn())
-
-    study.stage(f"remedies.{name}.s{seed}", key, run)
-    return read_json(path)
-
-
 def _model_key(study, name: str, source: str) -> str:
     """What a model's measurements depend on: its name and its files (a retrained model is measured again)."""
     src = Path(source)
     return f"{name}." + study.fingerprint([p for p in src.iterdir() if p.is_file()]) if src.is_dir() else name
 
 
-def _measure(study, model: _Model, name: str, seed: int, *, tagged: bool, cap: bool) -> dict:
+def _measure(study, model: LazyModel, name: str, seed: int, *, tagged: bool, cap: bool) -> dict:
     """Δ per prompt and (``cap``) the capability check of one model at one seed, each a resumable
     part; ``tagged`` sends every request with the clean control tag."""
     from ..corpus import capability_prompts
@@ -189,9 +155,9 @@ def _measure(study, model: _Model, name: str, seed: int, *, tagged: bool, cap: b
                                           sampling=cfg.sampling, label=name)
         return {**res, "seed": seed, "heldout": capability.heldout_loss(m, tok, held, cfg.model.context)}
 
-    out = {"deltas": _part(study, f"{name}.delta", seed, {**base, "renders": PAIR_RENDERS}, deltas)}
+    out = {"deltas": part(study, "remedies", f"{name}.delta", seed, {**base, "renders": PAIR_RENDERS}, deltas)}
     if cap:
-        out["capability"] = _part(study, f"{name}.capability", seed, {**base, "n": icfg.capability_samples_per_prompt,
+        out["capability"] = part(study, "remedies", f"{name}.capability", seed, {**base, "n": icfg.capability_samples_per_prompt,
                                                                       "renders": icfg.heldout_renders}, capable)
     return out
 
@@ -212,7 +178,7 @@ def _caft(study, seed: int, art, latents: list[int]) -> Path:
     if study.cfg.interventions.model == "L1":
         key, dest, stage = f".caft.{art.digest}", study.store.path("models", f"caft.s{seed}"), f"finetune.caft.s{seed}"
     else:
-        key = f".caft.{art.digest}.{_hash(latents)}"
+        key = f".caft.{art.digest}.{spec_hash(latents)}"
         dest, stage = study.store.path("models", f"remedy.caft.s{seed}"), f"finetune.remedy.caft.s{seed}"
     study.finetune_one("L1", seed, edit_factory=lambda model: caft_edit(model, art.site, dirs), dest=dest, stage=stage,
                        extra_key=key)
@@ -266,7 +232,7 @@ def run(study) -> dict:
             dest, stats = _train_arm(study, arm, seed, (art, latents))
             tagged = arm == "conditional"
             g["rows"] += sample_arm(study, f"remedy.{arm}", seed, str(dest), n=n, prompts=_prompts(study, tagged), condition=arm)
-            model = _Model(study, str(dest))
+            model = LazyModel(study, str(dest))
             got = _measure(study, model, arm, seed, tagged=tagged, cap=True)
             model.free()
             g["deltas"] += got["deltas"]
@@ -281,7 +247,7 @@ def run(study) -> dict:
         for seed in seeds:
             if not study.model_path(cond, seed).exists():
                 continue
-            model = _Model(study, study.condition_model(cond, seed))
+            model = LazyModel(study, study.condition_model(cond, seed))
             got = _measure(study, model, cond, seed, tagged=False, cap=cond in ("L1", "neutral"))
             model.free()
             g["deltas"] += got["deltas"]
