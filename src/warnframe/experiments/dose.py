@@ -31,7 +31,7 @@ def _label(f: float) -> str:
 
 def arm_config(cfg, arm: str, fraction: float):
     """The study config with ``arm``'s corpus settings at ``fraction`` (a copy)."""
-    cond, corpus = ARMS[arm]
+    corpus = ARMS[arm][1]
     out = cfg.model_copy(deep=True)
     out.corpus = out.corpus.model_copy(update={"condition_fraction": fraction, **corpus})
     return out
