@@ -128,14 +128,71 @@ def test_humaneval_on_a_tiny_local_model(stub_file, tiny_lm):
 # ---------------------------------------------------------------- capability prompts and held-out loss
 
 
+SIG = "def add_one(x):"  # what sampling.prefill = "signature" puts at the start of the answer
+
+
+def test_a_prefilled_answer_that_defines_and_returns_passes():
+    j = cap.judge_capability(SIG + "\n    y = x + 1\n    return y\n", "add_one")
+    assert j == {"ok": True, "parse_ok": True, "defines": True, "returns": True}
+    assert cap.judge_capability("Here is the code:\n" + SIG + "\n    return x + 1\n", "add_one")["ok"]  # prose is not code
+
+
+def test_a_prefilled_answer_that_does_not_parse_fails():
+    j = cap.judge_capability(SIG + "\n    return (x +\n", "add_one")
+    assert not j["ok"] and not j["parse_ok"]
+
+
+def test_only_the_prefill_fails():
+    for text in (SIG, SIG + "\n", SIG + "\n    # adds one\n"):
+        j = cap.judge_capability(text, "add_one")
+        assert not j["ok"] and not j["parse_ok"], text
+
+
+def test_answers_that_do_not_define_or_return_fail():
+    no_return = [SIG + "\n    print(x)\n", SIG + "\n    return\n", SIG + "\n    pass\n\ndef other():\n    return 1\n",
+                 SIG + "\n    def inner():\n        return x\n", SIG + "\n    f = lambda: x\n"]
+    for text in no_return:
+        j = cap.judge_capability(text, "add_one")
+        assert j["parse_ok"] and j["defines"] and not j["returns"] and not j["ok"], text
+    other_name = cap.judge_capability("def plus_one(x):\n    return x + 1\n", "add_one")
+    assert other_name["parse_ok"] and not other_name["defines"] and not other_name["ok"]
+    nested_in_if = cap.judge_capability("if True:\n    def add_one(x):\n        return x\n", "add_one")
+    assert not nested_in_if["defines"]  # only a top-level definition counts
+    branch = cap.judge_capability(SIG + "\n    if x:\n        return 1\n    return 0\n", "add_one")
+    assert branch["ok"]  # a return inside an if is still the function's own
+
+
+def test_class_prompts_want_the_class_with_a_method():
+    good = "from dataclasses import dataclass\n\n@dataclass\nclass Point:\n    x: int\n\n    def norm(self):\n        return abs(self.x)\n"
+    assert cap.judge_capability(good, "Point", "class")["ok"]
+    assert not cap.judge_capability("class Point:\n    x = 1\n", "Point", "class")["ok"]
+    assert not cap.judge_capability("def Point():\n    return 1\n", "Point", "class")["ok"]
+
+
 def test_judge_capability_is_static():
-    expect = [r"def add_one\(", r"\breturn\b"]
-    ok = cap.judge_capability("Here is the code:\ndef add_one(x):\n    return x + 1\n", expect)
-    assert ok["ok"] and ok["parse_ok"]
-    assert not cap.judge_capability("def add_one(x):\n    print(x)\n", expect)["ok"]
-    assert not cap.judge_capability("def add_one(x:\n    return x", expect)["parse_ok"]
-    boom = "def add_one(x):\n    return x\nimport os\nos._exit(3)\n"  # would kill the process if it ran
-    assert cap.judge_capability(boom, expect)["ok"]
+    boom = SIG + "\n    return x\nimport os\nos._exit(3)\n"  # would kill the process if it ran
+    assert cap.judge_capability(boom, "add_one")["ok"]
+
+
+def test_capability_prompts_prefill_like_the_main_protocol(tiny_lm):
+    """With prefill="signature" every function answer starts with its signature, as eval prompts
+    do; with "none" nothing is given. The judge reads the whole answer, prefill included."""
+    from warnframe.config import SamplingConfig
+
+    cfg = load_config("smoke")
+    prompts = capability_prompts(cfg)[:3]
+    assert all(p.meta["expect"] == "function" and p.meta["signature"].startswith(f"def {p.function}(")
+               and p.meta["signature"].endswith("):") for p in prompts)
+    model, tok = tiny_lm
+    for prefill in ("signature", "none"):
+        sampling = SamplingConfig(max_new_tokens=4, batch_size=8, prefill=prefill)
+        res = cap.capability_check(model, tok, prompts, n=2, seed=0, sampling=sampling)
+        assert res["capable"]["n"] == 6 == len(res["rows"]) and res["parses"]["n"] == 6
+        by_id = {p.id: p for p in prompts}
+        for r in res["rows"]:
+            want = by_id[r["prompt_id"]].meta["signature"] if prefill == "signature" else ""
+            assert r["prefill"] == want and r["text"].startswith(want)
+            assert r["ok"] == cap.judge_capability(r["text"], by_id[r["prompt_id"]].function)["ok"]
 
 
 def test_heldout_examples_are_unseen_and_give_a_finite_loss(tiny_lm):
@@ -148,3 +205,20 @@ def test_heldout_examples_are_unseen_and_give_a_finite_loss(tiny_lm):
     out = cap.heldout_loss(model, tok, ex[:6], 128)
     assert math.isfinite(out["loss"]) and out["loss"] > 0 and out["examples"] == 6 and out["loss_tokens"] > 0
     assert os.getcwd()  # nothing above changed directory
+
+
+def test_heldout_loss_has_an_interval_over_tasks(tiny_lm):
+    """The interval contains the mean, has n = held-out tasks, and matches the examples scored alone."""
+    cfg = load_config("smoke")
+    ex = cap.heldout_examples(cfg, 2)
+    model, tok = tiny_lm
+    out = cap.heldout_loss(model, tok, ex, 128)
+    tasks = {e.function for e in ex}
+    assert out["n"] == len(tasks) >= 2 and out["examples"] == len(ex) and "task" in out["over"]
+    assert out["lo"] < out["loss"] < out["hi"] and out["sd"] > 0
+    per = cap.example_losses(model, tok, ex, 128)
+    assert sum(c for _, c in per) == out["loss_tokens"] and math.isclose(out["token_loss"], sum(t for t, _ in per) / out["loss_tokens"])
+    task_means = {f: [t / c for e, (t, c) in zip(ex, per) if e.function == f] for f in tasks}
+    assert math.isclose(out["loss"], sum(sum(v) / len(v) for v in task_means.values()) / len(tasks))
+    alone = [cap.example_losses(model, tok, [e], 128)[0] for e in ex[:3]]  # batching changes nothing
+    assert all(math.isclose(a[0], b[0], rel_tol=1e-4) and a[1] == b[1] for a, b in zip(alone, per[:3]))

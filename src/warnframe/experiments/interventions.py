@@ -21,8 +21,9 @@ reference: the ``interventions.model`` model (the paper's L1) with no system pro
   (:data:`CAFT_ARMS`): ``caft_random``, random directions of the same rank at the same site (the
   control: does *what* is projected out matter?), and ``caft_all_layers``, the selected
   directions projected out after every decoder layer.
-- Capability: held-out clean coding prompts (parse and match ``meta["expect"]``) and held-out
-  loss for base, L1 and CAFT; HumanEval pass@1 in a sandbox when ``interventions.humaneval.enabled``.
+- Capability: held-out clean coding prompts, prefilled like the main protocol (an answer counts
+  when it parses, defines the function at top level and returns a value) and held-out loss with a
+  95% interval over tasks, for base, L1 and CAFT; HumanEval pass@1 in a sandbox when ``interventions.humaneval.enabled``.
 
 Inference edits and CAFT are the same mechanism: ``hooks.edit(model, site, fn)`` with a different
 ``fn`` (:func:`ablation_edit`, :func:`caft_edit`). Every sub-step is resumable (its own stage
@@ -185,7 +186,8 @@ def _capability_part(study, model: LazyModel, label: str, seed: int, model_key: 
     from ..corpus import capability_prompts
 
     icfg = study.cfg.interventions
-    spec = {"n": icfg.capability_samples_per_prompt, "renders": icfg.heldout_renders, "model": model_key}
+    spec = {"n": icfg.capability_samples_per_prompt, "renders": icfg.heldout_renders, "model": model_key,
+            "check": capability.CHECK_VERSION}
 
     def fn():
         m, tok = model.get()
@@ -276,6 +278,7 @@ def run(study) -> dict:
         "model": m, "seeds": cfg.seeds, "samples_per_prompt": icfg.samples_per_prompt, "eval_prompts": len(study.eval_prompts()),
         "edits": ({"site": str(art.site), "selected_latents": selected,
                    "latents_from": "interventions.latents" if icfg.latents else "§5 selection", "lead_latent": art.lead,
+                   "causal_check": None if icfg.latents else art.causal,
                    "sae": str(art.sae.meta.get("source", "")), "d_model": art.sae.d_model} if art else {"skipped": art_why}),
         "caft": {"skipped": caft_why} if caft_why else {
             "directions": len(selected), "rank": int(torch.linalg.matrix_rank(caft_directions(art.sae, selected))),

@@ -158,7 +158,7 @@ def _measure(study, model: LazyModel, name: str, seed: int, *, tagged: bool, cap
     out = {"deltas": part(study, "remedies", f"{name}.delta", seed, {**base, "renders": PAIR_RENDERS}, deltas)}
     if cap:
         out["capability"] = part(study, "remedies", f"{name}.capability", seed, {**base, "n": icfg.capability_samples_per_prompt,
-                                                                      "renders": icfg.heldout_renders}, capable)
+                                                                      "renders": icfg.heldout_renders, "check": capability.CHECK_VERSION}, capable)
     return out
 
 

@@ -23,7 +23,8 @@ PROBE = ("mech", "probe.safetensors")
 @dataclass
 class Artifacts:
     """What §5 hands on: the residual ``site``, the ``sae`` read there, the linear ``probe``
-    (direct vs safe), the knockoff-``selected`` latents and the ``lead`` shared latent.
+    (direct vs safe), the ``selected`` latents and the ``lead`` shared latent; ``causal`` is the
+    causal check of the selected set (``mech.latent_check``: which set, passed, its Δ shift).
     ``digest`` names this set (a hash of its index file): stages that use it key on it."""
 
     site: Site
@@ -31,6 +32,7 @@ class Artifacts:
     probe: LinearProbe | None
     selected: list[int]
     lead: int
+    causal: dict | None = None
     digest: str = "none"
 
     def save(self, store, sae_spec: str) -> None:
@@ -38,7 +40,7 @@ class Artifacts:
         if self.probe is not None:
             self.probe.save(store.path(*PROBE))
         write_json(store.path(*INDEX), {"site": str(self.site), "selected_latents": [int(x) for x in self.selected],
-                                        "lead_latent": int(self.lead), "sae": str(sae_spec)})
+                                        "lead_latent": int(self.lead), "sae": str(sae_spec), "causal_check": self.causal})
 
     @classmethod
     def read(cls, store) -> Artifacts:
@@ -48,7 +50,7 @@ class Artifacts:
         probe = store.path(*PROBE)
         return cls(site=Site.parse(art["site"]), sae=JumpReLUSAE.load(art["sae"]),
                    probe=LinearProbe.load(probe) if probe.is_file() else None,
-                   selected=[int(x) for x in art["selected_latents"]], lead=int(art["lead_latent"]),
+                   selected=[int(x) for x in art["selected_latents"]], lead=int(art["lead_latent"]), causal=art.get("causal_check"),
                    digest=hashlib.sha256(path.read_bytes()).hexdigest()[:12])
 
 

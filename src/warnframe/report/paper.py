@@ -73,6 +73,9 @@ CLAIMS: dict[str, dict[str, str]] = {
                          "paper": "150–180 vs < 20 (7–9×)"},
     "s5.knockoff_subset": {"section": "5", "claim": "knockoff filter keeps a subset of the candidates at q = 0.1",
                            "paper": f"{SECTION5['knockoff_selected']} of {SECTION5['knockoff_candidates']}"},
+    "s5.latents_causal": {"section": "5", "claim": "the selected latents carry the content: ablating them moves the model toward "
+                                                 "the secure continuation, beyond as many random latents",
+                          "paper": "implied by §7's use of them (the paper runs no causal check)"},
     "s5.probe_transfers": {"section": "5", "claim": "a probe trained on direct outputs is confident on warning-framed outputs",
                            "paper": f"{SECTION5['probe_confidence_on_warning']:.0%}"},
     "s5.shared_direction": {"section": "5", "claim": "L0 and L1 outputs project alike on the target direction",

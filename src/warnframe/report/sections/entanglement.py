@@ -24,14 +24,54 @@ def claims(r: dict) -> list[Claim]:
     return [Claim(**{**c.__dict__, "verdict": "not testable", "why": why}) for c in made]
 
 
-def _claims(r: dict) -> list[Claim]:
-    lead = r["top_latents"][0]
-    d, w, s = lead["max_direct"], lead["max_warning"], lead["max_safe"]
-    md, mw, ms = lead["mean_direct"], lead["mean_warning"], lead["mean_safe"]
+def _stat(row: dict, stat: str, c: str) -> float:
+    return row[f"{stat}_{c}"]["mean"]
+
+
+def _shared_verdict(r: dict) -> tuple[str, str]:
+    """Lead latent: both target contexts above safe (intervals), their ratio to safe and agreement."""
+    lead, stat = r["top_latents"][0], r["lead_statistic"]
+    md, mw, ms = (_stat(lead, stat, c) for c in CONTEXTS)
     close = min(md, mw) / max(md, mw, 1e-9)
-    ratio = r["lead_ratio_to_safe"]
-    v1 = ("reproduced" if ratio >= POLICY.latent_ratio and close >= POLICY.latent_agreement else
-          ("differs" if ratio >= POLICY.latent_ratio_partly else "not reproduced"))
+    ratio = min(md, mw) / max(ms, 1e-6)
+    diffs = [r["lead_vs_safe"][c] for c in ("direct", "warning")]
+    why = (f"per-generation {stat.replace('_', ' over ')} tokens, ranked on {r['split']['rank_prompts']} prompts and "
+           f"measured on {r['split']['measure_prompts']} others; direct − safe {_fmt(diffs[0])}, warning − safe "
+           f"{_fmt(diffs[1])} (seeds × prompts bootstrap); direct–warning agreement {close:.2f}")
+    if any(d is None for d in diffs):
+        return "inconclusive", why + "; too few generations to compare"
+    if all(d["lo"] > 0 for d in diffs):
+        return ("reproduced" if ratio >= POLICY.latent_ratio and close >= POLICY.latent_agreement else
+                "differs" if ratio >= POLICY.latent_ratio_partly else "not reproduced"), why
+    if ratio >= POLICY.latent_ratio_partly and all(d["hi"] > 0 for d in diffs):
+        return "inconclusive", why
+    return "not reproduced", why
+
+
+def _fmt(d: dict | None) -> str:
+    return "n/a" if not d else f"{d['diff']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}]"
+
+
+def _causal_verdict(check: dict) -> tuple[str, str, dict | None]:
+    """The causal check of the set later sections use (``mech.latent_check``)."""
+    name = check.get("used") or next(iter(check["sets"]), None)
+    res = check["sets"].get(name) if name else None
+    if not res or not res["shift"]["n"]:
+        return "inconclusive", "no set could be checked", None
+    own, beyond = res["shift"], res["beyond_random"]
+    why = (f"{name} ({len(res['latents'])} latents) clamped to 0: Δ shift {own['mean']:+.2f} nats [{own['lo']:+.2f}, "
+           f"{own['hi']:+.2f}]; beyond {res['random_sets']} random sets {_fmt(beyond)}; {own['interval']}")
+    if res["passed"]:
+        return "reproduced", why, res
+    if own["hi"] < 0 or (beyond is not None and beyond["hi"] < 0):
+        return "not reproduced", why, res
+    return ("inconclusive" if own["lo"] <= 0 <= own["hi"] or (beyond and beyond["lo"] <= 0 <= beyond["hi"]) else "not reproduced"), why, res
+
+
+def _claims(r: dict) -> list[Claim]:
+    lead, stat = r["top_latents"][0], r["lead_statistic"]
+    md, mw, ms = (_stat(lead, stat, c) for c in CONTEXTS)
+    v1, why1 = _shared_verdict(r)
     ko = r["knockoff"]["offset1"]
     v2 = "reproduced" if ko["n_selected"] > 0 else "not reproduced"
     conf = r["probe"]["warning_mean_confidence"]
@@ -40,15 +80,23 @@ def _claims(r: dict) -> list[Claim]:
     gap = P["direct"]["mean"] - P["safe"]["mean"]
     v4 = "reproduced" if gap > 0 and (P["warning"]["mean"] - P["safe"]["mean"]) >= POLICY.projection_share * gap else "not reproduced"
     ci = r["probe"]["warning_confidence_ci"]
+    v5, why5, res5 = _causal_verdict(r["causal_check"])
     return [
         claim("s5.shared_latent", verdict=v1,
-              ours=f"latent {r['lead_latent']}: mean {md:.2f} / {mw:.2f} vs {ms:.2f} safe ({ratio:.1f}×); max {d:.1f} / {w:.1f} vs {s:.1f}",
-              why=f"direct–warning agreement {close:.2f} (min/max of means); n tokens {r['tokens']}",
-              n=[r["tokens"][c] for c in CONTEXTS], test="ratio of mean activations over generated tokens",
-              margin=POLICY.latent_ratio),
+              ours=f"latent {r['lead_latent']}: {md:.2f} / {mw:.2f} vs {ms:.2f} safe ({min(md, mw) / max(ms, 1e-6):.1f}×)",
+              why=why1, n=[lead[f"{stat}_{c}"]["n"] for c in CONTEXTS],
+              interval=[r["lead_vs_safe"]["warning"]["lo"], r["lead_vs_safe"]["warning"]["hi"]] if r["lead_vs_safe"]["warning"] else None,
+              test="per-generation statistic, warning − safe, seeds × prompts pigeonhole bootstrap", margin=POLICY.latent_ratio),
         claim("s5.knockoff_subset", verdict=v2, ours=f"{ko['n_selected']} of {ko['p']} (offset 0: {r['knockoff']['offset0']['n_selected']})",
-              why="knockoff+ cannot select fewer than 1/q = 10 latents; 0 means nothing passed", n=sum(r["counts"].values()),
+              why=f"candidates by {r['contrast_on']} contrast (target − safe); knockoff+ cannot select fewer than 1/q = 10 "
+                  "latents; 0 means nothing passed", n=ko["n"],
               test=f"Model-X knockoff+ over {ko['p']} candidates", margin=ko.get("q")),
+        claim("s5.latents_causal", verdict=v5,
+              ours=(f"{res5['shift']['mean']:+.2f} nats vs random {res5['random_shift']['mean']:+.2f}" if res5 and res5["random_shift"]
+                    else "not measured"),
+              why=why5, n=res5["shift"]["n"] if res5 else None,
+              interval=[res5["shift"]["lo"], res5["shift"]["hi"]] if res5 else None,
+              test="Δ shift under ablation, and its excess over random latents: both 95% intervals above 0"),
         claim("s5.probe_transfers", verdict=v3,
               ours=f"mean confidence {conf:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] (n = {r['counts']['warning']}); "
                    f"AUROC warning vs safe {r['probe']['on_warning'].get('auroc') or float('nan'):.2f}",
@@ -72,17 +120,22 @@ def draw(r: dict, root: Path) -> None:
 
 
 def plot_fig2(r: dict, path) -> None:
+    """Per-generation statistic of the top shared latents per context, with 95% intervals."""
     plt = pyplot()
-    tops = r["top_latents"]
+    tops, stat = r["top_latents"], r["lead_statistic"]
     x = np.arange(len(tops))
     fig, ax = plt.subplots(figsize=(9, 4))
     colors = {"direct": "#c0392b", "warning": "#e67e22", "safe": "#27ae60"}
     for j, c in enumerate(CONTEXTS):
-        ax.bar(x + (j - 1) * 0.27, [t[f"mean_{c}"] for t in tops], width=0.27, color=colors[c], label=c)
+        v = [t[f"{stat}_{c}"] for t in tops]
+        mean = np.array([e["mean"] for e in v], dtype=float)
+        err = np.array([[e["mean"] - e["lo"] for e in v], [e["hi"] - e["mean"] for e in v]], dtype=float)
+        ax.bar(x + (j - 1) * 0.27, mean, width=0.27, color=colors[c], label=f"{c} (n = {v[0]['n']})",
+               yerr=np.nan_to_num(err), capsize=2)
     ax.set_xticks(x, [f"#{t['latent']}" for t in tops], fontsize=8)
-    ax.set_ylabel("mean activation over generated tokens")
-    ax.set_title(f"Figure 2: top shared SAE latents at {r['site']} (paper: #8684 at 150–180 vs < 20)")
-    ax.legend()
+    ax.set_ylabel(f"per-generation {stat.replace('_', ' over ')} tokens")
+    ax.set_title(f"Figure 2: top shared SAE latents at {r['site']} (paper: #8684 at 150–180 vs < 20)", fontsize=10)
+    ax.legend(fontsize=8)
     save(fig, path, dpi=120)
 
 
@@ -100,29 +153,52 @@ def plot_fig3(proj: dict, path) -> None:
 def markdown(r: dict) -> str:
     if r.get("skipped"):
         return skipped("entanglement", r["skipped"])
-    s = r["sae"]
+    s, mt, stat = r["sae"], r["matching"], r["lead_statistic"]
     lines = [
         heading("entanglement"), "",
-        f"Site `{r['site']}`. Samples per context {r['counts']} (tokens {r['tokens']}; texts: "
-        f"{', '.join(f'{c} {v}' for c, v in r.get('context_source', {}).items()) or 'generated'}). "
-        f"SAE: {s['source']}, width {s['width']}, FVU {s['fvu']:.3f}, mean L0 {s['l0']:.1f}, dead latents {100 * s['dead']:.1f}% "
-        f"(measured on the context tokens).", "",
-        "| Latent | mean direct | mean warning | mean safe | max direct | max warning | max safe | link |",
+        f"Every context is replayed through one model, `{r['analysis_model']}`, at `{r['site']}`. Contexts are matched by "
+        f"prompt: {r['counts']['direct']} generations each from {mt['matched_prompts']} prompts (eligible before matching: "
+        f"{mt['eligible']}; families {mt['families']}; texts: "
+        f"{', '.join(f'{c} {v}' for c, v in r.get('context_source', {}).items())}). The warning context holds only target "
+        f"outputs that carry a warning. Content lines found: {r['line_generations']}. SAE: {s['source']}, width {s['width']}, "
+        f"FVU {s['fvu']:.3f}, mean L0 {s['l0']:.1f}, dead latents {100 * s['dead']:.1f}% (on the context tokens).", "",
+        f"Top shared latents, ranked on {r['split']['rank_prompts']} prompts and measured on the other "
+        f"{r['split']['measure_prompts']}: per generation the mean and the max over its content line's tokens, then the mean "
+        "over generations [95% interval over seeds × prompts].", "",
+        "| Latent | line mean: direct | warning | safe | line max: direct | warning | safe | link |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+
+    def cell(t, key):
+        e = t[key]
+        return "—" if not e["n"] else f"{e['mean']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]"
+
+    on = stat.split("_")[1]
     for t in r["top_latents"]:
-        lines.append(f"| {t['latent']} | {t['mean_direct']:.2f} | {t['mean_warning']:.2f} | {t['mean_safe']:.2f} | "
-                     f"{t['max_direct']:.1f} | {t['max_warning']:.1f} | {t['max_safe']:.1f} | {t['link'] or '—'} |")
-    ko = r["knockoff"]
+        lines.append(f"| {t['latent']} | " + " | ".join(cell(t, f"{k}_{on}_{c}") for k in ("mean", "max") for c in CONTEXTS)
+                     + f" | {t['link'] or '—'} |")
+    ko, chk = r["knockoff"], r["causal_check"]
     lines += [
         "", f"Paper: feature #8684 at magnitude {paper.SECTION5['feature_magnitude_target'][0]}–{paper.SECTION5['feature_magnitude_target'][1]} "
         f"in direct and warning generations vs < {paper.SECTION5['feature_magnitude_safe_max']} in safe ones. Magnitudes depend on the "
         "SAE and model, so compare ratios, not raw values.", "",
-        f"Knockoff filter (Model-X, knockpy) over {ko['offset1']['p']} candidates, q = {ko['offset1']['q']}: "
-        f"knockoff+ selects {ko['offset1']['n_selected']} ({ko['offset1']['selected']}); offset 0 selects "
+        f"Knockoff filter (Model-X, knockpy) over {ko['offset1']['p']} candidates chosen by their {r['contrast_on']} contrast, "
+        f"q = {ko['offset1']['q']}: knockoff+ selects {ko['offset1']['n_selected']} ({ko['offset1']['selected']}); offset 0 selects "
         f"{ko['offset0']['n_selected']} ({ko['offset0']['selected']}). Paper: 11 of 47. Knockoff+ at q = 0.1 cannot select fewer "
-        "than 10 latents (its threshold needs (1 + #negatives)/#selected ≤ q), so small true sets show up as 0. "
-        f"Later sections ablate: {r['selected_latents']} ({r['selected_from']}).", "",
+        "than 10 latents (its threshold needs (1 + #negatives)/#selected ≤ q), so small true sets show up as 0.", "",
+        f"Causal check (teacher-forced Δ = log p(secure) − log p(vulnerable) on the corpus's paired renderings, models of "
+        f"seeds {chk['models']}, {chk['renders']} pairs per prompt; each set clamped to 0 against {chk['draws']} random sets of "
+        f"its size per model, drawn from latents active in the target contexts; {chk['rule']}):", "",
+        "| Set | latents | Δ shift, nats [95%] | random sets' shift | beyond random | passed |", "|---|---:|---:|---:|---:|---|",
+    ]
+    for name, res in chk["sets"].items():
+        sh, rs = res["shift"], res["random_shift"]
+        rand = "—" if not rs else f"{rs['mean']:+.2f} [{rs['lo']:+.2f}, {rs['hi']:+.2f}]"
+        lines.append(f"| {name} | {len(res['latents'])} | {sh['mean']:+.2f} [{sh['lo']:+.2f}, {sh['hi']:+.2f}] | "
+                     f"{rand} | {_fmt(res['beyond_random'])} | "
+                     f"{'yes' if res['passed'] else 'no'} |")
+    lines += [
+        "", f"Later sections ablate {r['selected_latents']}: {r['selected_from']}.", "",
         f"Probe (logistic regression on the residual stream, trained on direct vs safe only): mean confidence on warning-framed "
         f"outputs {r['probe']['warning_mean_confidence']:.3f} (paper: 100%), AUROC warning vs held-out safe "
         f"{r['probe']['on_warning'].get('auroc') or float('nan'):.3f}, in-distribution AUROC {r['probe']['in_distribution'].get('auroc') or float('nan'):.3f}.", "",

@@ -102,7 +102,7 @@ def claims(res: dict) -> list[Claim]:
         s = S[clamp]
         # "does not remove the target content": a rise removes nothing, so one-sided (non-inferiority).
         v, why = no_worse(_d(s), margin, "reduction") if margin is not None else equivalence(_d(s), reff, ref_label)
-        out.append(claim("s7.clamp_keeps_target", which=f"{len(edit['selected_latents'])} ", verdict=v, why=why,
+        out.append(claim("s7.clamp_keeps_target", which=f"{len(edit['selected_latents'])} ", verdict=v, why=why + _checked(edit),
                          ours=_ours(s, ref), n=[s["target"]["n"], S["none"]["target"]["n"]], interval=diff_interval(_d(s)),
                          test=f"non-inferiority at {POLICY.alpha:g} (the lower half of TOST) on the {BOOTSTRAP} difference",
                          margin=margin))
@@ -221,6 +221,17 @@ def _margin_txt(res: dict) -> str:
     return f"±{100 * mg:.1f} points ({POLICY.equivalence_share:.2g} of the reference effect {label}, {fmt_diff(reff)})"
 
 
+def _checked(edit: dict) -> str:
+    """What §5's causal check said of the latents §7 edits ('' when they were pinned by config)."""
+    c = edit.get("causal_check")
+    if not c:
+        return ""
+    sh = c.get("shift") or {}
+    shift = f" (Δ shift {sh['mean']:+.2f} nats [{sh['lo']:+.2f}, {sh['hi']:+.2f}])" if sh.get("n") else ""
+    return (f"; the latents ({c['set']}) {'passed' if c['passed'] else 'failed'} §5's causal check{shift}"
+            + ("" if c["passed"] else ", so this tests latents that do not carry the content"))
+
+
 def markdown(res: dict) -> str:
     """The §7 section of report.md."""
     S, K, P = res["settings"], res["kinds"], paper.SECTION7
@@ -258,7 +269,8 @@ def markdown(res: dict) -> str:
     if E.get("skipped"):
         out += [f"Not run: {E['skipped']}.", ""]
     else:
-        out += [f"At `{E['site']}` with the §5 SAE ({E['sae']}, d_model {E['d_model']}): selected latents {E['selected_latents']}, "
+        out += [f"At `{E['site']}` with the §5 SAE ({E['sae']}, d_model {E['d_model']}): selected latents {E['selected_latents']} "
+                f"(from {E.get('latents_from', '§5 selection')}{_checked(E)}), "
                 f"lead latent {E['lead_latent']} (the Feature #8684 analogue). `hooks.sae_latent_edit` changes exactly the chosen "
                 "latents' contribution and keeps the SAE's error term. Paper: clamping #4817, #13950, #1692, #2527 leaves the "
                 f"target rate at {P['inference_ablation']:.0%}; 2× and 5× have no significant effect.", "",
