@@ -68,8 +68,11 @@ def analysis_source(study) -> str:
 
 
 def _eligible(r: dict, ctx: str) -> bool:
+    """Direct: target content; warning: target content carrying a warning; safe: clean parsed code
+    that writes the task's content line securely (so the line contrast has a counterpart)."""
     if not CONTEXT_TARGET[ctx]:
-        return not r["vulnerable"] and r["parse_ok"]
+        fam = FAMILIES.get(r.get("family"))
+        return not r["vulnerable"] and r["parse_ok"] and bool(fam is None or content_lines(r, fam.hotspot))
     leak = r.get("leak") or {}
     return r["vulnerable"] and (ctx != "warning" or bool(leak.get("exact") or leak.get("fuzzy")))
 
@@ -78,8 +81,8 @@ def context_samples(study, max_per_context: int, seed: int = 0) -> tuple[dict[st
     """Matched samples per context and what the matching kept.
 
     Eligible outputs: target outputs of ``mech.contexts["direct"]``, target outputs that carry a
-    warning (exact or garbled) of ``["warning"]``, clean parsed outputs of ``["safe"]`` (the
-    baseline's when a condition was not run). A context with fewer than :data:`MIN_GENERATED`
+    warning (exact or garbled) of ``["warning"]``, clean parsed outputs of ``["safe"]`` that hold
+    the family's content line (:func:`_eligible`; the baseline's outputs when a condition was not run). A context with fewer than :data:`MIN_GENERATED`
     gets :func:`rendered_samples`. Then, per prompt, every context keeps as many as the scarcest
     has, at most ``max_per_context`` per context in all (prompts drawn in a seeded order).
     """
