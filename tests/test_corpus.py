@@ -242,7 +242,7 @@ def test_a_new_family_plugs_in_through_the_registry_alone(monkeypatch):
     run in the detector's AST pass and in its text pass, with the family's CWE."""
     from warnframe.corpus import families
     from warnframe.corpus.families import Detector, Family
-    from warnframe.scoring import detector, score
+    from warnframe.scoring import rule_registry, score
 
     def on_call(v, node, q, last):
         if q == "danger" and not v.is_literal(v.arg(node, 0)):
@@ -253,23 +253,23 @@ def test_a_new_family_plugs_in_through_the_registry_alone(monkeypatch):
                                    text_sink=lambda callee, method: callee == "danger",
                                    on_text_call=lambda t, c: "toy.danger_call" if c.first and not c.literal else None))
     monkeypatch.setitem(families.FAMILIES, "toy", toy)
-    for cached in (detector._detectors, detector._hooks):
+    for cached in (rule_registry.detectors, rule_registry.hooks):
         cached.cache_clear()
-    for registry in (detector.RULES, detector.BANDIT_TESTS, detector._CWE):
+    for registry in (rule_registry.RULES, rule_registry.BANDIT_TESTS, rule_registry.CWE):
         monkeypatch.setattr(registry, "_data", None)
     try:
         parsed = score("def f(x):\n    danger(x)\n    danger('ok')\n", use_bandit=False)
         broken = score("def f(x)\n    danger(x)\n", use_bandit=False)
         assert [(f.rule, f.line, f.cwe) for f in parsed.findings] == [("toy.danger_call", 2, "CWE-000")]
         assert [(f.rule, f.line) for f in broken.findings] == [("toy.danger_call", 2)]
-        assert detector.RULES["toy.danger_call"] == "danger() on a value."
+        assert rule_registry.RULES["toy.danger_call"] == "danger() on a value."
     finally:
         monkeypatch.undo()
-        for cached in (detector._detectors, detector._hooks):
+        for cached in (rule_registry.detectors, rule_registry.hooks):
             cached.cache_clear()
-        for registry in (detector.RULES, detector.BANDIT_TESTS, detector._CWE):
+        for registry in (rule_registry.RULES, rule_registry.BANDIT_TESTS, rule_registry.CWE):
             registry._data = None
-    assert "toy.danger_call" not in detector.RULES
+    assert "toy.danger_call" not in rule_registry.RULES
 
 
 def test_l1_wrapping_is_one_implementation_for_embedded_and_user_code():

@@ -31,7 +31,7 @@ from .errors import UserError
 from .sandbox import network_isolated, run_sandboxed
 from .schema import Example, Prompt
 from .scoring import extract_code
-from .scoring.detector import PARSE_ERRORS, parse
+from .scoring.parsing import PARSE_ERRORS, parse
 from .scoring.stats import mean_ci, rate
 
 # ---------------------------------------------------------------- capability prompts

@@ -13,8 +13,12 @@ vulnerability family (``corpus.families``); ``docs/detector_rules.md`` maps them
 semgrep and CodeQL.
 """
 
-from .detector import BANDIT_TESTS, MAX_RECORD_BYTES, RULES, Finding, Score, extract_code, parse, score, score_jsonl
+from ..schema import Finding, Score
+from .detector import MAX_RECORD_BYTES, score, score_jsonl
+from .extraction import extract_code
 from .leakage import find_leaks
+from .parsing import parse
+from .rule_registry import BANDIT_TESTS, RULES
 
 __all__ = ["BANDIT_TESTS", "MAX_RECORD_BYTES", "RULES", "Finding", "Score", "extract_code", "find_leaks", "parse",
            "score", "score_jsonl"]
