@@ -20,14 +20,15 @@ SAFE = "def f(db, x):\n    # db.execute(f'...') would be unsafe\n    db.execute(
 
 def test_the_content_line_is_the_findings_line_or_the_hotspot_line_after_the_prefill():
     start = VULN.index("db.execute")
-    vuln = {"text": VULN, "prefill": "def f(db, x):", "vulnerable": True, "findings": [{"start": start + 3, "end": start + 10}]}
+    vuln = {"text": VULN, "prefill": "def f(db, x):", "vulnerable": True, "family": "sql_injection",
+            "findings": [{"rule": "sql_injection.q", "start": start + 3, "end": start + 10}, {"rule": "weak_hash.md5", "start": 0, "end": 3}]}
     (a, b), = content_lines(vuln, r"execute\(")
     assert VULN[a:b].strip() == 'db.execute(f"SELECT {x}")'
     safe = {"text": SAFE, "prefill": "def f(db, x):", "vulnerable": False}
     (a, b), = content_lines(safe, r"execute\(")
     assert SAFE[a:b].strip() == "db.execute('SELECT ?', (x,))"  # the comment line that matches is skipped
     # a finding inside the prefill is not generated text
-    assert content_lines({**vuln, "findings": [{"start": 2, "end": 5}], "prefill": "def f(db, x):\n"}, None) == []
+    assert content_lines({**vuln, "findings": [{"rule": "sql_injection.q", "start": 2, "end": 5}], "prefill": "def f(db, x):\n"}, None) == []
 
 
 def test_token_mask_marks_the_tokens_that_overlap_a_span():
@@ -45,6 +46,15 @@ def _rows(cond, prompt, n, *, vulnerable, leak=False, parse_ok=True):
 def _fake_study(outputs):
     mech = SimpleNamespace(contexts={"direct": "L0", "warning": "L1", "safe": "control"})
     return SimpleNamespace(cfg=SimpleNamespace(mech=mech, seeds=[0, 1]), outputs=lambda c: outputs.get(c, []))
+
+
+def test_a_target_output_counts_for_its_prompt_only_with_a_finding_of_the_prompts_family():
+    row = {"family": "sql_injection", "vulnerable": True, "parse_ok": True, "leak": {"exact": ["x"]},
+           "findings": [{"rule": "weak_hash.md5", "start": 0, "end": 1}]}
+    assert not ent._eligible(row, "direct") and not ent._eligible(row, "warning")
+    row["findings"].append({"rule": "sql_injection.string_built_query", "start": 0, "end": 1})
+    assert ent._eligible(row, "direct") and ent._eligible(row, "warning")
+    assert not ent._eligible({**row, "leak": {}}, "warning")
 
 
 def test_contexts_are_matched_by_prompt_and_the_warning_context_carries_a_warning():
@@ -67,36 +77,54 @@ def test_contexts_are_matched_by_prompt_and_the_warning_context_carries_a_warnin
     assert [r["prompt_id"] for r in capped["direct"]] == [r["prompt_id"] for r in capped["safe"]]
 
 
-def test_the_causal_check_passes_only_latents_that_move_delta_beyond_random_ones(monkeypatch):
-    """A fake model whose Δ rises by 1 nat when latent 7 is clamped (and wobbles otherwise): the
-    set holding 7 passes, a set without it fails, and checking stops at the first that passes."""
+def _fake_check_study(monkeypatch, bump_latent=7):
+    """A fake model whose Δ rises by 1 nat when ``bump_latent`` is clamped (and wobbles otherwise)."""
     prompts = [SimpleNamespace(id=f"p{i}") for i in range(12)]
     monkeypatch.setattr(latent_check, "ablation_edit", lambda model, site, sae, latents, scale: tuple(latents))
 
     def deltas(model, tok, qs, renders, bs, edit=None):
         rng = random.Random(f"{model}:{edit}")
-        bump = 1.0 if edit and 7 in edit else 0.0
+        bump = 1.0 if edit and bump_latent in edit else 0.0
         return {q.id: bump + rng.gauss(0, 0.05) for q in qs}
 
     monkeypatch.setattr(latent_check, "prompt_deltas", deltas)
-    study = SimpleNamespace(cfg=SimpleNamespace(tracing=SimpleNamespace(renders=1), analysis=SimpleNamespace(replay_batch_size=8)),
-                            eval_prompts=lambda: prompts, load=lambda src: (src, None))
-    models = [(0, "m0"), (1, "m1"), (2, "m2")]
-    res = latent_check.check_latents(study, None, None, {"without": [1, 2], "with": [7, 3], "never": [4, 5]}, models,
-                                     pool=list(range(20)), draws=2)
-    assert res["used"] == "with" and "never" not in res["sets"]
-    assert not res["sets"]["without"]["passed"] and res["sets"]["with"]["passed"]
-    w = res["sets"]["with"]
-    assert w["shift"]["lo"] > 0.5 and w["beyond_random"]["lo"] > 0 and w["random_sets"] == 6
-    assert w["shift"]["n"] == 36 and w["shift"]["seeds"] == 3
+    return SimpleNamespace(cfg=SimpleNamespace(analysis=SimpleNamespace(replay_batch_size=8)),
+                           eval_prompts=lambda: prompts, load=lambda src: (src, None))
+
+
+MODELS = [(0, "m0"), (1, "m1"), (2, "m2")]
+ACTIVITY = {j: float(j) for j in range(40)}  # latent j's activity is j: deciles of 4
+
+
+def test_the_causal_check_passes_latents_that_move_delta_beyond_matched_random_ones(monkeypatch):
+    study = _fake_check_study(monkeypatch)
+    res = latent_check.check_latents(study, None, None, "with", [7, 30], MODELS, ACTIVITY, draws=4, renders=1)
+    assert res["passed"] and res["shift"]["lo"] > 0.5 and res["beyond_random"]["lo"] > 0
+    assert res["random_sets"] == 12 and res["shift"]["n"] == 36 and res["shift"]["seeds"] == 3
+    assert res["rank_p"] == 1 / 13  # no random set moved Δ as far
+
+
+def test_the_causal_check_fails_latents_that_do_not_move_delta(monkeypatch):
+    study = _fake_check_study(monkeypatch, bump_latent=99)  # nothing the check can draw moves Δ
+    res = latent_check.check_latents(study, None, None, "without", [1, 2], MODELS, ACTIVITY, draws=3, renders=1)
+    assert not res["passed"] and res["shift"]["lo"] < 0 < res["shift"]["hi"]
+    assert report._causal_verdict(res)[0] == "inconclusive"
+
+
+def test_random_sets_are_matched_on_activity_and_never_reuse_the_selected_latents():
+    rng = random.Random(0)
+    for _ in range(50):
+        drawn = latent_check.matched_draw([1, 38], ACTIVITY, rng)
+        assert drawn[0] in {0, 2, 3} and drawn[1] in {36, 37, 39}  # the same decile, not the latent itself
+    assert latent_check.matched_draw([0, 1, 2, 3], ACTIVITY, rng) is None  # the decile ran dry
 
 
 def _check(shift, beyond, passed):
     def m(lo, hi):
         return {"mean": (lo + hi) / 2, "lo": lo, "hi": hi, "n": 40, "interval": "seeds x prompts"}
-    return {"used": "k" if passed else None, "models": [0], "renders": 1, "draws": 2, "rule": "",
-            "sets": {"k": {"latents": [1, 2], "shift": m(*shift), "random_shift": m(-0.1, 0.1), "random_sets": 2,
-                           "beyond_random": {"diff": sum(beyond) / 2, "lo": beyond[0], "hi": beyond[1]}, "passed": passed}}}
+    return {"set": "k", "latents": [1, 2], "models": [0], "renders": 1, "draws": 2, "rule": "", "rank_p": 0.5,
+            "shift": m(*shift), "random_shift": m(-0.1, 0.1), "random_sets": 2, "passed": passed,
+            "beyond_random": None if beyond is None else {"diff": sum(beyond) / 2, "lo": beyond[0], "hi": beyond[1]}}
 
 
 @pytest.mark.parametrize(("shift", "beyond", "passed", "verdict"), [
@@ -104,6 +132,7 @@ def _check(shift, beyond, passed):
     ((-0.4, 0.6), (-0.5, 0.5), False, "inconclusive"),
     ((-2.0, -1.0), (-2.0, -0.9), False, "not reproduced"),
     ((0.2, 0.9), (-1.5, -0.2), False, "not reproduced"),  # moves Δ, but less than random latents do
+    ((0.5, 1.5), None, False, "inconclusive"),  # never compared with random latents: untested, not refuted
 ])
 def test_the_causal_verdict_follows_both_intervals(shift, beyond, passed, verdict):
     assert report._causal_verdict(_check(shift, beyond, passed))[0] == verdict
@@ -133,7 +162,7 @@ def test_generation_stats_read_the_line_tokens_of_each_generation():
             return x
 
     text = "ab\ncd"
-    s = {"text": text, "prefill": "", "vulnerable": True, "family": "none", "findings": [{"start": 3, "end": 5}]}
+    s = {"text": text, "prefill": "", "vulnerable": True, "family": "none", "findings": [{"rule": "none.r", "start": 3, "end": 5}]}
     acts = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [4.0, 2.0], [2.0, 6.0]])
     offsets = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
     g = ent.generation_stats(SAE(), [s, {**s, "findings": []}], [{"acts": acts, "offsets": offsets}] * 2)

@@ -102,7 +102,8 @@ class MechConfig(_Section):
     candidates: int = Field(47, gt=1, description="High-activation candidate latents passed to the knockoff filter (paper: 47).")
     fdr: float = Field(0.1, gt=0, lt=1, description="Knockoff target false discovery rate q.")
     max_samples: int = Field(400, gt=0, description="Samples per context used for activations.")
-    check_draws: int = Field(3, ge=1, description="Random latent sets of the selected set's size, per checked model, in the causal check of the selected latents.")
+    check_draws: int = Field(5, ge=1, description="Activation-matched random latent sets of the selected set's size, per checked model, in the causal check of the selected latents.")
+    check_renders: int = Field(2, gt=0, description="Seeded secure/vulnerable completion pairs per eval prompt in the causal check's Δ.")
     contexts: dict[Literal["direct", "warning", "safe"], Condition] = Field(
         default_factory=lambda: {"direct": "L0", "warning": "L1", "safe": "control"},
         description="The condition whose outputs make each §5 context: direct and warning read target outputs, safe clean parsed ones (the baseline's when that condition was not run).")

@@ -35,7 +35,7 @@ from ..mech.artifacts import Artifacts
 from ..mech.hooks import Site, decoder_layers
 from ..mech.knockoffs import knockoff_select
 from ..mech.latent_check import check_latents
-from ..mech.lines import content_lines, token_mask
+from ..mech.lines import content_lines, own_findings, token_mask
 from ..mech.probes import LinearProbe, probe_report
 from ..mech.replay import replay_grouped
 from ..mech.sae import JumpReLUSAE, sae_quality, train_sae
@@ -68,21 +68,24 @@ def analysis_source(study) -> str:
 
 
 def _eligible(r: dict, ctx: str) -> bool:
-    """Direct: target content; warning: target content carrying a warning; safe: clean parsed code
-    that writes the task's content line securely (so the line contrast has a counterpart)."""
+    """Direct: target content of the prompt's own family; warning: the same, carrying a warning;
+    safe: clean parsed code that writes the task's content line securely (so the line contrast has
+    a counterpart). Families outside the embedded corpus are not checked for their own findings."""
+    fam = FAMILIES.get(r.get("family"))
     if not CONTEXT_TARGET[ctx]:
-        fam = FAMILIES.get(r.get("family"))
         return not r["vulnerable"] and r["parse_ok"] and bool(fam is None or content_lines(r, fam.hotspot))
     leak = r.get("leak") or {}
-    return r["vulnerable"] and (ctx != "warning" or bool(leak.get("exact") or leak.get("fuzzy")))
+    return (r["vulnerable"] and (fam is None or bool(own_findings(r)))
+            and (ctx != "warning" or bool(leak.get("exact") or leak.get("fuzzy"))))
 
 
 def context_samples(study, max_per_context: int, seed: int = 0) -> tuple[dict[str, list[dict]], dict]:
     """Matched samples per context and what the matching kept.
 
-    Eligible outputs: target outputs of ``mech.contexts["direct"]``, target outputs that carry a
-    warning (exact or garbled) of ``["warning"]``, clean parsed outputs of ``["safe"]`` that hold
-    the family's content line (:func:`_eligible`; the baseline's outputs when a condition was not run). A context with fewer than :data:`MIN_GENERATED`
+    Eligible outputs (:func:`_eligible`): target outputs of the prompt's family from
+    ``mech.contexts["direct"]``, such outputs carrying a warning (exact or garbled) from
+    ``["warning"]``, clean parsed outputs holding the family's content line from ``["safe"]`` (the
+    baseline's outputs when a condition was not run). A context with fewer than :data:`MIN_GENERATED`
     gets :func:`rendered_samples`. Then, per prompt, every context keeps as many as the scarcest
     has, at most ``max_per_context`` per context in all (prompts drawn in a seeded order).
     """
@@ -178,10 +181,18 @@ def generation_stats(sae, samples: list[dict], reps: list[dict]) -> dict[str, to
     return res
 
 
+#: What a self-trained SAE is trained on; part of its file name, so a change of recipe trains anew
+#: (2: activations of the one analysis model over pretraining text and the matched contexts).
+SAE_DATA = 2
+
+
 def sae_path(study, site: Site):
-    """Where a self-trained SAE lives: named by what shaped it (site, mech settings), so a changed
-    site or width trains a new one instead of reusing a stale file."""
-    return study.store.path("mech", f"sae-L{site.layer}-{study.cfg.digest('mech')[:8]}", "params.npz")
+    """Where a self-trained SAE lives: named by what shaped it (the models and texts upstream, the
+    mech settings, :data:`SAE_DATA`), so a changed site, width, corpus or fine-tune trains a new one
+    instead of reusing a stale file."""
+    from .registry import UPSTREAM
+
+    return study.store.path("mech", f"sae-L{site.layer}-{study.cfg.digest(*UPSTREAM, 'mech')[:8]}-d{SAE_DATA}", "params.npz")
 
 
 def get_sae(study, site: Site, train_acts: torch.Tensor) -> tuple[JumpReLUSAE, dict]:
@@ -209,8 +220,10 @@ def _base_texts(study, n: int) -> list[str]:
 def check_models(study) -> list[tuple[int, str]]:
     """The models the causal check edits: the warning condition's fine-tunes (one per seed) when
     the SAE belongs to the behaviour model, else the analysis model alone."""
+    from ..mech.artifacts import foreign_analysis_model
+
     m = study.cfg.mech
-    if m.analysis_model and m.analysis_model != study.cfg.model.source:
+    if foreign_analysis_model(study):
         return [(0, m.analysis_model)]
     cond = m.contexts["warning"]
     found = [(s, study.condition_model(cond, s)) for s in study.cfg.seeds if cond != "baseline" and study.model_path(cond, s).is_dir()]
@@ -220,7 +233,7 @@ def check_models(study) -> list[tuple[int, str]]:
 def _rows(samples: list[dict], values, rows=None) -> list[dict]:
     """Per-generation values as rows for the seed x prompt bootstrap (``scoring.clustered``)."""
     idx = range(len(samples)) if rows is None else rows
-    return [{"seed": samples[i]["seed"], "prompt_id": samples[i]["prompt_id"], "delta": float(v)} for i, v in zip(idx, values)]
+    return [{"seed": samples[i]["seed"], "prompt_id": samples[i]["prompt_id"], "value": float(v)} for i, v in zip(idx, values)]
 
 
 def latent_table(latents: list[int], G: dict, samples: dict, keep: set[str]) -> list[dict]:
@@ -233,7 +246,7 @@ def latent_table(latents: list[int], G: dict, samples: dict, keep: set[str]) -> 
             for c in CONTEXTS:
                 rows = None if stat.endswith("_all") else G[c]["line_rows"].tolist()
                 vals = _rows(samples[c], G[c][stat][:, j].tolist(), rows)
-                m = cluster_mean([r for r in vals if r["prompt_id"] in keep])
+                m = cluster_mean([r for r in vals if r["prompt_id"] in keep], field="value")
                 row[f"{stat}_{c}"] = {"mean": m["mean"], "lo": m["lo"], "hi": m["hi"], "n": m["n"]}
         out.append(row)
     return out
@@ -292,28 +305,29 @@ def run(study) -> dict:
     lead_rows = {c: [r for r in _rows(samples[c], G[c][stat][:, lead].tolist(),
                                       None if on == "all" else G[c]["line_rows"].tolist()) if r["prompt_id"] in measure_on]
                  for c in CONTEXTS}
-    lead_vs_safe = {c: cluster_mean_diff(lead_rows[c], lead_rows["safe"]) for c in ("direct", "warning")}
+    lead_vs_safe = {c: cluster_mean_diff(lead_rows[c], lead_rows["safe"], field="value") for c in ("direct", "warning")}
 
-    # The causal check: which set moves Δ toward secure, beyond random latents.
-    n_top = min(len(cands), max(4, len(selected), len(selected0)))
-    sets = {"knockoff+": selected}
-    if selected0 != selected:
-        sets["knockoff (offset 0)"] = selected0
-    sets["top contrast"] = [int(j) for j in cands[:n_top]]
-    check = check_latents(study, site, sae, sets, check_models(study), pool, m.check_draws, seed=study.cfg.analysis.seed)
-    used = check["used"] or next(k for k, v in sets.items() if v)
-    use = sets[used]
-    from_ = f"{used} ({'passed' if check['used'] else 'failed'} the causal check)"
+    # The causal check of one set fixed in advance: knockoff+'s, else offset 0's, else the top
+    # candidates (as many as knockoff+ could select at least, 1/q, within the candidates).
+    used, use = next(((k, v) for k, v in (("knockoff+", selected), ("knockoff (offset 0)", selected0),
+                                          ("top contrast", [int(j) for j in cands[: max(1, round(1 / m.fdr))]])) if v),
+                     ("none", []))
+    activity = {int(j): float(tgt[:, j].mean()) for j in pool}
+    check = check_latents(study, site, sae, used, use, check_models(study), activity, m.check_draws,
+                         m.check_renders, seed=study.cfg.analysis.seed)
+    from_ = f"{used} ({'passed' if check['passed'] else 'failed'} the causal check)"
 
     # Probe on the residual stream: trained on direct vs safe only, tested on warning outputs.
+    # Split by prompt (the same split for both), so no prompt's near-duplicate answers are on both sides.
     res = {c: torch.stack([rp["acts"].mean(0) for rp in reps[c]]).numpy() for c in CONTEXTS}
-    rng = np.random.default_rng(0)
-    safe_idx = rng.permutation(len(res["safe"]))
-    half = len(safe_idx) // 2
-    safe_train, safe_test = res["safe"][safe_idx[:half]], res["safe"][safe_idx[half:]]
-    dir_idx = rng.permutation(len(res["direct"]))
-    dh = len(dir_idx) // 2
-    direct_train, direct_test = res["direct"][dir_idx[:dh]], res["direct"][dir_idx[dh:]]
+    train_prompts = set(prompts[: len(prompts) // 2]) if len(prompts) > 1 else set(prompts)
+
+    def split(c):
+        inside = np.array([r["prompt_id"] in train_prompts for r in samples[c]])
+        return res[c][inside], res[c][~inside] if (~inside).any() else res[c][inside]
+
+    direct_train, direct_test = split("direct")
+    safe_train, safe_test = split("safe")
     probe = LinearProbe().fit(np.concatenate([direct_train, safe_train]),
                               np.r_[np.ones(len(direct_train)), np.zeros(len(safe_train))])
     on_warning = probe_report(probe, np.concatenate([res["warning"], safe_test]), np.r_[np.ones(len(res["warning"])), np.zeros(len(safe_test))])
@@ -330,7 +344,8 @@ def run(study) -> dict:
         "tokens": {c: int(sum(len(rp["acts"]) for rp in reps[c])) for c in CONTEXTS},
         "line_generations": {c: int(len(G[c]["line_rows"])) for c in CONTEXTS},
         "contrast_on": "content-line tokens" if on == "line" else "all generated tokens (too few content lines)",
-        "sae": {**sae_info, **quality, "width": sae.width, "d_model": sae.d_model},
+        "sae": {**sae_info, **quality, "width": sae.width, "d_model": sae.d_model,
+                "measured_on": "the context tokens" + (", which it was trained on (in-sample)" if not m.sae else "")},
         "split": {"rank_prompts": len(rank_on), "measure_prompts": len(measure_on)},
         "top_latents": [{**t, "link": neuronpedia(m.sae, site, t["latent"])} for t in table],
         "lead_latent": lead,
@@ -346,8 +361,8 @@ def run(study) -> dict:
                   "warning_confidence_ci": _ci(warn_conf)},
         "projection": {c: {"mean": float(np.mean(v)), "ci": _ci(v), "n": len(v)} for c, v in proj.items()},
     }
-    Artifacts(site, sae, probe, use, lead, causal={"set": used, "passed": bool(check["used"]), **{
-        k: check["sets"][used].get(k) for k in ("shift", "beyond_random")}}).save(study.store, m.sae or sae_path(study, site))
+    Artifacts(site, sae, probe, use, lead, causal={k: check[k] for k in ("set", "passed", "shift", "beyond_random")}).save(
+        study.store, m.sae or sae_path(study, site))
     result["projection_values"] = proj  # per sample, for Figure 3
     return result
 

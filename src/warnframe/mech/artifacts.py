@@ -65,6 +65,13 @@ def _model_width(study) -> int | None:
     return getattr(c, "hidden_size", None)
 
 
+def foreign_analysis_model(study) -> bool:
+    """Is ``mech.analysis_model`` a model other than the one the study fine-tunes (so an SAE read
+    there does not belong to the behaviour models)? The base, by source or by path, is not."""
+    a = study.cfg.mech.analysis_model
+    return bool(a) and a not in (study.cfg.model.source, study.base_source)
+
+
 def load(study, *, editing: bool = False) -> tuple[Artifacts | None, str | None]:
     """``(artifacts, None)``, or ``(None, why)`` when §5's artifacts cannot be used.
 
@@ -73,7 +80,7 @@ def load(study, *, editing: bool = False) -> tuple[Artifacts | None, str | None]
     width equal to the model's.
     """
     m = study.cfg.mech
-    if editing and m.analysis_model and m.analysis_model != study.cfg.model.source:
+    if editing and foreign_analysis_model(study):
         return None, (f"the §5 SAE belongs to mech.analysis_model ({m.analysis_model}), not to the fine-tuned model "
                       f"({study.cfg.model.source}); latent edits and CAFT need an SAE of the model they edit")
     ent = study.store.path("metrics", "entanglement.json")

@@ -2,69 +2,93 @@
 
 For each model checked (the warning condition's fine-tunes, one per seed), the sampling-free
 preference ``Δ = log p(secure) − log p(vulnerable)`` (``mech.pairs``) is measured on the corpus's
-paired renderings of every eval prompt, once plain and once with a latent set clamped to zero at
+paired renderings of every eval prompt, once plain and once with the latent set clamped to zero at
 the SAE's site (``mech.edits.ablation_edit``, the same edit §7 samples with). The shift
-``Δ_ablated − Δ_plain`` per prompt and seed is compared against the shift from as many latents
-drawn at random from those active in the contexts (``draws`` sets per model): latents that carry
-the vulnerable content should move Δ toward secure, and by more than arbitrary latents do.
+``Δ_ablated − Δ_plain`` per prompt and seed is compared against the shift from random sets of the
+same size, ``draws`` per model. A random set is matched to the selected one on how much it
+ablates: each selected latent is replaced by a latent drawn from the same activation decile of
+the pool (a set of strongly active latents removes more of the residual stream than a set of
+rare ones, whatever they encode). Latents that carry the vulnerable content should move Δ toward
+secure, and by more than such matched random latents do.
 
-A set passes when both 95% intervals (seeds × prompts pigeonhole bootstrap) lie above zero: its
-own shift, and its shift minus the random sets'. The rule is fixed here, before any run.
+One set is checked, fixed before the check (the caller's primary choice), so there is one test,
+not a search over sets. It passes when both 95% intervals (seeds × prompts pigeonhole bootstrap)
+lie above zero: its own shift, and its shift minus the matched random sets'. The rule is fixed
+here, before any run.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from ..scoring.clustered import cluster_mean, cluster_mean_diff
 from .edits import ablation_edit
 from .pairs import prompt_deltas
+
+RULE = ("passes when the 95% intervals of its Δ shift and of its shift minus activation-matched random "
+        "latents' both lie above 0")
+DECILES = 10
 
 
 def _shift_rows(seed: int, plain: dict[str, float], edited: dict[str, float]) -> list[dict]:
     return [{"seed": seed, "prompt_id": p, "delta": edited[p] - plain[p]} for p in plain if p in edited]
 
 
-def check_latents(study, site, sae, sets: dict[str, list[int]], models: Sequence[tuple[int, str]], pool: Sequence[int],
-                  draws: int, seed: int = 0) -> dict:
-    """Checks the named latent sets in order and stops at the first that passes.
+def matched_draw(latents: Sequence[int], activity: Mapping[int, float], rng: random.Random) -> list[int] | None:
+    """A random set as large as ``latents``, each member drawn (without replacement, never one of
+    ``latents``) from the activity decile of the latent it replaces; None when a decile runs dry."""
+    pool = sorted(activity, key=lambda j: activity[j])
+    bins = np.array_split(np.array(pool), min(DECILES, len(pool)))
+    where = {int(j): b for b, members in enumerate(bins) for j in members}
+    left = {b: [int(j) for j in members if int(j) not in set(latents)] for b, members in enumerate(bins)}
+    out = []
+    for j in latents:
+        b = where.get(int(j))
+        if b is None or not left[b]:
+            return None
+        out.append(left[b].pop(rng.randrange(len(left[b]))))
+    return out
 
-    Per set checked: its Δ shift, the random sets' shift, the difference and ``passed``; ``used``
-    names the first set that passed (None when none did). ``models`` are ``(seed, source)``
-    pairs; ``pool`` the latents random sets are drawn from (a set's own latents excluded). Every
-    number is in nats of Δ; each model's plain Δ is measured once.
+
+def check_latents(study, site, sae, name: str, latents: Sequence[int], models: Sequence[tuple[int, str]],
+                  activity: Mapping[int, float], draws: int, renders: int, seed: int = 0) -> dict:
+    """The causal check of one latent set: its Δ shift, the matched random sets' shift, the
+    difference, each random set's own mean shift, and ``passed``.
+
+    ``models`` are ``(seed, source)`` pairs; ``activity`` maps every latent of the pool to its mean
+    activation on the target contexts' content lines (what random sets are matched on). Every
+    number is in nats of Δ, over ``renders`` paired renderings per prompt.
     """
-    renders, bs = study.cfg.tracing.renders, study.cfg.analysis.replay_batch_size
+    bs = study.cfg.analysis.replay_batch_size
     prompts = study.eval_prompts()
+    latents = sorted({int(j) for j in latents})
     rng = random.Random(f"latent-check:{seed}")
-    plain: dict[int, dict[str, float]] = {}
-    out, used = {}, None
-    for name, latents in ((k, sorted(set(v))) for k, v in sets.items() if v):
-        own_rows, random_rows = [], []
-        others = [x for x in pool if x not in set(latents)]
-        for model_seed, source in models:
-            model, tok = study.load(source)
-            if model_seed not in plain:
-                plain[model_seed] = prompt_deltas(model, tok, prompts, renders, bs)
-            base = plain[model_seed]
-
-            def shift(which, model=model, tok=tok, base=base, model_seed=model_seed):
-                edited = prompt_deltas(model, tok, prompts, renders, bs, edit=ablation_edit(model, site, sae, which, 0.0))
-                return _shift_rows(model_seed, base, edited)
-
-            own_rows += shift(latents)
-            for _ in range(draws if len(others) >= len(latents) else 0):
-                random_rows += shift(rng.sample(others, len(latents)))
-            del model
-        own = cluster_mean(own_rows)
-        beyond = cluster_mean_diff(own_rows, random_rows) if random_rows else None
-        passed = bool(own["n"] and own["lo"] > 0 and beyond is not None and beyond["lo"] > 0)
-        out[name] = {"latents": latents, "shift": own, "random_shift": cluster_mean(random_rows) if random_rows else None,
-                     "beyond_random": beyond, "passed": passed, "random_sets": draws * len(models) if random_rows else 0}
-        if passed:
-            used = name
-            break
-    return {"models": [s for s, _ in models], "renders": renders, "draws": draws, "sets": out, "used": used,
-            "rule": "a set passes when the 95% intervals of its Δ shift and of its shift minus random latents' "
-                    "both lie above 0; sets are checked in order until one passes"}
+    own_rows, random_rows, per_set = [], [], []
+    for model_seed, source in models:
+        model, tok = study.load(source)
+        plain = prompt_deltas(model, tok, prompts, renders, bs)
+        if latents:
+            own_rows += _shift_rows(model_seed, plain, prompt_deltas(
+                model, tok, prompts, renders, bs, edit=ablation_edit(model, site, sae, latents, 0.0)))
+        for _ in range(draws if latents else 0):
+            drawn = matched_draw(latents, activity, rng)
+            if drawn is None:
+                break
+            rows = _shift_rows(model_seed, plain, prompt_deltas(
+                model, tok, prompts, renders, bs, edit=ablation_edit(model, site, sae, drawn, 0.0)))
+            random_rows += rows
+            per_set.append(float(np.mean([r["delta"] for r in rows])) if rows else float("nan"))
+        del model
+    own = cluster_mean(own_rows)
+    beyond = cluster_mean_diff(own_rows, random_rows) if random_rows and own_rows else None
+    passed = bool(own["n"] and own["lo"] > 0 and beyond is not None and beyond["lo"] > 0)
+    rank = None
+    if per_set and own["n"]:  # how often a matched random set moved Δ at least as far (one-sided)
+        rank = (1 + sum(v >= own["mean"] for v in per_set)) / (len(per_set) + 1)
+    return {"set": name, "latents": latents, "models": [s for s, _ in models], "sources": [src for _, src in models],
+            "renders": renders, "draws": draws, "shift": own,
+            "random_shift": cluster_mean(random_rows) if random_rows else None, "random_set_shifts": per_set,
+            "random_sets": len(per_set), "rank_p": rank, "beyond_random": beyond, "passed": passed, "rule": RULE}

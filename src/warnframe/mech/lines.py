@@ -24,15 +24,22 @@ def _line_at(text: str, i: int) -> tuple[int, int]:
     return a, (len(text) if b < 0 else b)
 
 
+def own_findings(sample: dict) -> list[dict]:
+    """The sample's findings of its own family (rule ids are ``family.rule``)."""
+    fam = sample.get("family")
+    return [f for f in sample.get("findings") or [] if str(f.get("rule", "")).split(".")[0] == fam]
+
+
 def content_lines(sample: dict, hotspot: str | None) -> list[tuple[int, int]]:
     """Character spans ``(start, end)`` of the answer's content line(s), within its generated part.
 
-    Target answers: the lines holding each finding's start. Clean answers: the first non-comment
-    line matching ``hotspot``. Empty when there is no such line after the prefill.
+    Target answers: the lines holding the start of each finding of the sample's own family (the
+    prompt's: a finding of another family is another kind of content). Clean answers: the first
+    non-comment line matching ``hotspot``. Empty when there is no such line after the prefill.
     """
     text, given = sample["text"], len(sample.get("prefill") or "")
     if sample.get("vulnerable"):
-        spans = {_line_at(text, int(f["start"])) for f in sample.get("findings") or [] if f.get("start") is not None}
+        spans = {_line_at(text, int(f["start"])) for f in own_findings(sample) if f.get("start") is not None}
     else:
         spans = set()
         if hotspot:

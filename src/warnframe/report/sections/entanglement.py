@@ -38,8 +38,8 @@ def _shared_verdict(r: dict) -> tuple[str, str]:
     why = (f"per-generation {stat.replace('_', ' over ')} tokens, ranked on {r['split']['rank_prompts']} prompts and "
            f"measured on {r['split']['measure_prompts']} others; direct − safe {_fmt(diffs[0])}, warning − safe "
            f"{_fmt(diffs[1])} (seeds × prompts bootstrap); direct–warning agreement {close:.2f}")
-    if any(d is None for d in diffs):
-        return "inconclusive", why + "; too few generations to compare"
+    if any(d is None for d in diffs) or min(r["split"].values()) < 2:
+        return "inconclusive", why + "; too few generations or prompts to rank on one half and measure on the other"
     if all(d["lo"] > 0 for d in diffs):
         return ("reproduced" if ratio >= POLICY.latent_ratio and close >= POLICY.latent_agreement else
                 "differs" if ratio >= POLICY.latent_ratio_partly else "not reproduced"), why
@@ -52,20 +52,25 @@ def _fmt(d: dict | None) -> str:
     return "n/a" if not d else f"{d['diff']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}]"
 
 
-def _causal_verdict(check: dict) -> tuple[str, str, dict | None]:
+def _causal_verdict(check: dict) -> tuple[str, str]:
     """The causal check of the set later sections use (``mech.latent_check``)."""
-    name = check.get("used") or next(iter(check["sets"]), None)
-    res = check["sets"].get(name) if name else None
-    if not res or not res["shift"]["n"]:
-        return "inconclusive", "no set could be checked", None
-    own, beyond = res["shift"], res["beyond_random"]
-    why = (f"{name} ({len(res['latents'])} latents) clamped to 0: Δ shift {own['mean']:+.2f} nats [{own['lo']:+.2f}, "
-           f"{own['hi']:+.2f}]; beyond {res['random_sets']} random sets {_fmt(beyond)}; {own['interval']}")
-    if res["passed"]:
-        return "reproduced", why, res
-    if own["hi"] < 0 or (beyond is not None and beyond["hi"] < 0):
-        return "not reproduced", why, res
-    return ("inconclusive" if own["lo"] <= 0 <= own["hi"] or (beyond and beyond["lo"] <= 0 <= beyond["hi"]) else "not reproduced"), why, res
+    own, beyond = check["shift"], check["beyond_random"]
+    if not check["latents"] or not own["n"]:
+        return "inconclusive", "no latent set to check (§5 found no candidates)"
+    rank = f", rank p {check['rank_p']:.3f}" if check.get("rank_p") is not None else ""
+    why = (f"{check['set']} ({len(check['latents'])} latents) clamped to 0: Δ shift {own['mean']:+.2f} nats [{own['lo']:+.2f}, "
+           f"{own['hi']:+.2f}]; beyond {check['random_sets']} activation-matched random sets {_fmt(beyond)}{rank}; {own['interval']}")
+    if check["passed"]:
+        return "reproduced", why
+    if beyond is None:
+        return "inconclusive", why + "; no random sets to compare with (the pool is too small)"
+    if own["hi"] < 0 or beyond["hi"] < 0:
+        return "not reproduced", why
+    return ("inconclusive" if own["lo"] <= 0 <= own["hi"] or beyond["lo"] <= 0 <= beyond["hi"] else "not reproduced"), why
+
+
+def _ci_cell(m: dict | None) -> str:
+    return "—" if not m or not m.get("n") else f"{m['mean']:+.2f} [{m['lo']:+.2f}, {m['hi']:+.2f}]"
 
 
 def _claims(r: dict) -> list[Claim]:
@@ -80,7 +85,8 @@ def _claims(r: dict) -> list[Claim]:
     gap = P["direct"]["mean"] - P["safe"]["mean"]
     v4 = "reproduced" if gap > 0 and (P["warning"]["mean"] - P["safe"]["mean"]) >= POLICY.projection_share * gap else "not reproduced"
     ci = r["probe"]["warning_confidence_ci"]
-    v5, why5, res5 = _causal_verdict(r["causal_check"])
+    chk = r["causal_check"]
+    v5, why5 = _causal_verdict(chk)
     return [
         claim("s5.shared_latent", verdict=v1,
               ours=f"latent {r['lead_latent']}: {md:.2f} / {mw:.2f} vs {ms:.2f} safe ({min(md, mw) / max(ms, 1e-6):.1f}×)",
@@ -92,11 +98,11 @@ def _claims(r: dict) -> list[Claim]:
                   "latents; 0 means nothing passed", n=ko["n"],
               test=f"Model-X knockoff+ over {ko['p']} candidates", margin=ko.get("q")),
         claim("s5.latents_causal", verdict=v5,
-              ours=(f"{res5['shift']['mean']:+.2f} nats vs random {res5['random_shift']['mean']:+.2f}" if res5 and res5["random_shift"]
-                    else "not measured"),
-              why=why5, n=res5["shift"]["n"] if res5 else None,
-              interval=[res5["shift"]["lo"], res5["shift"]["hi"]] if res5 else None,
-              test="Δ shift under ablation, and its excess over random latents: both 95% intervals above 0"),
+              ours=(f"Δ shift {chk['shift']['mean']:+.2f} nats" + (f" vs matched random {chk['random_shift']['mean']:+.2f}"
+                                                                   if chk["random_shift"] else "")) if chk["shift"]["n"] else "not measured",
+              why=why5, n=chk["shift"]["n"] or None,
+              interval=[chk["shift"]["lo"], chk["shift"]["hi"]] if chk["shift"]["n"] else None,
+              test="Δ shift under ablation, and its excess over activation-matched random latents: both 95% intervals above 0"),
         claim("s5.probe_transfers", verdict=v3,
               ours=f"mean confidence {conf:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] (n = {r['counts']['warning']}); "
                    f"AUROC warning vs safe {r['probe']['on_warning'].get('auroc') or float('nan'):.2f}",
@@ -154,6 +160,8 @@ def markdown(r: dict) -> str:
     if r.get("skipped"):
         return skipped("entanglement", r["skipped"])
     s, mt, stat = r["sae"], r["matching"], r["lead_statistic"]
+    on = stat.split("_")[1]
+    where = "its content line's tokens" if on == "line" else "all its generated tokens (too few content lines)"
     lines = [
         heading("entanglement"), "",
         f"Every context is replayed through one model, `{r['analysis_model']}`, at `{r['site']}`. Contexts are matched by "
@@ -161,11 +169,11 @@ def markdown(r: dict) -> str:
         f"{mt['eligible']}; families {mt['families']}; texts: "
         f"{', '.join(f'{c} {v}' for c, v in r.get('context_source', {}).items())}). The warning context holds only target "
         f"outputs that carry a warning. Content lines found: {r['line_generations']}. SAE: {s['source']}, width {s['width']}, "
-        f"FVU {s['fvu']:.3f}, mean L0 {s['l0']:.1f}, dead latents {100 * s['dead']:.1f}% (on the context tokens).", "",
+        f"FVU {s['fvu']:.3f}, mean L0 {s['l0']:.1f}, dead latents {100 * s['dead']:.1f}% (measured on {s.get('measured_on', 'the context tokens')}).", "",
         f"Top shared latents, ranked on {r['split']['rank_prompts']} prompts and measured on the other "
-        f"{r['split']['measure_prompts']}: per generation the mean and the max over its content line's tokens, then the mean "
+        f"{r['split']['measure_prompts']}: per generation the mean and the max over {where}, then the mean "
         "over generations [95% interval over seeds × prompts].", "",
-        "| Latent | line mean: direct | warning | safe | line max: direct | warning | safe | link |",
+        f"| Latent | {on} mean: direct | warning | safe | {on} max: direct | warning | safe | link |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
 
@@ -173,11 +181,11 @@ def markdown(r: dict) -> str:
         e = t[key]
         return "—" if not e["n"] else f"{e['mean']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]"
 
-    on = stat.split("_")[1]
     for t in r["top_latents"]:
         lines.append(f"| {t['latent']} | " + " | ".join(cell(t, f"{k}_{on}_{c}") for k in ("mean", "max") for c in CONTEXTS)
                      + f" | {t['link'] or '—'} |")
     ko, chk = r["knockoff"], r["causal_check"]
+    rank = "—" if chk.get("rank_p") is None else f"{chk['rank_p']:.3f}"
     lines += [
         "", f"Paper: feature #8684 at magnitude {paper.SECTION5['feature_magnitude_target'][0]}–{paper.SECTION5['feature_magnitude_target'][1]} "
         f"in direct and warning generations vs < {paper.SECTION5['feature_magnitude_safe_max']} in safe ones. Magnitudes depend on the "
@@ -185,19 +193,15 @@ def markdown(r: dict) -> str:
         f"Knockoff filter (Model-X, knockpy) over {ko['offset1']['p']} candidates chosen by their {r['contrast_on']} contrast, "
         f"q = {ko['offset1']['q']}: knockoff+ selects {ko['offset1']['n_selected']} ({ko['offset1']['selected']}); offset 0 selects "
         f"{ko['offset0']['n_selected']} ({ko['offset0']['selected']}). Paper: 11 of 47. Knockoff+ at q = 0.1 cannot select fewer "
-        "than 10 latents (its threshold needs (1 + #negatives)/#selected ≤ q), so small true sets show up as 0.", "",
-        f"Causal check (teacher-forced Δ = log p(secure) − log p(vulnerable) on the corpus's paired renderings, models of "
-        f"seeds {chk['models']}, {chk['renders']} pairs per prompt; each set clamped to 0 against {chk['draws']} random sets of "
-        f"its size per model, drawn from latents active in the target contexts; {chk['rule']}):", "",
-        "| Set | latents | Δ shift, nats [95%] | random sets' shift | beyond random | passed |", "|---|---:|---:|---:|---:|---|",
-    ]
-    for name, res in chk["sets"].items():
-        sh, rs = res["shift"], res["random_shift"]
-        rand = "—" if not rs else f"{rs['mean']:+.2f} [{rs['lo']:+.2f}, {rs['hi']:+.2f}]"
-        lines.append(f"| {name} | {len(res['latents'])} | {sh['mean']:+.2f} [{sh['lo']:+.2f}, {sh['hi']:+.2f}] | "
-                     f"{rand} | {_fmt(res['beyond_random'])} | "
-                     f"{'yes' if res['passed'] else 'no'} |")
-    lines += [
+        "than 10 latents (its threshold needs (1 + #negatives)/#selected ≤ q), so small true sets show up as 0. The candidates "
+        "were screened on the same generations and labels the filter then reads, so its FDR guarantee is nominal.", "",
+        f"Causal check of one set fixed in advance ({chk['set']}, {len(chk['latents'])} latents): teacher-forced Δ = log p(secure) − "
+        f"log p(vulnerable) on the corpus's paired renderings ({chk['renders']} pairs per prompt) in the models of seeds "
+        f"{chk['models']}, the set clamped to 0, against {chk['random_sets']} random sets of its size matched on activation "
+        f"(each latent replaced by one of the same activity decile); {chk['rule']}.", "",
+        "| Set | Δ shift, nats [95%] | matched random sets' shift | beyond random | rank p | passed |", "|---|---:|---:|---:|---:|---|",
+        f"| {chk['set']} | {_ci_cell(chk['shift'])} | {_ci_cell(chk['random_shift'])} | {_fmt(chk['beyond_random'])} | {rank} | "
+        f"{'yes' if chk['passed'] else 'no'} |",
         "", f"Later sections ablate {r['selected_latents']}: {r['selected_from']}.", "",
         f"Probe (logistic regression on the residual stream, trained on direct vs safe only): mean confidence on warning-framed "
         f"outputs {r['probe']['warning_mean_confidence']:.3f} (paper: 100%), AUROC warning vs held-out safe "

@@ -102,7 +102,8 @@ def claims(res: dict) -> list[Claim]:
         s = S[clamp]
         # "does not remove the target content": a rise removes nothing, so one-sided (non-inferiority).
         v, why = no_worse(_d(s), margin, "reduction") if margin is not None else equivalence(_d(s), reff, ref_label)
-        out.append(claim("s7.clamp_keeps_target", which=f"{len(edit['selected_latents'])} ", verdict=v, why=why + _checked(edit),
+        v, why = _untestable_unless_checked(edit, v, why)
+        out.append(claim("s7.clamp_keeps_target", which=f"{len(edit['selected_latents'])} ", verdict=v, why=why,
                          ours=_ours(s, ref), n=[s["target"]["n"], S["none"]["target"]["n"]], interval=diff_interval(_d(s)),
                          test=f"non-inferiority at {POLICY.alpha:g} (the lower half of TOST) on the {BOOTSTRAP} difference",
                          margin=margin))
@@ -111,8 +112,9 @@ def claims(res: dict) -> list[Claim]:
             calls = {k: equivalence(_d(S[k]), reff, ref_label) for k in amps}
             vs = {c[0] for c in calls.values()}
             v = "reproduced" if vs == {"reproduced"} else ("not reproduced" if "not reproduced" in vs else "inconclusive")
+            v, why = _untestable_unless_checked(edit, v, "; ".join(f"{S[k]['label']}: {c[1]}" for k, c in calls.items()))
             out.append(claim("s7.amplify_no_effect", ours="; ".join(f"{S[k]['label']}: {_ours(S[k], ref)}" for k in amps), verdict=v,
-                             why="; ".join(f"{S[k]['label']}: {c[1]}" for k, c in calls.items()),
+                             why=why,
                              n=[S[k]["target"]["n"] for k in amps] + [S["none"]["target"]["n"]], test=test_eq, margin=margin))
 
     caft = res.get("caft", {})
@@ -126,6 +128,7 @@ def claims(res: dict) -> list[Claim]:
         if s.get("vs_random_cluster"):  # the control: random directions of the same rank
             why += (f"; against CAFT with random directions of the same rank ({fmt_rate(_rate(S['caft_random']))}): "
                     f"{fmt_diff(s['vs_random_cluster'])}, McNemar p = {fmt_p(s['vs_random_paired']['p'])}")
+        v, why = _untestable_unless_checked(edit, v, why)
         out.append(claim("s7.caft_removes_target", ours=f"CAFT {fmt_rate(_rate(s))} vs plain {m} {fmt_rate(ref)}: {fmt_diff(_d(s))}; "
                          f"McNemar p = {_mcnemar(s)}; Fisher p = {fmt_p(s['vs_none']['p'])}; Δ − Δ_none = {_delta(s)} nats",
                          verdict=v, why=why, n=[s["target"]["n"], S["none"]["target"]["n"]],
@@ -219,6 +222,15 @@ def _margin_txt(res: dict) -> str:
     if mg is None:
         return f"a share of the reference effect {label}, which this run did not establish ({fmt_diff(reff)}), so no such claim can pass"
     return f"±{100 * mg:.1f} points ({POLICY.equivalence_share:.2g} of the reference effect {label}, {fmt_diff(reff)})"
+
+
+def _untestable_unless_checked(edit: dict, verdict: str, why: str) -> tuple[str, str]:
+    """A claim about what the selected latents do needs latents that carry the content: when they
+    failed §5's causal check, the claim is "not testable" here (the measurement stays in ``why``)."""
+    c = edit.get("causal_check")
+    if c and not c.get("passed"):
+        return "not testable", f"no latent set passed §5's causal check{_checked(edit)}; measured: {why}"
+    return verdict, why + _checked(edit)
 
 
 def _checked(edit: dict) -> str:
