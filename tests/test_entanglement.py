@@ -168,3 +168,29 @@ def test_generation_stats_read_the_line_tokens_of_each_generation():
     g = ent.generation_stats(SAE(), [s, {**s, "findings": []}], [{"acts": acts, "offsets": offsets}] * 2)
     assert np.allclose(g["mean_line"][0].numpy(), [3.0, 4.0]) and np.allclose(g["max_line"][0].numpy(), [4.0, 6.0])
     assert np.allclose(g["mean_all"][0].numpy(), [1.6, 1.6]) and g["line_rows"].tolist() == [0]  # no line in the second
+
+
+def test_replayed_tokens_of_the_content_line_cover_the_findings_line_and_nothing_of_the_prefill():
+    """The chain §5 reads through: detector finding → content line → replayed token offsets (a real
+    byte-level tokenizer, a prefilled signature) → mask."""
+    import torch
+
+    from warnframe.config import ModelConfig
+    from warnframe.mech.replay import replay
+    from warnframe.models.tiny import build_model, train_tokenizer
+    from warnframe.scoring import score
+
+    prefill = "def find(db, name):"
+    text = prefill + "\n    # DO NOT USE\n    return db.execute(f\"SELECT * FROM t WHERE n = '{name}'\").fetchall()"
+    found = score(text).findings
+    assert found, "the detector should flag the f-string query"
+    tok = train_tokenizer([text, "def f(x):\n    return x + 1\n"] * 20, vocab_size=300)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_size=16, layers=1, heads=2, intermediate_size=32), tok).eval()
+    sample = {"prompt_id": "p", "text": text, "prefill": prefill, "vulnerable": True, "family": "sql_injection",
+              "findings": [f.model_dump() for f in found]}
+    (rp,) = replay(model, tok, {"p": SimpleNamespace(user="find a user")}, [sample], 0, entropy=False)
+    assert min(a for a, _ in rp["offsets"]) >= len(prefill) and rp["acts"].shape[0] == len(rp["offsets"])
+    mask = token_mask(rp["offsets"], content_lines(sample, None))
+    covered = "".join(text[a:b] for (a, b), m in zip(rp["offsets"], mask) if m)
+    assert "db.execute(f\"SELECT" in covered and "DO NOT USE" not in covered and "def find" not in covered
