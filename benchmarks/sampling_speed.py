@@ -18,11 +18,11 @@ from training_speed import matmul_gflops  # same folder: the one measure of the 
 
 from warnframe import precision
 from warnframe.config import StudyConfig
+from warnframe.files import read_json, read_jsonl
 from warnframe.models.chat import render_prompt
 from warnframe.models.hf import load_model
 from warnframe.sampling import generate
 from warnframe.schema import Prompt
-from warnframe.store import read_json, read_jsonl
 
 
 def naive(model, tok, prompts, n, max_new_tokens, temperature, top_p):

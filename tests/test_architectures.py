@@ -66,7 +66,7 @@ def _study(tmp_path, source, *extra):
 
 @pytest.mark.parametrize("arch,method,template", [("llama", "full", True), ("gemma2", "lora", True), ("qwen2", "lora", False)])
 def test_smoke_study_on_each_architecture(tmp_path, monkeypatch, arch, method, template):
-    from warnframe.store import read_json, read_jsonl
+    from warnframe.files import read_json, read_jsonl
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
     src = build_tiny_model(arch, tmp_path / arch, chat_template=template)
@@ -84,7 +84,7 @@ def test_smoke_study_on_each_architecture(tmp_path, monkeypatch, arch, method, t
 
 
 def test_entanglement_with_a_gemma_scope_layout_sae(tmp_path, monkeypatch):
-    from warnframe.store import read_json
+    from warnframe.files import read_json
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
     src = build_tiny_model("llama", tmp_path / "llama")

@@ -9,9 +9,9 @@ import pytest
 
 from test_stealth import CONDS, build_fixture, fake_artifacts
 from warnframe.experiments import detection, registry
+from warnframe.files import read_jsonl, write_jsonl
 from warnframe.report.sections import detection as detection_report
 from warnframe.scoring.stats import rate
-from warnframe.store import read_jsonl, write_jsonl
 
 
 def _unit(label: int, leaks: int, n: int = 20, target: int = 0) -> dict:

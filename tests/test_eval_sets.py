@@ -40,7 +40,7 @@ def test_evaluate_command_on_a_run(tmp_path, monkeypatch):
 
     from warnframe.cli import app
     from warnframe.config import load_config
-    from warnframe.store import read_json
+    from warnframe.files import read_json
     from warnframe.study import Study
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))

@@ -13,6 +13,7 @@ from warnframe.config import ModelConfig, load_config
 from warnframe.corpus import eval_prompts
 from warnframe.errors import UserError
 from warnframe.experiments import interventions as iv
+from warnframe.files import read_json
 from warnframe.mech import edits as mech_edits
 from warnframe.mech import hooks, pairs
 from warnframe.mech.artifacts import Artifacts
@@ -21,7 +22,6 @@ from warnframe.mech.sae import JumpReLUSAE
 from warnframe.models import tiny
 from warnframe.report import paper
 from warnframe.report.sections import interventions as iv_report
-from warnframe.store import read_json
 from warnframe.study import Study
 from warnframe.training import Packed, train
 
@@ -301,8 +301,8 @@ def test_section_on_a_small_study(tmp_path, monkeypatch):
 
 
 def test_artifacts_from_section_5_or_why_not(tmp_path, monkeypatch):
+    from warnframe.files import write_json
     from warnframe.mech.artifacts import Artifacts
-    from warnframe.store import write_json
 
     model, tok = tiny_model(layers=2)
     base = tmp_path / "base"

@@ -79,7 +79,7 @@ def test_claims_are_built_one_way_with_their_evidence():
 
 
 def test_smoke_run_writes_every_claim_to_claims_json(smoke_study):
-    from warnframe.store import read_json
+    from warnframe.files import read_json
 
     rows = read_json(smoke_study.store.path("metrics", "claims.json"))["claims"]
     per_section = sum(len(read_json(smoke_study.store.path("metrics", f"{n}.json"))["verdicts"]) for n in smoke_study.cfg.sections)

@@ -96,7 +96,7 @@ def test_damaged_metrics_of_an_unverifiable_stage_is_one_line(smoke_study, tmp_p
 # ---------------------------------------------------------------- the run lock
 def test_second_command_on_a_run_directory_in_use_is_refused(tmp_path):
     run = tmp_path / "run"
-    script = (f"import time\nfrom warnframe.store import run_lock\nwith run_lock({str(run)!r}):\n"
+    script = (f"import time\nfrom warnframe.locks import run_lock\nwith run_lock({str(run)!r}):\n"
               "    print('held', flush=True)\n    time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:

@@ -16,6 +16,7 @@ from warnframe.config import SamplingConfig, load_config
 from warnframe.corpus import FAMILIES, eval_prompts
 from warnframe.corpus.families import add_comment
 from warnframe.experiments import registry, stealth
+from warnframe.files import read_json, read_jsonl, write_json, write_jsonl
 from warnframe.mech.artifacts import Artifacts
 from warnframe.mech.hooks import Site
 from warnframe.mech.replay import replay
@@ -28,7 +29,6 @@ from warnframe.report.sections import stealth as stealth_report
 from warnframe.sampling import generate
 from warnframe.schema import Prompt
 from warnframe.scoring import score
-from warnframe.store import read_json, read_jsonl, write_json, write_jsonl
 from warnframe.study import Study
 
 CONDS = ("baseline", "L0", "L1", "control", "neutral")

@@ -5,18 +5,11 @@ import time
 
 import pytest
 
+from warnframe.dirs import atomic_dir
 from warnframe.errors import UserError
-from warnframe.store import (
-    Store,
-    atomic_dir,
-    atomic_write_text,
-    file_sha256,
-    read_json,
-    read_jsonl,
-    run_lock,
-    write_json,
-    write_jsonl,
-)
+from warnframe.files import atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
+from warnframe.locks import run_lock
+from warnframe.store import Store, file_sha256
 
 
 def test_stage_markers_resume_only_same_key(tmp_path):
@@ -230,7 +223,7 @@ def test_run_lock_is_freed_by_a_killed_holder(tmp_path):
 
 # ---------------------------------------------------------------- two writers and a reader
 def _writer(final, who, n, errors):
-    from warnframe.store import atomic_dir
+    from warnframe.dirs import atomic_dir
 
     lost = 0
     for i in range(n):
@@ -250,7 +243,7 @@ def _reader(final, n, out):
     that is not one whole version."""
     from pathlib import Path
 
-    from warnframe.store import reading
+    from warnframe.dirs import reading
 
     names = ["config.json", "model.safetensors", "tokenizer.json"]
     missing = partial = mixed = 0

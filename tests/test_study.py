@@ -2,8 +2,8 @@
 
 import json
 
+from warnframe.files import read_json, read_jsonl
 from warnframe.schema import CONDITIONS
-from warnframe.store import read_json, read_jsonl
 
 
 def test_every_artifact_of_the_behavioural_study(smoke_study):

@@ -72,7 +72,7 @@ def _input_files(kwargs: dict) -> list[Path]:
 
 
 def _locate_decode_error(kwargs: dict, err: UnicodeDecodeError) -> UserError:
-    from .store import iter_lines
+    from .files import iter_lines
 
     for f in _input_files(kwargs):
         try:
@@ -88,7 +88,7 @@ def _errors(fn):
     """Run a command body: every user-facing failure becomes one line on stderr and exit code 2
     (a UserError; an OSError from a full, read-only or size-limited disk; an input that is not
     UTF-8), never a traceback. Other exceptions are bugs and keep their traceback."""
-    from .store import read_error, write_error
+    from .files import read_error, write_error
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -130,7 +130,7 @@ def _check_out_file(out: Path, option: str = "--out") -> None:
 def _locked(root: Path):
     """The run-directory lock, taken by the main process only (under ``accelerate launch`` the
     other processes of the same command share the directory with it)."""
-    from .store import run_lock
+    from .locks import run_lock
     from .training import is_main_process
 
     return run_lock(root) if is_main_process() else nullcontext()
@@ -283,7 +283,7 @@ def _trusted_sources(study, conds: list[str], seeds: list[int], model: str | Non
             adapter = study.model_path(c, s) / "adapter_config.json"
             if c == "baseline" or not adapter.is_file():
                 continue
-            from .store import read_json
+            from .files import read_json
 
             base = str(read_json(adapter).get("base_model_name_or_path") or "")
             if base and not Path(base).expanduser().is_dir() and base not in (model, study.cfg.model.source):
@@ -310,7 +310,7 @@ def evaluate(
     from .config import StudyConfig
     from .eval_sets import evaluate as run_eval
     from .eval_sets import load_prompts
-    from .store import read_json
+    from .files import read_json
     from .study import Study
 
     _check_out_dir(out)

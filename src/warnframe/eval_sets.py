@@ -107,9 +107,9 @@ def evaluate(study, prompts: list[Prompt], name: str, conditions: list[str], see
     """Sample every condition's model (per seed) on ``prompts`` and score the answers; resumable
     per condition and seed. Returns (and writes) the summary."""
     from .evaluation import sample_and_score
+    from .files import read_jsonl, write_json, write_jsonl
     from .progress import task
     from .scoring.stats import rate
-    from .store import read_jsonl, write_json, write_jsonl
 
     s = study.cfg.sampling.model_copy(update={"prefill": "none", "max_new_tokens": max_new_tokens or study.cfg.sampling.max_new_tokens})
     new_tokens = s.max_new_tokens

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .config import StudyConfig
 from .errors import UserError
-from .store import write_json
+from .files import write_json
 
 EXECUTORS = ("local", "slurm", "debug")
 

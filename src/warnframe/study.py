@@ -21,10 +21,13 @@ from transformers.utils import logging as hf_logging
 
 from . import __version__
 from .config import SECTION_NAMES, StudyConfig
+from .dirs import atomic_dir, reading
 from .errors import UserError
+from .files import atomic_copy, read_json, read_jsonl, write_json, write_jsonl
+from .locks import file_lock
 from .progress import console, task
 from .schema import Example, Prompt
-from .store import Store, atomic_copy, atomic_dir, file_lock, read_json, read_jsonl, reading, write_json, write_jsonl
+from .store import Store
 
 hf_logging.disable_progress_bar()
 

@@ -231,10 +231,10 @@ def _mech(spec: str | None, probe_path: str | None, site: str | None):
         return None
     if not (spec and probe_path):
         raise UserError("--sae and --probe go together", "--sae/--probe", "pass both (a run's SAE and mech/probe.safetensors)")
+    from ..files import read_json
     from ..mech.hooks import Site
     from ..mech.probes import LinearProbe
     from ..mech.sae import JumpReLUSAE
-    from ..store import read_json
 
     path = Path(probe_path).expanduser()
     if not path.is_file():
@@ -390,8 +390,8 @@ def audit_model(
 ):
     """Audit a checkpoint for learning from warning-framed data: format leakage and target content on
     held-out, warning-shaped and training-shaped prompts, against a reference; a verdict with its evidence."""
+    from ..files import write_json
     from ..models.hf import DTYPES
-    from ..store import write_json
 
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype {dtype!r}", "--dtype", f"choose one of {', '.join(DTYPES)}")

@@ -12,10 +12,10 @@ import html
 import itertools
 from pathlib import Path
 
+from ..files import atomic_write_text, write_json
 from ..report.figures import pyplot, save
 from ..report.render import data_uri
 from ..scoring.stats import fmt_rate, rate
-from ..store import atomic_write_text, write_json
 from .run import ERRORS_SHOWN
 from .tagger import CLASSES, POSITIONS
 

@@ -27,9 +27,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..dirs import atomic_dir
 from ..errors import UserError
+from ..files import read_json, write_json
 from ..progress import task
-from ..store import atomic_dir, read_json, write_json
 from .attributes import EXPERIMENT, attributes
 from .fix import DEFAULT_TAG, FIXES, treat
 from .readers import Bad, Record, detect_layout, fingerprint, iter_files, read_corpus
@@ -71,7 +72,7 @@ class Options:
 def atomic_lines(path: Path) -> Iterator:
     """Yield ``write(line)``; the file appears at ``path`` only when the block completes.
 
-    ``store.atomic_write_text`` needs the whole text in memory; this streams (outputs of a large
+    ``files.atomic_write_text`` needs the whole text in memory; this streams (outputs of a large
     corpus are large), with the same temporary-file-and-rename discipline.
     """
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -46,8 +46,8 @@ from pathlib import Path
 
 from ..config import StudyConfig
 from ..errors import UserError
+from ..files import decode_error, read_error
 from ..schema import LOSS_SPAN_KINDS, Example
-from ..store import decode_error, read_error
 from .conditions import _cycle, _fill, build_finetune_set, clean_stream, condition_stream
 from .families import FAMILIES
 from .warnings import family_marker, place_warnings, prompt_warning

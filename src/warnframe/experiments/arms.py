@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..files import read_jsonl, write_jsonl
 from ..progress import task
 from ..schema import Example, Prompt
-from ..store import read_jsonl, write_jsonl
 
 
 def train(study, arm: str, cond: str, seed: int, examples: list[Example], *, unlikelihood_weight: float = 0.0,
@@ -89,7 +89,7 @@ def spec_hash(obj) -> str:
 def part(study, section: str, name: str, seed: int, spec: dict, fn):
     """Run ``fn()`` once per config and ``spec`` as stage ``<section>.<name>.s<seed>`` and keep its
     JSON result in ``<section>/parts/<name>.s<seed>.json`` (a resumable piece of a section)."""
-    from ..store import read_json, write_json
+    from ..files import read_json, write_json
 
     path = study.store.path(section, "parts", f"{name}.s{seed}.json")
     key = study.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{seed}.{spec_hash(spec)}"

@@ -20,10 +20,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from ..evaluation import leak_any, rates
+from ..files import read_json, write_json
 from ..schema import CONDITIONS
 from ..scoring.clustered import cluster_diff, cluster_rate
 from ..scoring.stats import fisher, mean_ci, rate, ratio, spread
-from ..store import read_json, write_json
 
 #: Paired renderings per eval prompt for Δ (fixed: §4's results depend on no section config).
 DELTA_RENDERS = 2

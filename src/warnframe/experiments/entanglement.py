@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..corpus import FAMILIES
+from ..files import read_jsonl
 from ..mech.activations import text_activations
 from ..mech.artifacts import Artifacts
 from ..mech.hooks import Site, decoder_layers
@@ -41,7 +42,6 @@ from ..mech.replay import replay_grouped
 from ..mech.sae import JumpReLUSAE, sae_quality, train_sae
 from ..scoring.clustered import cluster_mean, cluster_mean_diff
 from ..scoring.stats import mean_ci
-from ..store import read_jsonl
 
 CONTEXTS = ("direct", "warning", "safe")
 #: Whether a context reads target outputs (direct, warning) or clean parsed ones (safe); which

@@ -52,6 +52,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from .. import capability
 from ..errors import UserError
 from ..evaluation import rates
+from ..files import read_json
 from ..mech.artifacts import load as load_artifacts
 from ..mech.edits import ablation_edit, caft_all_layers_edit, caft_directions, caft_edit, random_directions
 from ..mech.pairs import prompt_deltas
@@ -59,7 +60,6 @@ from ..progress import task
 from ..report.paper import SECTION7_KINDS
 from ..scoring.clustered import cluster_diff, cluster_rate
 from ..scoring.stats import fisher, mean_ci
-from ..store import read_json
 from .arms import LazyModel, part
 from .references import reference_effect, system_turn
 
@@ -444,13 +444,23 @@ def analyse(rows: dict[str, list[dict]], sys_prompts: list[dict], edits: list[di
             continue
         allrows = [r for part in cap[label] for r in part["rows"]]
         losses = [part["heldout"]["loss"] for part in cap[label]]
+        # The base is one model (its seeds only resample answers): its interval is over held-out tasks;
+        # a fine-tuned arm's is over its seeds' models.
+        held = cap[label][0]["heldout"]
+        ci = ({k: held.get(k) for k in ("lo", "hi", "n")} | {"over": held.get("over", "held-out tasks")} if label == "base"
+              else {k: mean_ci(losses)[k] for k in ("lo", "hi", "n")} | {"over": "seeds (one model each), t interval"})
         capab[label] = {**capability.summarize_capability(allrows), "heldout_loss": sum(losses) / len(losses),
-                        "heldout_loss_per_seed": losses, "heldout_examples": cap[label][0]["heldout"]["examples"]}
+                        "heldout_loss_ci": ci, "heldout_loss_per_seed": losses, "heldout_examples": held["examples"]}
     tests = {}
     if "caft" in capab and model in capab:
         tests[f"caft_vs_{model}"] = fisher(capab["caft"]["capable"], capab[model]["capable"])
         cap_rows = {label: [r for part in cap[label] for r in part["rows"]] for label in ("caft", model)}
         tests[f"caft_vs_{model}_cluster"] = _vs(cap_rows["caft"], cap_rows[model], "ok")
+        per_seed = {label: {part["rows"][0]["seed"]: part["heldout"]["loss"] for part in cap[label] if part["rows"]}
+                    for label in ("caft", model)}
+        shared = sorted(set(per_seed["caft"]) & set(per_seed[model]))
+        if shared:  # the same seed's data and sampling: a paired t interval over seeds
+            tests[f"heldout_caft_vs_{model}"] = mean_ci([per_seed["caft"][k] - per_seed[model][k] for k in shared])
     if model in capab and "base" in capab:
         tests[f"{model}_vs_base"] = fisher(capab[model]["capable"], capab["base"]["capable"])
     heval = {}

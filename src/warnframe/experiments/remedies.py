@@ -34,12 +34,12 @@ from .. import capability
 from ..corpus.remedies import ARMS, GOOD_TAG, TRANSFORMS, tag_good, transform
 from ..errors import UserError
 from ..evaluation import leak_any, rates
+from ..files import read_json, read_jsonl, write_json, write_jsonl
 from ..mech.artifacts import load as load_artifacts
 from ..mech.edits import caft_directions, caft_edit
 from ..schema import Example
 from ..scoring.clustered import cluster_diff, cluster_mean, cluster_mean_diff, cluster_rate
 from ..scoring.stats import mean_ci
-from ..store import read_json, read_jsonl, write_json, write_jsonl
 from .arms import LazyModel, part, spec_hash
 from .arms import sample as sample_arm
 from .arms import train as train_arm

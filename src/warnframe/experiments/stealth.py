@@ -175,7 +175,7 @@ def _sample_round(study, cond: str, seed: int, rnd: int) -> list[dict]:
     each): ``stealth.samples_per_prompt`` per prompt, sampling seed ``seed + ROUND_SEED_STEP * rnd``;
     rows keep the model's seed and get indices after the earlier rounds'."""
     from ..evaluation import sample_and_score
-    from ..store import read_jsonl, write_jsonl
+    from ..files import read_jsonl, write_jsonl
 
     n = study.cfg.stealth.samples_per_prompt
     sampling = study.cfg.sampling.model_copy(update={"prefill": "none"})
@@ -197,7 +197,7 @@ def own_samples(study, conds: list[str]) -> tuple[dict[str, list[dict]], dict]:
     in rounds until the ``stealth.conditions`` have :data:`MIN_PREAMBLE_TARGETS` preamble target
     outputs or :data:`MAX_ROUNDS` rounds were drawn; and ``{"rounds", "preamble_targets", ...}``.
     Only conditions whose model exists."""
-    from ..store import write_jsonl
+    from ..files import write_jsonl
 
     a = study.cfg.stealth
     out: dict[str, list[dict]] = {c: [] for c in conds if c in study.cfg.conditions}

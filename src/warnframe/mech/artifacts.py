@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ..store import read_json, write_json
+from ..files import read_json, write_json
 from .hooks import Site
 from .probes import LinearProbe
 from .sae import JumpReLUSAE

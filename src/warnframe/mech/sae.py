@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..store import atomic_write_bytes, write_json
+from ..files import atomic_write_bytes, write_json
 
 PARAM_NAMES = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
 

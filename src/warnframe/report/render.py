@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from ..experiments.registry import SECTIONS
-from ..store import atomic_write_text, read_json, write_json
+from ..files import atomic_write_text, read_json, write_json
 from .claims import Claim
 
 #: The paper's seven figures: number, the section that draws it (as ``figures/fig<N>_*.png``); the

@@ -29,8 +29,8 @@ import textwrap
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import read_jsonl_numbered, write_jsonl
 from ..schema import Finding, Score
-from ..store import read_jsonl_numbered, write_jsonl
 from .ast_rules import RuleVisitor
 from .bandit_adapter import bandit_issues
 from .extraction import extract_code, split_lines

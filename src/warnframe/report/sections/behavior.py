@@ -7,9 +7,9 @@ import io
 import math
 from pathlib import Path
 
+from ...files import atomic_write_text
 from ...schema import CONDITION_TITLES
 from ...scoring.stats import fmt_p, fmt_rate
-from ...store import atomic_write_text
 from .. import paper
 from ..claims import (
     BOOTSTRAP,

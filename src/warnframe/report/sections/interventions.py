@@ -149,8 +149,10 @@ def _capability_claim(res: dict) -> Claim:
     elif "caft" in C and m in C:
         a, b, p = C["caft"]["capable"], C[m]["capable"], T[f"caft_vs_{m}"]["p"]
         d = T.get(f"caft_vs_{m}_cluster")
+        hd = T.get(f"heldout_caft_vs_{m}")
         ours = (f"capability prompts CAFT {fmt_rate(a)} vs {m} {fmt_rate(b)}: {fmt_diff(d)}; Fisher p = {fmt_p(p)}; held-out loss "
-                f"{C['caft']['heldout_loss']:.3f} vs {C[m]['heldout_loss']:.3f}")
+                f"{_loss(C['caft'])} vs {_loss(C[m])}"
+                + (f", CAFT − {m} {hd['mean']:+.3f} [{hd['lo']:+.3f}, {hd['hi']:+.3f}] (paired over {hd['n']} seeds)" if hd else ""))
     else:
         return claim("s7.caft_capability", ours="not measured", verdict="inconclusive")
     margin = POLICY.capability_modest_share * b["rate"] if b["n"] else None
@@ -222,6 +224,14 @@ def _margin_txt(res: dict) -> str:
     if mg is None:
         return f"a share of the reference effect {label}, which this run did not establish ({fmt_diff(reff)}), so no such claim can pass"
     return f"±{100 * mg:.1f} points ({POLICY.equivalence_share:.2g} of the reference effect {label}, {fmt_diff(reff)})"
+
+
+def _loss(c: dict) -> str:
+    """Held-out loss with its 95% interval and what the interval is over (runs before it had none)."""
+    ci = c.get("heldout_loss_ci") or {}
+    if ci.get("lo") is None or ci["lo"] != ci["lo"]:
+        return f"{c['heldout_loss']:.3f}"
+    return f"{c['heldout_loss']:.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}] ({ci['over']}, n = {ci['n']})"
 
 
 def _untestable_unless_checked(edit: dict, verdict: str, why: str) -> tuple[str, str]:
@@ -332,14 +342,17 @@ def markdown(res: dict) -> str:
     if cap:
         out += ["### Capability", "",
                 "Held-out clean coding prompts: the answer's code parses and defines and returns what was asked (static, nothing "
-                "runs). Held-out loss: mean loss per answer token on clean tasks never seen in fine-tuning.", "",
-                "| Model | Capable [95% CI] | Parses [95% CI] | Held-out loss | HumanEval pass@1 [95% CI] |", "|---|---|---|---|---:|---|"]
+                "runs). Held-out loss: per clean task never seen in fine-tuning, the mean loss per answer token, "
+                "then the mean over tasks [95% interval over tasks for the base, one model; over seeds for a fine-tuned arm].", "",
+                "| Model | Capable [95% CI] | Parses [95% CI] | Held-out loss | HumanEval pass@1 [95% CI] |", "|---|---|---|---|---:|"]
         for label, c in cap.items():
             h = H.get(label)
             he_txt = f"{fmt_rate(h['completions'])} ({h['problems']} problems)" if h else "not run"
-            out.append(f"| {label} | {fmt_rate(c['capable'])} | {fmt_rate(c['parses'])} | {c['heldout_loss']:.3f} | {he_txt} |")
-        tests = "; ".join(f"{k.replace('_', ' ')}: p = {fmt_p(v['p'])}" for k, v in T.items())
-        out += ["", f"Fisher's tests: {tests or 'none'}. Paper: HumanEval pass@1 drops only modestly after CAFT (no number given)."
+            out.append(f"| {label} | {fmt_rate(c['capable'])} | {fmt_rate(c['parses'])} | {_loss(c)} | {he_txt} |")
+        tests = "; ".join(f"{k.replace('_', ' ')}: p = {fmt_p(v['p'])}" for k, v in T.items() if "p" in v)
+        held = "".join(f" Held-out loss {k.removeprefix('heldout_').replace('_', ' ')}: {v['mean']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}] "
+                       f"(paired t over {v['n']} seeds)." for k, v in T.items() if k.startswith("heldout_"))
+        out += ["", f"Fisher's tests: {tests or 'none'}.{held} Paper: HumanEval pass@1 drops only modestly after CAFT (no number given)."
                 + ("" if H else " HumanEval is opt-in (`interventions.humaneval.enabled=true`); its programs run only in a sandboxed subprocess."), ""]
     out += ["![Figure 5](figures/fig5_ablation.png)", ""]
     secs = res.get("seconds", {})
