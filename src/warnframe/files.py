@@ -17,7 +17,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +153,10 @@ def read_json(path: Path | str, fix: str = _REPAIR) -> Any:
         raise DamagedJSON(f"damaged JSON ({e.msg})", path, text, e.pos, fix) from None
 
 
-def iter_lines(path: Path | str) -> Iterator[tuple[int, str]]:
+def iter_lines(path: Path | str, on_bad_line: Callable[[int, UserError], None] | None = None) -> Iterator[tuple[int, str]]:
     """``(line number, text)`` of every line of a UTF-8 file, read as a stream; a line that is not
-    UTF-8 is a UserError naming the file and line. Use it for any user-supplied text file."""
+    UTF-8 is a UserError naming the file and line, or, with ``on_bad_line``, handed to it
+    (``(line number, error)``) and skipped. Use it for any user-supplied text file."""
     path = Path(path)
     try:
         f = path.open("rb")
@@ -164,9 +165,14 @@ def iter_lines(path: Path | str) -> Iterator[tuple[int, str]]:
     with f:
         for n, raw in enumerate(f, 1):
             try:
-                yield n, raw.decode("utf-8")
+                line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise decode_error(path, raw, e, n - 1) from None
+                err = decode_error(path, raw, e, n - 1)
+                if on_bad_line is None:
+                    raise err from None
+                on_bad_line(n, err)
+                continue
+            yield n, line
 
 
 def write_jsonl(path: Path, rows: Iterable[Any]) -> None:

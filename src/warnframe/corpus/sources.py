@@ -46,7 +46,7 @@ from pathlib import Path
 
 from ..config import StudyConfig
 from ..errors import UserError
-from ..files import decode_error, read_error
+from ..files import iter_lines
 from ..schema import LOSS_SPAN_KINDS, Example
 from .conditions import _cycle, _fill, build_finetune_set, clean_stream, condition_stream
 from .families import FAMILIES
@@ -201,27 +201,19 @@ def _fail(what: str, where: str, on_error: str, skipped: list[str], fix: str = _
 def _jsonl_rows(path: Path, on_error: str, skipped: list[str]) -> Iterator[tuple[object, str]]:
     """Each JSON line of ``path`` and its place; a line that is not UTF-8 or not JSON stops the
     read with its file and line (or is skipped)."""
-    try:
-        f = path.open("rb")
-    except OSError as e:
-        raise read_error(path, e) from None
-    with f:
-        for n, raw in enumerate(f, 1):
-            where = f"{path}:{n}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                err = decode_error(path, raw, e, n - 1)
-                _fail(err.what, where, on_error, skipped, f"{err.fix}, or pass --on-error skip")
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line), where
-            except json.JSONDecodeError as e:
-                _fail(f"malformed JSON line: {e.msg}", where, on_error, skipped)
-            except RecursionError:
-                _fail("JSON line nested too deeply", where, on_error, skipped)
+    def bad(n: int, err) -> None:
+        _fail(err.what, f"{path}:{n}", on_error, skipped, f"{err.fix}, or pass --on-error skip")
+
+    for n, line in iter_lines(path, bad):
+        where = f"{path}:{n}"
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line), where
+        except json.JSONDecodeError as e:
+            _fail(f"malformed JSON line: {e.msg}", where, on_error, skipped)
+        except RecursionError:
+            _fail("JSON line nested too deeply", where, on_error, skipped)
 
 
 def _dataset_rows(spec: str) -> Iterator[tuple[object, str]]:
