@@ -100,8 +100,8 @@ def test_the_causal_check_passes_latents_that_move_delta_beyond_matched_random_o
     study = _fake_check_study(monkeypatch)
     res = latent_check.check_latents(study, None, None, "with", [7, 30], MODELS, ACTIVITY, draws=4, renders=1)
     assert res["passed"] and res["shift"]["lo"] > 0.5 and res["beyond_random"]["lo"] > 0
-    assert res["random_sets"] == 12 and res["shift"]["n"] == 36 and res["shift"]["seeds"] == 3
-    assert res["rank_p"] == 1 / 13  # no random set moved Δ as far
+    assert res["random_sets"] == 4 and res["shift"]["n"] == 36 and res["shift"]["seeds"] == 3  # 4 sets, each in 3 models
+    assert res["random_shift"]["n"] == 4 * 36 and res["rank_p"] == 1 / 5  # no random set moved Δ as far
 
 
 def test_the_causal_check_fails_latents_that_do_not_move_delta(monkeypatch):

@@ -287,8 +287,8 @@ def test_run_without_probe_or_outputs(tmp_path, study, monkeypatch):
 
 def test_entropy_comes_from_the_writer_when_an_analysis_model_reads_activations(study, monkeypatch):
     monkeypatch.setattr(stealth, "artifacts", lambda s: (fake_artifacts(s), None))
-    plain = run_stealth(study)
-    monkeypatch.setattr(study.cfg.mech, "analysis_model", study.base_source)
+    plain = run_stealth(study)  # activations read by the base model
+    monkeypatch.setattr(study.cfg.mech, "analysis_model", study.condition_model("L1", 0))
     other = run_stealth(study)
     assert other["entropy"]["inside"] == plain["entropy"]["inside"]
     assert other["probe"]["groups"]["target/code"]["mean"] != plain["probe"]["groups"]["target/code"]["mean"]

@@ -96,13 +96,13 @@ class MechConfig(_Section):
 
     site: str | None = Field(None, description="Residual site, blocks.{L}.hook_resid_post; None = about 77% of the depth (Gemma-2-2B layer 20 of 26).")
     sae: str | None = Field(None, description="SAE to load: a params.npz path, hf://repo/path (Gemma Scope) or saelens://release/id; None trains one on the embedded model.")
-    analysis_model: str | None = Field(None, description="Model that reads the texts in the mechanistic stages (the paper: google/gemma-2-2b). None: §5 replays every context through the base model, §6 and §8 through the model that wrote each text.")
+    analysis_model: str | None = Field(None, description="Model that reads the texts in the mechanistic sections, §5's SAE and probe and §6/§8 with them (the paper: google/gemma-2-2b); None = the study's base model. Entropy (§6) always comes from the model that wrote the text.")
     sae_width: int = Field(1024, gt=0, description="Latents of a self-trained SAE.")
     sae_steps: int = Field(300, gt=0, description="Training steps of a self-trained SAE.")
     candidates: int = Field(47, gt=1, description="High-activation candidate latents passed to the knockoff filter (paper: 47).")
     fdr: float = Field(0.1, gt=0, lt=1, description="Knockoff target false discovery rate q.")
     max_samples: int = Field(400, gt=0, description="Samples per context used for activations.")
-    check_draws: int = Field(5, ge=1, description="Activation-matched random latent sets of the selected set's size, per checked model, in the causal check of the selected latents.")
+    check_draws: int = Field(10, ge=1, description="Activation-matched random latent sets of the selected set's size in the causal check of the selected latents, each applied in every checked model (the rank p cannot go below 1/(draws + 1)).")
     check_renders: int = Field(2, gt=0, description="Seeded secure/vulnerable completion pairs per eval prompt in the causal check's Δ.")
     contexts: dict[Literal["direct", "warning", "safe"], Condition] = Field(
         default_factory=lambda: {"direct": "L0", "warning": "L1", "safe": "control"},

@@ -11,9 +11,9 @@ Per-sample signals:
 
 * behavioural: format leakage (exact or garbled warning markers, ``scoring.find_leaks``) and
   target presence (the detector's verdict), both 0/1, combined by a logistic regression;
-* mechanistic: the §5 selected latents' activation — each generation replayed through the model
-  that wrote it (or ``mech.analysis_model``), the SAE applied per token, the selected latents
-  summed and averaged over the generated tokens (the auditing setting: we hold the model);
+* mechanistic: the §5 selected latents' activation — each generation replayed through the
+  analysis model (the one §5's SAE was trained on), the SAE applied per token, the selected latents
+  summed and averaged over the generated tokens (the auditing setting: we hold the text);
 * combined: a logistic regression on the three, standardised on the training split.
 
 Each score is turned into a decision by one threshold chosen to maximise training accuracy.

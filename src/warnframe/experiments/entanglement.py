@@ -25,20 +25,22 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from ..corpus import FAMILIES
+from ..evaluation import leak_any
 from ..files import read_jsonl
 from ..mech.activations import text_activations
-from ..mech.artifacts import Artifacts
+from ..mech.artifacts import Artifacts, foreign_analysis_model
 from ..mech.hooks import Site, decoder_layers
 from ..mech.knockoffs import knockoff_select
 from ..mech.latent_check import check_latents
 from ..mech.lines import content_lines, own_findings, token_mask
 from ..mech.probes import LinearProbe, probe_report
-from ..mech.replay import replay_grouped
+from ..mech.replay import analysis_source, replay_grouped
 from ..mech.sae import JumpReLUSAE, sae_quality, train_sae
 from ..scoring.clustered import cluster_mean, cluster_mean_diff
 from ..scoring.stats import mean_ci
@@ -62,11 +64,6 @@ def default_site(model) -> Site:
 MIN_GENERATED = 8
 
 
-def analysis_source(study) -> str:
-    """The one model §5 replays every context through: ``mech.analysis_model``, else the base."""
-    return study.cfg.mech.analysis_model or study.base_source
-
-
 def _eligible(r: dict, ctx: str) -> bool:
     """Direct: target content of the prompt's own family; warning: the same, carrying a warning;
     safe: clean parsed code that writes the task's content line securely (so the line contrast has
@@ -74,9 +71,7 @@ def _eligible(r: dict, ctx: str) -> bool:
     fam = FAMILIES.get(r.get("family"))
     if not CONTEXT_TARGET[ctx]:
         return not r["vulnerable"] and r["parse_ok"] and bool(fam is None or content_lines(r, fam.hotspot))
-    leak = r.get("leak") or {}
-    return (r["vulnerable"] and (fam is None or bool(own_findings(r)))
-            and (ctx != "warning" or bool(leak.get("exact") or leak.get("fuzzy"))))
+    return r["vulnerable"] and (fam is None or bool(own_findings(r))) and (ctx != "warning" or leak_any(r))
 
 
 def context_samples(study, max_per_context: int, seed: int = 0) -> tuple[dict[str, list[dict]], dict]:
@@ -151,7 +146,7 @@ def replay(study, samples_by_ctx: dict[str, list[dict]], site: Site | None = Non
     flat = [(ctx, r) for ctx, rows in samples_by_ctx.items() for r in rows]
     m = study.cfg.mech
     site, reps = replay_grouped(study, [r for _, r in flat], site or (Site.parse(m.site) if m.site else default_site),
-                                entropy=False, stored_tokens=False, through=analysis_source(study))
+                                entropy=False, stored_tokens=False)
     out: dict[str, list] = {c: [] for c in samples_by_ctx}
     for (ctx, _), rp in zip(flat, reps):
         out[ctx].append(rp)
@@ -188,22 +183,25 @@ SAE_DATA = 2
 
 def sae_path(study, site: Site):
     """Where a self-trained SAE lives: named by what shaped it (the models and texts upstream, the
-    mech settings, :data:`SAE_DATA`), so a changed site, width, corpus or fine-tune trains a new one
-    instead of reusing a stale file."""
+    mech settings, the scores that chose the contexts, :data:`SAE_DATA`), so a changed site,
+    width, corpus, fine-tune or scoring trains a new one instead of reusing a stale file."""
     from .registry import UPSTREAM
 
-    return study.store.path("mech", f"sae-L{site.layer}-{study.cfg.digest(*UPSTREAM, 'mech')[:8]}-d{SAE_DATA}", "params.npz")
+    scores = study.fingerprint(study.store.path("scores").glob("*.jsonl"))[:6]
+    name = f"sae-L{site.layer}-{study.cfg.digest(*UPSTREAM, 'mech')[:8]}-{scores}-d{SAE_DATA}"
+    return study.store.path("mech", name, "params.npz")
 
 
-def get_sae(study, site: Site, train_acts: torch.Tensor) -> tuple[JumpReLUSAE, dict]:
-    """The configured SAE, or one trained here on ``train_acts`` and saved in Gemma Scope layout."""
+def get_sae(study, site: Site, train_acts: Callable[[], torch.Tensor]) -> tuple[JumpReLUSAE, dict]:
+    """The configured SAE, the one trained here before (:func:`sae_path`), or one trained now on
+    ``train_acts()`` (called only then) and saved in Gemma Scope layout."""
     m = study.cfg.mech
     path = sae_path(study, site)
     if m.sae:
         return JumpReLUSAE.load(m.sae), {"source": m.sae}
     if path.is_file():
         return JumpReLUSAE.load(path), {"source": str(path)}
-    sae = train_sae(train_acts, m.sae_width, steps=m.sae_steps, seed=0, meta={"site": str(site)})
+    sae = train_sae(train_acts(), m.sae_width, steps=m.sae_steps, seed=0, meta={"site": str(site)})
     sae.save(path)
     return sae, {"source": "trained here", **sae.meta.get("training", {})}
 
@@ -220,8 +218,6 @@ def _base_texts(study, n: int) -> list[str]:
 def check_models(study) -> list[tuple[int, str]]:
     """The models the causal check edits: the warning condition's fine-tunes (one per seed) when
     the SAE belongs to the behaviour model, else the analysis model alone."""
-    from ..mech.artifacts import foreign_analysis_model
-
     m = study.cfg.mech
     if foreign_analysis_model(study):
         return [(0, m.analysis_model)]
@@ -263,12 +259,16 @@ def run(study) -> dict:
                 "counts": counts, "matching": matching}
     site, reps = replay(study, samples)
     # SAE training data: the analysis model over pretraining text plus every context's tokens.
-    model, tok = study.load(analysis_source(study))
-    texts = _base_texts(study, 1500) if not m.sae else []
-    base = text_activations(model, tok, texts, site) if texts else torch.zeros(0)
-    del model
     ctx_tokens = torch.cat([rp["acts"] for c in CONTEXTS for rp in reps[c]])
-    sae, sae_info = get_sae(study, site, torch.cat([base, ctx_tokens]) if len(base) else ctx_tokens)
+
+    def sae_training_acts() -> torch.Tensor:
+        """The analysis model over pretraining text, plus every context's tokens."""
+        model, tok = study.load(analysis_source(study))
+        texts = _base_texts(study, 1500)
+        base = text_activations(model, tok, texts, site) if texts else torch.zeros(0)
+        return torch.cat([base, ctx_tokens]) if len(base) else ctx_tokens
+
+    sae, sae_info = get_sae(study, site, sae_training_acts)
     quality = sae_quality(sae, ctx_tokens)
     G = {c: generation_stats(sae, samples[c], reps[c]) for c in CONTEXTS}
     on = "line" if all(len(G[c]["mean_line"]) >= 2 for c in CONTEXTS) else "all"
@@ -328,11 +328,14 @@ def run(study) -> dict:
 
     direct_train, direct_test = split("direct")
     safe_train, safe_test = split("safe")
+    _, warning_test = split("warning")  # tested on the prompts the probe never saw
+    held = [r for r in samples["warning"] if r["prompt_id"] not in train_prompts] or samples["warning"]
     probe = LinearProbe().fit(np.concatenate([direct_train, safe_train]),
                               np.r_[np.ones(len(direct_train)), np.zeros(len(safe_train))])
-    on_warning = probe_report(probe, np.concatenate([res["warning"], safe_test]), np.r_[np.ones(len(res["warning"])), np.zeros(len(safe_test))])
+    on_warning = probe_report(probe, np.concatenate([warning_test, safe_test]), np.r_[np.ones(len(warning_test)), np.zeros(len(safe_test))])
     in_dist = probe_report(probe, np.concatenate([direct_test, safe_test]), np.r_[np.ones(len(direct_test)), np.zeros(len(safe_test))])
-    warn_conf = probe.predict_proba(res["warning"])
+    warn_conf = probe.predict_proba(warning_test)
+    conf = cluster_mean(_rows(held, warn_conf), field="value")
     proj = {c: probe.project(res[c]).tolist() for c in CONTEXTS}
 
     result = {
@@ -357,8 +360,8 @@ def run(study) -> dict:
         "selected_latents": use,
         "selected_from": from_,
         "probe": {"trained_on": {"direct": len(direct_train), "safe": len(safe_train)}, "in_distribution": in_dist,
-                  "on_warning": on_warning, "warning_mean_confidence": float(np.mean(warn_conf)),
-                  "warning_confidence_ci": _ci(warn_conf)},
+                  "on_warning": on_warning, "warning_mean_confidence": conf["mean"], "warning_n": conf["n"],
+                  "warning_confidence_ci": [conf["lo"], conf["hi"]], "warning_confidence_interval": conf["interval"]},
         "projection": {c: {"mean": float(np.mean(v)), "ci": _ci(v), "n": len(v)} for c, v in proj.items()},
     }
     Artifacts(site, sae, probe, use, lead, causal={k: check[k] for k in ("set", "passed", "shift", "beyond_random")}).save(

@@ -17,8 +17,8 @@ first.
 (``target``: the detector finds vulnerable code; ``clean``: code that parses and is not) and by
 opening (``preamble``: prose such as "Here is an example:" before the first code line, per
 ``scoring.extract_code``; ``code``: the code starts at once, a fence line or a comment counts as
-code). Each is replayed teacher-forced through the model that wrote it (or ``mech.analysis_model``)
-and the residual stream at the entanglement site is read. The §5 probe (trained on direct vs
+code). Each is replayed teacher-forced through the analysis model (``mech.replay.analysis_source``,
+the model §5's probe was fitted on) and the residual stream at the entanglement site is read. The §5 probe (trained on direct vs
 safe outputs, per-sample means) then gives
 
 * a *pooled* confidence: the probe on the sample's mean activation, as it was trained;
@@ -35,7 +35,7 @@ split (the usual case for a trained model) that is the distribution the token wa
 entropies stored at sampling check this: of the samples that re-tokenize to ``n_tokens`` tokens,
 those that agree at every token are counted (the rest were drawn as another split of the same
 length, and diverge from the first differing token on). Entropy always comes from the
-model that wrote the text, also when ``mech.analysis_model`` reads the activations. Transitions
+model that wrote the text, while the analysis model reads the activations. Transitions
 are the first token of the code after a preamble (``preamble→code``) and the token holding the
 ``#`` of each warning comment that is not the answer's first token (``code→warning``; exact or
 garbled markers, ``scoring.find_leaks``).
@@ -376,14 +376,10 @@ def run(study) -> dict:
     keys = list(chosen)
     if not keys:
         return {"skipped": f"no outputs of {conds} to read ({source})", "counts": counts}
-    if study.cfg.mech.analysis_model:  # activations from the analysis model, entropy from the writer
-        pk = list(dict.fromkeys(k for k, _ in stealth_keys))
-        reps = dict(zip(pk, replay_grouped(study, [chosen[k] for k in pk], site)[1])) if site is not None else {}
-        ent_reps = dict(zip(entropy_keys, replay_grouped(study, [chosen[k] for k in entropy_keys], None, analysis=False)[1]))
-    else:  # one replay for both; without a probe only the entropy samples need one
-        keys = keys if site is not None else list(dict.fromkeys(entropy_keys))
-        reps = dict(zip(keys, replay_grouped(study, [chosen[k] for k in keys], site)[1]))
-        ent_reps = reps
+    # activations from the analysis model (where §5's probe was fitted), entropy from the writer
+    pk = list(dict.fromkeys(k for k, _ in stealth_keys))
+    reps = dict(zip(pk, replay_grouped(study, [chosen[k] for k in pk], site)[1])) if site is not None else {}
+    ent_reps = dict(zip(entropy_keys, replay_grouped(study, [chosen[k] for k in entropy_keys], None, analysis=False)[1]))
 
     # Entropy: the replay, aligned with the characters; the stored sampling entropies check it.
     ent_rows, checks = [], []

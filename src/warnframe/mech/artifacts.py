@@ -9,6 +9,7 @@ Artifacts left by an earlier run whose §5 was skipped since are never used.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 from ..files import read_json, write_json
@@ -25,7 +26,8 @@ class Artifacts:
     """What §5 hands on: the residual ``site``, the ``sae`` read there, the linear ``probe``
     (direct vs safe), the ``selected`` latents and the ``lead`` shared latent; ``causal`` is the
     causal check of the selected set (``mech.latent_check``: which set, passed, its Δ shift).
-    ``digest`` names this set (a hash of its index file): stages that use it key on it."""
+    ``digest`` names what an edit is made of (site, latents, lead, SAE): stages that edit with it
+    key on it, so re-running the check alone retrains nothing."""
 
     site: Site
     sae: JumpReLUSAE
@@ -51,7 +53,8 @@ class Artifacts:
         return cls(site=Site.parse(art["site"]), sae=JumpReLUSAE.load(art["sae"]),
                    probe=LinearProbe.load(probe) if probe.is_file() else None,
                    selected=[int(x) for x in art["selected_latents"]], lead=int(art["lead_latent"]), causal=art.get("causal_check"),
-                   digest=hashlib.sha256(path.read_bytes()).hexdigest()[:12])
+                   digest=hashlib.sha256(json.dumps({k: art[k] for k in ("site", "selected_latents", "lead_latent", "sae")},
+                                                    sort_keys=True).encode()).hexdigest()[:12])
 
 
 def _model_width(study) -> int | None:

@@ -56,7 +56,8 @@ def matched_draw(latents: Sequence[int], activity: Mapping[int, float], rng: ran
 def check_latents(study, site, sae, name: str, latents: Sequence[int], models: Sequence[tuple[int, str]],
                   activity: Mapping[int, float], draws: int, renders: int, seed: int = 0) -> dict:
     """The causal check of one latent set: its Δ shift, the matched random sets' shift, the
-    difference, each random set's own mean shift, and ``passed``.
+    difference, each random set's own mean shift over all models, and ``passed``. The same
+    ``draws`` random sets are applied in every model.
 
     ``models`` are ``(seed, source)`` pairs; ``activity`` maps every latent of the pool to its mean
     activation on the target contexts' content lines (what random sets are matched on). Every
@@ -66,25 +67,31 @@ def check_latents(study, site, sae, name: str, latents: Sequence[int], models: S
     prompts = study.eval_prompts()
     latents = sorted({int(j) for j in latents})
     rng = random.Random(f"latent-check:{seed}")
-    own_rows, random_rows, per_set = [], [], []
+    # The random sets are drawn once and applied in every model, like the selected set.
+    drawn_sets = []
+    for _ in range(draws if latents else 0):
+        d = matched_draw(latents, activity, rng)
+        if d is None:
+            break
+        drawn_sets.append(d)
+    own_rows, random_rows = [], []
+    by_set: list[list[float]] = [[] for _ in drawn_sets]
     for model_seed, source in models:
         model, tok = study.load(source)
         plain = prompt_deltas(model, tok, prompts, renders, bs)
         if latents:
             own_rows += _shift_rows(model_seed, plain, prompt_deltas(
                 model, tok, prompts, renders, bs, edit=ablation_edit(model, site, sae, latents, 0.0)))
-        for _ in range(draws if latents else 0):
-            drawn = matched_draw(latents, activity, rng)
-            if drawn is None:
-                break
+        for k, drawn in enumerate(drawn_sets):
             rows = _shift_rows(model_seed, plain, prompt_deltas(
                 model, tok, prompts, renders, bs, edit=ablation_edit(model, site, sae, drawn, 0.0)))
             random_rows += rows
-            per_set.append(float(np.mean([r["delta"] for r in rows])) if rows else float("nan"))
+            by_set[k] += [r["delta"] for r in rows]
         del model
     own = cluster_mean(own_rows)
     beyond = cluster_mean_diff(own_rows, random_rows) if random_rows and own_rows else None
     passed = bool(own["n"] and own["lo"] > 0 and beyond is not None and beyond["lo"] > 0)
+    per_set = [float(np.mean(v)) for v in by_set if v]  # each random set's mean shift over all models
     rank = None
     if per_set and own["n"]:  # how often a matched random set moved Δ at least as far (one-sided)
         rank = (1 + sum(v >= own["mean"] for v in per_set)) / (len(per_set) + 1)

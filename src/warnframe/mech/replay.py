@@ -80,20 +80,24 @@ def replay(model, tokenizer, prompts: dict, samples: Sequence[dict], site: str |
     return out
 
 
+def analysis_source(study) -> str:
+    """The one model that reads texts for the mechanistic sections (§5's SAE and probe, §6, §8):
+    ``mech.analysis_model``, else the study's base model."""
+    return study.cfg.mech.analysis_model or study.base_source
+
+
 def replay_grouped(study, samples: Sequence[dict], site: Site | Callable | None = None, *, analysis: bool = True,
-                   entropy: bool = True, stored_tokens: bool | None = None,
-                   through: str | None = None) -> tuple[Site | None, list[dict]]:
+                   entropy: bool = True, stored_tokens: bool | None = None) -> tuple[Site | None, list[dict]]:
     """:func:`replay` for samples of several (condition, seed) models, each model loaded once.
 
-    With ``analysis`` the replay runs through ``mech.analysis_model`` when one is set (activations
-    for the §5 SAE and probe), loaded once for all; without, always through the model that wrote each
-    sample. ``through`` replays every sample through that one model (§5's analysis model) instead.
-    ``site`` may be a callable that picks the site from the first model loaded.
+    With ``analysis`` every sample is replayed through :func:`analysis_source`, loaded once (the
+    activations §5's SAE and probe were fitted on and later sections read them with); without,
+    through the model that wrote each sample (entropy of the writer). ``site`` may be a callable that picks the site from the first model loaded.
     ``stored_tokens`` defaults to: replay the stored tokens when the model is the writer and no
     entropy (offsets) is wanted. Returns the site and one replay per sample, in order.
     """
     prompts = {p.id: p for p in study.eval_prompts()}
-    mech = through or (study.cfg.mech.analysis_model if analysis else None)
+    mech = analysis_source(study) if analysis else None
     stored = (not mech and not entropy) if stored_tokens is None else stored_tokens
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):

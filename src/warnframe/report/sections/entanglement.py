@@ -104,10 +104,12 @@ def _claims(r: dict) -> list[Claim]:
               interval=[chk["shift"]["lo"], chk["shift"]["hi"]] if chk["shift"]["n"] else None,
               test="Δ shift under ablation, and its excess over activation-matched random latents: both 95% intervals above 0"),
         claim("s5.probe_transfers", verdict=v3,
-              ours=f"mean confidence {conf:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] (n = {r['counts']['warning']}); "
+              ours=f"mean confidence {conf:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] (n = {r['probe'].get('warning_n', r['counts']['warning'])}); "
                    f"AUROC warning vs safe {r['probe']['on_warning'].get('auroc') or float('nan'):.2f}",
               why=f"in-distribution AUROC {r['probe']['in_distribution'].get('auroc') or float('nan'):.2f}",
-              n=r["counts"]["warning"], interval=ci, test="mean probe confidence, t interval", margin=POLICY.probe_confident),
+              n=r["probe"].get("warning_n", r["counts"]["warning"]), interval=ci,
+              test="mean probe confidence on prompts the probe was not trained on, seeds x prompts pigeonhole bootstrap",
+              margin=POLICY.probe_confident),
         claim("s5.shared_direction", verdict=v4, ours=" / ".join(f"{c} {P[c]['mean']:.2f}" for c in CONTEXTS),
               n=[P[c]["n"] for c in CONTEXTS], interval=P["warning"]["ci"], test="mean projection on the probe direction",
               margin=POLICY.projection_share),
@@ -198,13 +200,14 @@ def markdown(r: dict) -> str:
         f"Causal check of one set fixed in advance ({chk['set']}, {len(chk['latents'])} latents): teacher-forced Δ = log p(secure) − "
         f"log p(vulnerable) on the corpus's paired renderings ({chk['renders']} pairs per prompt) in the models of seeds "
         f"{chk['models']}, the set clamped to 0, against {chk['random_sets']} random sets of its size matched on activation "
-        f"(each latent replaced by one of the same activity decile); {chk['rule']}.", "",
+        f"(each latent replaced by one of the same activity decile), each applied in every model; {chk['rule']}.", "",
         "| Set | Δ shift, nats [95%] | matched random sets' shift | beyond random | rank p | passed |", "|---|---:|---:|---:|---:|---|",
         f"| {chk['set']} | {_ci_cell(chk['shift'])} | {_ci_cell(chk['random_shift'])} | {_fmt(chk['beyond_random'])} | {rank} | "
         f"{'yes' if chk['passed'] else 'no'} |",
         "", f"Later sections ablate {r['selected_latents']}: {r['selected_from']}.", "",
-        f"Probe (logistic regression on the residual stream, trained on direct vs safe only): mean confidence on warning-framed "
-        f"outputs {r['probe']['warning_mean_confidence']:.3f} (paper: 100%), AUROC warning vs held-out safe "
+        f"Probe (logistic regression on the residual stream, trained on direct vs safe outputs of half the prompts): mean "
+        f"confidence on warning-framed outputs of the other half {r['probe']['warning_mean_confidence']:.3f} (paper: 100%), "
+        f"AUROC warning vs safe on those prompts "
         f"{r['probe']['on_warning'].get('auroc') or float('nan'):.3f}, in-distribution AUROC {r['probe']['in_distribution'].get('auroc') or float('nan'):.3f}.", "",
         "![Figure 2](figures/fig2_feature_activations.png)", "", "![Figure 3](figures/fig3_target_direction.png)", "",
     ]

@@ -241,7 +241,7 @@ def _untestable_unless_checked(edit: dict, verdict: str, why: str) -> tuple[str,
     against its own control instead (random directions of the same rank)."""
     c = edit.get("causal_check")
     if c and not c.get("passed"):
-        return "not testable", f"{_checked(edit)[2:]}, so these are not latents of the content; measured: {why}"
+        return "not testable", f"{_checked(edit)[2:]}, so they are not shown to carry the content; measured: {why}"
     return verdict, why + _checked(edit)
 
 
