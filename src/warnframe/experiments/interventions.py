@@ -49,7 +49,6 @@ import numpy as np
 import torch
 from statsmodels.stats.contingency_tables import mcnemar
 
-from .. import capability
 from ..errors import UserError
 from ..evaluation import rates
 from ..files import read_json
@@ -61,6 +60,7 @@ from ..report.paper import SECTION7_KINDS
 from ..scoring.clustered import cluster_diff, cluster_rate
 from ..scoring.stats import fisher, mean_ci
 from .arms import LazyModel, part
+from .capability_parts import capability_part, capability_summary, humaneval_part
 from .references import reference_effect, system_turn
 
 #: The CAFT arms: what each projects out during fine-tuning, and where.
@@ -182,36 +182,6 @@ def _delta_part(study, model: LazyModel, name: str, seed: int, *, system: str | 
     return part(study, "interventions", f"delta.{name}", seed, spec, fn)
 
 
-def _capability_part(study, model: LazyModel, label: str, seed: int, model_key: str) -> dict:
-    from ..corpus import capability_prompts
-
-    icfg = study.cfg.interventions
-    spec = {"n": icfg.capability_samples_per_prompt, "renders": icfg.heldout_renders, "model": model_key,
-            "check": capability.CHECK_VERSION}
-
-    def fn():
-        m, tok = model.get()
-        cap = capability.capability_check(m, tok, capability_prompts(study.cfg), n=icfg.capability_samples_per_prompt,
-                                          seed=seed, sampling=study.cfg.sampling, label=label)
-        loss = capability.heldout_loss(m, tok, capability.heldout_examples(study.cfg, icfg.heldout_renders), study.cfg.model.context)
-        return {**cap, "heldout": loss}
-
-    return part(study, "interventions", f"capability.{label}", seed, spec, fn)
-
-
-def _humaneval_part(study, model: LazyModel, label: str, seed: int, model_key: str) -> dict:
-    h = study.cfg.interventions.humaneval
-    spec = h.model_dump(exclude={"enabled", "workers"}) | {"model": model_key}
-
-    def fn():
-        m, tok = model.get()
-        return capability.humaneval(m, tok, problems_path=h.problems, limit=h.limit, n=h.samples, temperature=h.temperature,
-                                    max_new_tokens=h.max_new_tokens, seed=seed, batch_size=min(study.cfg.sampling.batch_size, 16),
-                                    timeout=h.timeout, memory_mb=h.memory_mb, workers=h.workers)
-
-    return part(study, "interventions", f"humaneval.{label}", seed, spec, fn)
-
-
 # ---------------------------------------------------------------- the section
 
 
@@ -246,9 +216,9 @@ def run(study) -> dict:
             make = lambda m, e=e: ablation_edit(m, art.site, art.sae, e["latents"], e["scale"])  # noqa: E731
             rows[e["name"]] += _sample_part(study, l1, e["name"], seed, condition=m, edit_spec=spec, make_edit=make)
             deltas[e["name"]][str(seed)] = _delta_part(study, l1, e["name"], seed, edit_spec=spec, make_edit=make, model_key=m)
-        cap[m].append(_capability_part(study, l1, m, seed, m))
+        cap[m].append(capability_part(study, l1, m, seed, m))
         if icfg.humaneval.enabled:
-            he[m].append(_humaneval_part(study, l1, m, seed, m))
+            he[m].append(humaneval_part(study, l1, m, seed, m))
         l1.free()
 
         if caft_why is None:
@@ -260,16 +230,16 @@ def run(study) -> dict:
                 cm = LazyModel(study, str(dest))
                 rows[arm] += _sample_part(study, cm, arm, seed, condition=arm, model_key=arm + key)
                 deltas[arm][str(seed)] = _delta_part(study, cm, arm, seed, model_key=arm + key)
-                cap[arm].append(_capability_part(study, cm, arm, seed, arm + key))
+                cap[arm].append(capability_part(study, cm, arm, seed, arm + key))
                 if icfg.humaneval.enabled:
-                    he[arm].append(_humaneval_part(study, cm, arm, seed, arm + key))
+                    he[arm].append(humaneval_part(study, cm, arm, seed, arm + key))
                 cm.free()
 
     base = LazyModel(study, study.base_source)
     for seed in cfg.seeds:
-        cap["base"].append(_capability_part(study, base, "base", seed, "base"))
+        cap["base"].append(capability_part(study, base, "base", seed, "base"))
     if icfg.humaneval.enabled:
-        he["base"].append(_humaneval_part(study, base, "base", cfg.seeds[0], "base"))
+        he["base"].append(humaneval_part(study, base, "base", cfg.seeds[0], "base"))
     base.free()
 
     res = analyse(rows, sys_prompts, edits, cap, he, model=m, deltas=deltas)
@@ -438,38 +408,5 @@ def analyse(rows: dict[str, list[dict]], sys_prompts: list[dict], edits: list[di
         ids = [p["id"] for p in sys_prompts if p["kind"] == kind]
         kinds[kind] = {"prompts": ids, **compare([r for i in ids for r in rows[f"prompt.{i}"]], [f"prompt.{i}" for i in ids]),
                        "label": SECTION7_KINDS.get(kind, (kind,))[0], "paper": SECTION7_KINDS.get(kind, (None, None))[1]}
-    capab = {}
-    for label in ("base", model, *CAFT_ARMS):
-        if not cap.get(label):
-            continue
-        allrows = [r for part in cap[label] for r in part["rows"]]
-        losses = [part["heldout"]["loss"] for part in cap[label]]
-        # The base is one model (its seeds only resample answers): its interval is over held-out tasks;
-        # a fine-tuned arm's is over its seeds' models.
-        held = cap[label][0]["heldout"]
-        ci = ({k: held.get(k) for k in ("lo", "hi", "n")} | {"over": held.get("over", "held-out tasks")} if label == "base"
-              else {k: mean_ci(losses)[k] for k in ("lo", "hi", "n")} | {"over": "seeds (one model each), t interval"})
-        capab[label] = {**capability.summarize_capability(allrows), "heldout_loss": sum(losses) / len(losses),
-                        "heldout_loss_ci": ci, "heldout_loss_per_seed": losses, "heldout_examples": held["examples"]}
-    tests = {}
-    if "caft" in capab and model in capab:
-        tests[f"caft_vs_{model}"] = fisher(capab["caft"]["capable"], capab[model]["capable"])
-        cap_rows = {label: [r for part in cap[label] for r in part["rows"]] for label in ("caft", model)}
-        tests[f"caft_vs_{model}_cluster"] = _vs(cap_rows["caft"], cap_rows[model], "ok")
-        per_seed = {label: {part["rows"][0]["seed"]: part["heldout"]["loss"] for part in cap[label] if part["rows"]}
-                    for label in ("caft", model)}
-        shared = sorted(set(per_seed["caft"]) & set(per_seed[model]))
-        if shared:  # the same seed's data and sampling: a paired t interval over seeds
-            tests[f"heldout_caft_vs_{model}"] = mean_ci([per_seed["caft"][k] - per_seed[model][k] for k in shared])
-    if model in capab and "base" in capab:
-        tests[f"{model}_vs_base"] = fisher(capab[model]["capable"], capab["base"]["capable"])
-    heval = {}
-    for label, parts in (he or {}).items():
-        if parts:
-            allrows = [r for p in parts for r in p["rows"]]
-            probs = [{"task_id": t} for t in dict.fromkeys(r["task_id"] for r in allrows)]
-            s = capability.pass_at_1(probs, allrows)
-            heval[label] = {**s, "sandbox": parts[0].get("sandbox"), "samples_per_problem": parts[0].get("samples_per_problem")}
-    if "caft" in heval and model in heval:
-        tests[f"humaneval_caft_vs_{model}"] = fisher(heval["caft"]["completions"], heval[model]["completions"])
+    capab, heval, tests = capability_summary(cap, he, model, ("base", model, *CAFT_ARMS), _vs)
     return {"settings": settings, "kinds": kinds, "capability": capab, "humaneval": heval, "capability_tests": tests}
