@@ -233,19 +233,3 @@ def _precision(model, batch: torch.Tensor, requested: str):
     if key not in _CHOSEN:
         _CHOSEN[key] = choose(model, batch, requested)
     return _CHOSEN[key]
-
-
-@torch.no_grad()
-def eval_loss(model, data: Packed, batch_size: int = 32) -> float:
-    """Mean loss per loss token over ``data`` (held-out loss for capability checks)."""
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for i in range(0, data.input_ids.shape[0], batch_size):
-        x = data.input_ids[i : i + batch_size].to(device)
-        y = data.labels[i : i + batch_size].to(device)
-        logits = model(input_ids=x).logits[:, :-1].float()
-        tgt = y[:, 1:]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100, reduction="sum")
-        total += float(loss)
-        count += int((tgt != -100).sum())
-    return total / max(count, 1)
