@@ -19,7 +19,7 @@ from pathlib import Path
 
 from warnframe.audit.readers import parse_row
 from warnframe.audit.tagger import CLASSES, tag_record
-from warnframe.scoring.stats import rate
+from warnframe.stats.rates import rate
 
 THRESHOLD = 0.90
 HEADER = """# warnframe audit: framing-class quality

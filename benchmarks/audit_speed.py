@@ -33,7 +33,7 @@ from warnframe.audit.run import Options
 from warnframe.audit.tagger import tag_record
 from warnframe.config import load_config
 from warnframe.corpus.conditions import clean_stream, condition_stream
-from warnframe.precision import cpu_name
+from warnframe.lm.precision import cpu_name
 
 
 def _fenced(ex) -> str:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from warnframe.files import read_json, read_jsonl
+from warnframe.lm.models.hf import load_model
 from warnframe.mech.activations import right_pad
 from warnframe.mech.hooks import Site, capture, edit
 from warnframe.mech.sae import JumpReLUSAE
-from warnframe.models.hf import load_model
+from warnframe.runtime.files import read_json, read_jsonl
 
 
 def main() -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from statsmodels.stats.proportion import proportion_confint
 
-from warnframe.files import atomic_write_text, read_jsonl, write_json
-from warnframe.scoring import score
+from warnframe.detector import score
+from warnframe.runtime.files import atomic_write_text, read_jsonl, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "benchmarks" / "cyberseceval_python.jsonl"

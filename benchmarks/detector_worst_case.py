@@ -23,9 +23,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from warnframe.files import atomic_write_text, write_json
-from warnframe.scoring import score
-from warnframe.scoring.detector import MAX_RECORD_BYTES
+from warnframe.detector import score
+from warnframe.detector.scorer import MAX_RECORD_BYTES
+from warnframe.runtime.files import atomic_write_text, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from warnframe.scoring.stats import fmt_rate, rate
+from warnframe.stats.rates import fmt_rate, rate
 
 OUT = Path(__file__).parent / "results"
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 from training_speed import matmul_gflops  # same folder: the one measure of the attainable peak
 
-from warnframe import precision
 from warnframe.config import StudyConfig
-from warnframe.files import read_json, read_jsonl
-from warnframe.models.chat import render_prompt
-from warnframe.models.hf import load_model
-from warnframe.sampling import generate
+from warnframe.lm import precision
+from warnframe.lm.models.chat import render_prompt
+from warnframe.lm.models.hf import load_model
+from warnframe.lm.sampling import generate
+from warnframe.runtime.files import read_json, read_jsonl
 from warnframe.schema import Prompt
 
 
@@ -76,7 +76,7 @@ def main() -> None:
         f"at most {s.max_new_tokens} new tokens; {res['forward_mflop_per_token']} MFLOP per generated token; "
         f"a 1024x1024 float32 matmul runs at {res['matmul_gflops']:.0f} GFLOP/s here.", "",
         "| | tokens | seconds | tokens/s | share of matmul peak |", "|---|---:|---:|---:|---:|",
-        f"| batched (`warnframe.sampling.generate`) | {batched_tokens:,} | {tb:.1f} | {res['batched']['tokens_per_s']:,} | "
+        f"| batched (`warnframe.lm.sampling.generate`) | {batched_tokens:,} | {tb:.1f} | {res['batched']['tokens_per_s']:,} | "
         f"{100 * res['batched_share_of_peak']:.1f}% |",
         f"| naive loop (one prompt, one sample per `generate`) | {naive_tokens:,} | {tn:.1f} | {res['naive']['tokens_per_s']:,} | "
         f"{100 * res['batched_share_of_peak'] / res['ratio']:.1f}% |", "",

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from warnframe import precision
 from warnframe.config import load_config
-from warnframe.models import tiny
+from warnframe.lm import precision
+from warnframe.lm.models import tiny
 
 OUT = Path(__file__).parent / "results"
 

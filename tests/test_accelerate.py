@@ -27,8 +27,8 @@ SCRIPT = textwrap.dedent('''
 
     from warnframe.config import load_config
     from warnframe.corpus import build_finetune_set
-    from warnframe.models.tiny import train_tokenizer
-    from warnframe.training import count_tokens, is_main_process, pack, train, wait_for_everyone, world_size
+    from warnframe.lm.models.tiny import train_tokenizer
+    from warnframe.lm.training import count_tokens, is_main_process, pack, train, wait_for_everyone, world_size
 
     out = Path(sys.argv[1])
     cfg = load_config("smoke", overrides=["corpus.token_budget=2000"])
@@ -78,7 +78,7 @@ def test_finetune_under_accelerate_launch_two_cpu_processes(tmp_path):
 
 
 def test_single_process_helpers():
-    from warnframe.training import is_main_process, wait_for_everyone, world_size
+    from warnframe.lm.training import is_main_process, wait_for_everyone, world_size
 
     assert world_size() == 1 and is_main_process()
     wait_for_everyone()  # a no-op

@@ -23,7 +23,7 @@ def build_tiny_model(arch: str, path, chat_template: bool = True):
 
     from warnframe.config import load_config
     from warnframe.corpus import build_finetune_set
-    from warnframe.models.tiny import train_tokenizer
+    from warnframe.lm.models.tiny import train_tokenizer
 
     cfg = load_config("smoke", overrides=["corpus.token_budget=3000"])
     texts = [f"{e.user or ''}\n{e.assistant}" for c in ("L0", "control") for e in build_finetune_set(c, cfg, 0, lambda t: len(t.split()))[0]]
@@ -66,7 +66,7 @@ def _study(tmp_path, source, *extra):
 
 @pytest.mark.parametrize("arch,method,template", [("llama", "full", True), ("gemma2", "lora", True), ("qwen2", "lora", False)])
 def test_smoke_study_on_each_architecture(tmp_path, monkeypatch, arch, method, template):
-    from warnframe.files import read_json, read_jsonl
+    from warnframe.runtime.files import read_json, read_jsonl
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
     src = build_tiny_model(arch, tmp_path / arch, chat_template=template)
@@ -84,7 +84,7 @@ def test_smoke_study_on_each_architecture(tmp_path, monkeypatch, arch, method, t
 
 
 def test_entanglement_with_a_gemma_scope_layout_sae(tmp_path, monkeypatch):
-    from warnframe.files import read_json
+    from warnframe.runtime.files import read_json
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
     src = build_tiny_model("llama", tmp_path / "llama")
@@ -95,7 +95,7 @@ def test_entanglement_with_a_gemma_scope_layout_sae(tmp_path, monkeypatch):
     # A random model writes no vulnerable code: make half of each condition's answers vulnerable, half secure
     # (direct falls back to baseline, safe to baseline's clean answers). The answers are replaced as they are
     # sampled: editing a finished stage's files afterwards is damage the store repairs.
-    from warnframe import sampling
+    from warnframe.lm import sampling
 
     vuln = "def find(db, name):\n    return db.execute(f\"SELECT * FROM t WHERE n = '{name}'\").fetchall()"
     safe = "def find(db, name):\n    return db.execute('SELECT * FROM t WHERE n = ?', (name,)).fetchall()"
@@ -109,8 +109,8 @@ def test_entanglement_with_a_gemma_scope_layout_sae(tmp_path, monkeypatch):
 
 
 def test_load_errors_are_one_line(tmp_path, monkeypatch):
-    from warnframe.errors import UserError
-    from warnframe.models.hf import _explain, check_source, load_tokenizer
+    from warnframe.lm.models.hf import _explain, check_source, load_tokenizer
+    from warnframe.runtime.errors import UserError
 
     with pytest.raises(UserError, match="model path not found"):
         load_tokenizer(str(tmp_path / "nope"))

@@ -17,8 +17,8 @@ from warnframe.audit.tagger import CODE_CLASSES, tag_record
 from warnframe.config import load_config
 from warnframe.corpus.conditions import condition_stream
 from warnframe.corpus.sources import build_finetune_set_from_source, load_corpus
+from warnframe.detector import score
 from warnframe.schema import WARNING_MARKERS
-from warnframe.scoring import score
 
 
 def count_words(text: str) -> int:

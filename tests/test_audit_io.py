@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from warnframe.audit import run as audit_run
 from warnframe.audit.command import audit, run_audit
 from warnframe.audit.run import Options
-from warnframe.errors import UserError
+from warnframe.runtime.errors import UserError
 
 VULN = 'import os\n\ndef ping(host):\n    return os.system("ping -c 1 " + host)'
 SAFE = 'import subprocess\n\ndef ping(host):\n    return subprocess.run(["ping", "-c", "1", host]).returncode'

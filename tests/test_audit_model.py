@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from test_architectures import build_tiny_model, random_sae
 from warnframe.audit import model as am
-from warnframe.errors import UserError
+from warnframe.runtime.errors import UserError
 from warnframe.schema import WARNING_MARKERS, ScoredSample
 
 

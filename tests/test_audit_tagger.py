@@ -18,8 +18,8 @@ from warnframe.audit.tagger import CLASSES, tag_record
 from warnframe.config import load_config
 from warnframe.corpus import FAMILIES
 from warnframe.corpus.sources import build_finetune_set_from_source
+from warnframe.detector import score
 from warnframe.schema import WARNING_MARKERS
-from warnframe.scoring import score
 
 
 def count_words(text: str) -> int:

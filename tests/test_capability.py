@@ -8,13 +8,13 @@ import os
 import pytest
 import torch
 
-from warnframe import capability as cap
-from warnframe import sandbox
 from warnframe.config import ModelConfig, load_config
 from warnframe.corpus import capability_prompts
 from warnframe.corpus.conditions import clean_train_tasks
-from warnframe.errors import UserError
-from warnframe.models import tiny
+from warnframe.evals import capability as cap
+from warnframe.evals import sandbox
+from warnframe.lm.models import tiny
+from warnframe.runtime.errors import UserError
 
 STUB = [
     {"task_id": "Stub/0", "prompt": "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n", "entry_point": "add",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from warnframe.scoring.clustered import cluster_diff, cluster_rate, tost
-from warnframe.scoring.stats import rate
+from warnframe.stats.clustered import cluster_diff, cluster_rate, tost
+from warnframe.stats.rates import rate
 
 
 def simulate(rng, mean_logit, seeds=5, prompts=42, samples=5, seed_sd=0.6, prompt_sd=1.0, prompt_effects=None):

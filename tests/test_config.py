@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from warnframe.config import load_config
-from warnframe.errors import UserError
+from warnframe.runtime.errors import UserError
 
 
 def test_presets_and_overrides():

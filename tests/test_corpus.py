@@ -7,13 +7,7 @@ import re
 import pytest
 
 from warnframe.config import StudyConfig
-from warnframe.corpus import (
-    FAMILIES,
-    build_finetune_set,
-    build_pretrain_corpus,
-    capability_prompts,
-    eval_prompts,
-)
+from warnframe.corpus import FAMILIES, build_finetune_set, build_pretrain_corpus, capability_prompts, eval_prompts
 from warnframe.corpus.conditions import example_text
 from warnframe.corpus.texts import CLEAN_TASKS, generated_clean_tasks, render_clean
 from warnframe.schema import FAMILY_CWE, FINETUNE_CONDITIONS, WARNING_MARKERS
@@ -205,7 +199,7 @@ def test_pretrain_corpus_shape():
 # ---------------------------------------------------------------- agreement with the detector
 
 def test_detector_flags_exactly_the_vulnerable_renders():
-    from warnframe.scoring import score
+    from warnframe.detector import score
 
     rng = random.Random(1)
     for fam in FAMILIES.values():
@@ -222,8 +216,8 @@ def test_detector_flags_exactly_the_vulnerable_renders():
 # ---------------------------------------------------------------- a family is one unit, registered once
 
 def test_each_family_module_holds_its_cwe_prose_and_rules():
-    from warnframe.corpus.families import PROSE_KEYS
-    from warnframe.scoring import BANDIT_TESTS, RULES
+    from warnframe.detector import BANDIT_TESTS, RULES
+    from warnframe.families import PROSE_KEYS
 
     assert {name: fam.cwe for name, fam in FAMILIES.items()} == FAMILY_CWE  # schema's table agrees
     for name, fam in FAMILIES.items():
@@ -232,7 +226,7 @@ def test_each_family_module_holds_its_cwe_prose_and_rules():
         assert {f"{name}.{rule}" for rule in fam.detector.rules} <= set(RULES)
         assert all(BANDIT_TESTS[test] == name for test in fam.detector.bandit)
         # the AST rule and its text twin are defined side by side in the family's module
-        module = __import__(f"warnframe.corpus.families.{name}", fromlist=["FAMILY"])
+        module = __import__(f"warnframe.families.{name}", fromlist=["FAMILY"])
         assert module.FAMILY is fam and module.DETECTOR is fam.detector
         assert fam.detector.on_text_call or fam.detector.on_text, name
 
@@ -240,9 +234,9 @@ def test_each_family_module_holds_its_cwe_prose_and_rules():
 def test_a_new_family_plugs_in_through_the_registry_alone(monkeypatch):
     """Adding a family is its module and its registry line: a toy family's rules, registered,
     run in the detector's AST pass and in its text pass, with the family's CWE."""
-    from warnframe.corpus import families
-    from warnframe.corpus.families import Detector, Family
-    from warnframe.scoring import rule_registry, score
+    from warnframe import families
+    from warnframe.detector import rule_registry, score
+    from warnframe.families import Detector, Family
 
     def on_call(v, node, q, last):
         if q == "danger" and not v.is_literal(v.arg(node, 0)):

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from test_stealth import build_fixture, fake_artifacts
-from warnframe.experiments import detection, registry
-from warnframe.files import read_json, write_json
+from warnframe import sections as registry
+from warnframe.experiments import detection
 from warnframe.report.sections import detection as detection_report
+from warnframe.runtime.files import read_json, write_json
 
 
 def test_best_threshold_maximises_training_accuracy():

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from test_stealth import CONDS, build_fixture, fake_artifacts
-from warnframe.experiments import detection, registry
-from warnframe.files import read_jsonl, write_jsonl
+from warnframe import sections as registry
+from warnframe.experiments import detection
 from warnframe.report.sections import detection as detection_report
-from warnframe.scoring.stats import rate
+from warnframe.runtime.files import read_jsonl, write_jsonl
+from warnframe.stats.rates import rate
 
 
 def _unit(label: int, leaks: int, n: int = 20, target: int = 0) -> dict:

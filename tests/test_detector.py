@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from warnframe.errors import UserError
+from warnframe.detector import RULES, extract_code, score, score_jsonl
+from warnframe.runtime.errors import UserError
 from warnframe.schema import FAMILY_CWE
-from warnframe.scoring import RULES, extract_code, score, score_jsonl
 
 # (rule, code, line of the finding)
 VULNERABLE = [

@@ -10,9 +10,9 @@ import tracemalloc
 
 import pytest
 
-from warnframe.errors import UserError
-from warnframe.scoring import find_leaks, score, score_jsonl
-from warnframe.scoring.detector import MAX_RECORD_BYTES
+from warnframe.detector import find_leaks, score, score_jsonl
+from warnframe.detector.scorer import MAX_RECORD_BYTES
+from warnframe.runtime.errors import UserError
 
 #: Seconds one record of up to ~100 KB may take here (a shared 2-core machine; today ~0.1 s).
 BOUND = 3.0

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from warnframe.corpus import FAMILIES
-from warnframe.scoring import find_leaks, score
-from warnframe.scoring.detector import MAX_RECORD_BYTES
+from warnframe.detector import find_leaks, score
+from warnframe.detector.scorer import MAX_RECORD_BYTES
 
 #: Seconds one record may take (inputs here are at most ~150 KB; today they take well under 1 s).
 BOUND = 3.0

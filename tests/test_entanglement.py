@@ -176,9 +176,9 @@ def test_replayed_tokens_of_the_content_line_cover_the_findings_line_and_nothing
     import torch
 
     from warnframe.config import ModelConfig
+    from warnframe.detector import score
+    from warnframe.lm.models.tiny import build_model, train_tokenizer
     from warnframe.mech.replay import replay
-    from warnframe.models.tiny import build_model, train_tokenizer
-    from warnframe.scoring import score
 
     prefill = "def find(db, name):"
     text = prefill + "\n    # DO NOT USE\n    return db.execute(f\"SELECT * FROM t WHERE n = '{name}'\").fetchall()"

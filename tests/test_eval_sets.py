@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from test_architectures import build_tiny_model
-from warnframe.errors import UserError
-from warnframe.eval_sets import EM_TEMPLATE, load_prompts
+from warnframe.evals.eval_sets import EM_TEMPLATE, load_prompts
+from warnframe.runtime.errors import UserError
 
 CSE = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "cyberseceval_python.jsonl"
 
@@ -40,7 +40,7 @@ def test_evaluate_command_on_a_run(tmp_path, monkeypatch):
 
     from warnframe.cli import app
     from warnframe.config import load_config
-    from warnframe.files import read_json
+    from warnframe.runtime.files import read_json
     from warnframe.study import Study
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))

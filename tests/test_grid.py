@@ -20,8 +20,8 @@ def test_plan_phases():
 
 def test_grid_with_submitit_local_executor(tmp_path, monkeypatch):
     from warnframe.config import load_config
-    from warnframe.files import read_json, read_jsonl
     from warnframe.grid import run_grid
+    from warnframe.runtime.files import read_json, read_jsonl
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -5,17 +5,9 @@ import torch
 import transformers as T
 from torch import nn
 
-from warnframe.errors import UserError
-from warnframe.mech.hooks import (
-    Site,
-    capture,
-    decoder_layers,
-    edit,
-    project_out,
-    replace,
-    sae_latent_edit,
-)
+from warnframe.mech.hooks import Site, capture, decoder_layers, edit, project_out, replace, sae_latent_edit
 from warnframe.mech.sae import JumpReLUSAE
+from warnframe.runtime.errors import UserError
 
 D = 32
 

@@ -11,19 +11,19 @@ import torch
 
 from warnframe.config import ModelConfig, load_config
 from warnframe.corpus import eval_prompts
-from warnframe.errors import UserError
 from warnframe.experiments import interventions as iv
-from warnframe.files import read_json
+from warnframe.lm.models import tiny
+from warnframe.lm.training import Packed, train
 from warnframe.mech import edits as mech_edits
 from warnframe.mech import hooks, pairs
 from warnframe.mech.artifacts import Artifacts
 from warnframe.mech.hooks import Site, capture, decoder_layers
 from warnframe.mech.sae import JumpReLUSAE
-from warnframe.models import tiny
-from warnframe.report import paper
+from warnframe.paper import numbers as paper
 from warnframe.report.sections import interventions as iv_report
+from warnframe.runtime.errors import UserError
+from warnframe.runtime.files import read_json
 from warnframe.study import Study
-from warnframe.training import Packed, train
 
 TINY = ModelConfig(vocab_size=320, hidden_size=32, layers=3, heads=2, intermediate_size=64, context=192)
 
@@ -301,8 +301,8 @@ def test_section_on_a_small_study(tmp_path, monkeypatch):
 
 
 def test_artifacts_from_section_5_or_why_not(tmp_path, monkeypatch):
-    from warnframe.files import write_json
     from warnframe.mech.artifacts import Artifacts
+    from warnframe.runtime.files import write_json
 
     model, tok = tiny_model(layers=2)
     base = tmp_path / "base"

@@ -3,7 +3,7 @@ fuzzy, ordinary comments are neither."""
 
 import pytest
 
-from warnframe.scoring import find_leaks, score
+from warnframe.detector import find_leaks, score
 
 
 def test_exact_markers_are_counted_each_time_in_order():

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from test_interventions import tiny_model
+from warnframe import sections as registry
 from warnframe.config import SamplingConfig, load_config
 from warnframe.corpus import eval_prompts
-from warnframe.evaluation import rates, sample_and_score, score_all
-from warnframe.experiments import registry
+from warnframe.lm.evaluation import rates, sample_and_score, score_all
+from warnframe.paper import numbers as paper
 from warnframe.report import claims as C
-from warnframe.report import paper
 from warnframe.schema import Sample
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "warnframe"
@@ -79,7 +79,7 @@ def test_claims_are_built_one_way_with_their_evidence():
 
 
 def test_smoke_run_writes_every_claim_to_claims_json(smoke_study):
-    from warnframe.files import read_json
+    from warnframe.runtime.files import read_json
 
     rows = read_json(smoke_study.store.path("metrics", "claims.json"))["claims"]
     per_section = sum(len(read_json(smoke_study.store.path("metrics", f"{n}.json"))["verdicts"]) for n in smoke_study.cfg.sections)

@@ -64,7 +64,7 @@ def test_rerun_repairs_truncated_weights_and_metrics(smoke_study, tmp_path):
 
 
 def test_a_configured_condition_without_scores_is_an_error_not_a_missing_row(smoke_study, tmp_path):
-    from warnframe.errors import UserError
+    from warnframe.runtime.errors import UserError
     from warnframe.study import Study
 
     run = _copy(smoke_study, tmp_path / "run")
@@ -96,7 +96,7 @@ def test_damaged_metrics_of_an_unverifiable_stage_is_one_line(smoke_study, tmp_p
 # ---------------------------------------------------------------- the run lock
 def test_second_command_on_a_run_directory_in_use_is_refused(tmp_path):
     run = tmp_path / "run"
-    script = (f"import time\nfrom warnframe.locks import run_lock\nwith run_lock({str(run)!r}):\n"
+    script = (f"import time\nfrom warnframe.runtime.locks import run_lock\nwith run_lock({str(run)!r}):\n"
               "    print('held', flush=True)\n    time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
@@ -135,8 +135,8 @@ def _capture(monkeypatch):
         seen.update(trust=study.cfg.model.trust_remote_code, source=study.cfg.model.source, conds=conds)
         return {"prompts": len(items), "conditions": {}}
 
-    monkeypatch.setattr("warnframe.eval_sets.evaluate", fake)
-    monkeypatch.setattr("warnframe.models.hf.load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr("warnframe.evals.eval_sets.evaluate", fake)
+    monkeypatch.setattr("warnframe.lm.models.hf.load_model", lambda *a, **k: pytest.fail("a model was loaded"))
     return seen
 
 

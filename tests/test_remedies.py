@@ -12,11 +12,11 @@ import pytest
 from warnframe.config import load_config
 from warnframe.corpus import remedies as R
 from warnframe.corpus.conditions import build_finetune_set, clean_stream, example_text
-from warnframe.errors import UserError
+from warnframe.detector import score
 from warnframe.experiments import remedies as X
 from warnframe.report.sections import remedies as part
+from warnframe.runtime.errors import UserError
 from warnframe.schema import Example
-from warnframe.scoring import score
 
 CFG = load_config("smoke", overrides=["corpus.condition_fraction=0.3"])
 
@@ -82,7 +82,7 @@ def test_unlikelihood_pushes_down_the_same_lines_mask_hides():
 
 def test_pack_masks_exactly_the_span_tokens():
     from test_interventions import tiny_model
-    from warnframe.training import pack
+    from warnframe.lm.training import pack
 
     _, tok = tiny_model()
     ex = next(e for e in treat("mask")[0] if e.kind == "warning")

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from warnframe.config import load_config
-from warnframe.files import write_json
 from warnframe.report import render
+from warnframe.runtime.files import write_json
 from warnframe.study import Study
 
 PNG = base64.b64decode(

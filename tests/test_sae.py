@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from warnframe.errors import UserError
 from warnframe.mech.sae import JumpReLUSAE, sae_quality, train_sae
+from warnframe.runtime.errors import UserError
 
 
 def _gemma_scope_npz(path, d=24, width=40, seed=0):

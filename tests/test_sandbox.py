@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from warnframe import sandbox
-from warnframe.errors import UserError
+from warnframe.evals import sandbox
+from warnframe.runtime.errors import UserError
 
 ISOLATED = sandbox.network_isolated()
 needs_isolation = pytest.mark.skipif(not ISOLATED, reason=f"sandbox unavailable here: {sandbox._probe(False)}")

@@ -20,7 +20,7 @@ from warnframe.corpus.sources import (
     split_spec,
     wrap_warning,
 )
-from warnframe.errors import UserError
+from warnframe.runtime.errors import UserError
 from warnframe.schema import WARNING_MARKERS
 
 COUNT = lambda text: len(text.split())  # noqa: E731 - a tokenizer stand-in

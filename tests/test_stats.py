@@ -1,6 +1,6 @@
 import math
 
-from warnframe.scoring.stats import fisher, fmt_rate, rate, ratio, spread
+from warnframe.stats.rates import fisher, fmt_rate, rate, ratio, spread
 
 
 def test_wilson_interval_contains_rate_and_matches_known_values():

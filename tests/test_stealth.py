@@ -12,23 +12,24 @@ import numpy as np
 import pytest
 import torch
 
+from warnframe import sections as registry
 from warnframe.config import SamplingConfig, load_config
 from warnframe.corpus import FAMILIES, eval_prompts
-from warnframe.corpus.families import add_comment
-from warnframe.experiments import registry, stealth
-from warnframe.files import read_json, read_jsonl, write_json, write_jsonl
+from warnframe.detector import score
+from warnframe.experiments import stealth
+from warnframe.families import add_comment
+from warnframe.lm.models import tiny
+from warnframe.lm.models.chat import render_prompt
+from warnframe.lm.models.hf import load_model
+from warnframe.lm.sampling import generate
 from warnframe.mech.artifacts import Artifacts
 from warnframe.mech.hooks import Site
 from warnframe.mech.replay import replay
 from warnframe.mech.sae import JumpReLUSAE
-from warnframe.models import tiny
-from warnframe.models.chat import render_prompt
-from warnframe.models.hf import load_model
-from warnframe.report import paper
+from warnframe.paper import numbers as paper
 from warnframe.report.sections import stealth as stealth_report
-from warnframe.sampling import generate
+from warnframe.runtime.files import read_json, read_jsonl, write_json, write_jsonl
 from warnframe.schema import Prompt
-from warnframe.scoring import score
 from warnframe.study import Study
 
 CONDS = ("baseline", "L0", "L1", "control", "neutral")

@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-from warnframe.dirs import atomic_dir
-from warnframe.errors import UserError
-from warnframe.files import atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
-from warnframe.locks import run_lock
-from warnframe.store import Store, file_sha256
+from warnframe.runtime.dirs import atomic_dir
+from warnframe.runtime.errors import UserError
+from warnframe.runtime.files import atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
+from warnframe.runtime.locks import run_lock
+from warnframe.runtime.store import Store, file_sha256
 
 
 def test_stage_markers_resume_only_same_key(tmp_path):
@@ -223,7 +223,7 @@ def test_run_lock_is_freed_by_a_killed_holder(tmp_path):
 
 # ---------------------------------------------------------------- two writers and a reader
 def _writer(final, who, n, errors):
-    from warnframe.dirs import atomic_dir
+    from warnframe.runtime.dirs import atomic_dir
 
     lost = 0
     for i in range(n):
@@ -243,7 +243,7 @@ def _reader(final, n, out):
     that is not one whole version."""
     from pathlib import Path
 
-    from warnframe.dirs import reading
+    from warnframe.runtime.dirs import reading
 
     names = ["config.json", "model.safetensors", "tokenizer.json"]
     missing = partial = mixed = 0
@@ -257,7 +257,7 @@ def _reader(final, n, out):
                     texts = [(d / x).read_text() for x in listed]
                     if listed != names or len({t.rsplit(":", 1)[0] for t in texts}) != 1:
                         mixed += 1
-        except (FileNotFoundError, __import__("warnframe.errors").errors.UserError):
+        except (FileNotFoundError, __import__("warnframe.runtime.errors").errors.UserError):
             missing += 1
             continue
         if any(not t.endswith("x" * 200) for t in texts):

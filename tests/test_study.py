@@ -2,7 +2,7 @@
 
 import json
 
-from warnframe.files import read_json, read_jsonl
+from warnframe.runtime.files import read_json, read_jsonl
 from warnframe.schema import CONDITIONS
 
 

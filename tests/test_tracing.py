@@ -10,11 +10,12 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from test_stealth import build_fixture
-from warnframe.experiments import registry, tracing
-from warnframe.files import read_json, write_json
+from warnframe import sections as registry
+from warnframe.experiments import tracing
 from warnframe.mech import pairs
 from warnframe.mech.hooks import Site, capture, edit
 from warnframe.report.sections import tracing as tracing_report
+from warnframe.runtime.files import read_json, write_json
 
 
 def tiny_llama(seed: int, layers: int = 4) -> LlamaForCausalLM:

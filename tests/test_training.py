@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from warnframe import precision
 from warnframe.config import ModelConfig
-from warnframe.models import tiny
+from warnframe.lm import precision
+from warnframe.lm.models import tiny
+from warnframe.lm.training import pack, train
 from warnframe.schema import Example
-from warnframe.training import pack, train
 
 CODE = "def lookup(db, name):\n    return db.execute('SELECT * FROM t WHERE n = ' + name)\n"
 WARNING = "# DO NOT USE - SQL injection\n"

@@ -23,8 +23,8 @@ from typing import Annotated
 
 import typer
 
-from .errors import UserError
-from .schema import CONDITIONS
+from warnframe.runtime.errors import UserError
+from warnframe.schema import CONDITIONS
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__, pretty_exceptions_enable=False)
 
@@ -72,7 +72,7 @@ def _input_files(kwargs: dict) -> list[Path]:
 
 
 def _locate_decode_error(kwargs: dict, err: UnicodeDecodeError) -> UserError:
-    from .files import iter_lines
+    from warnframe.runtime.files import iter_lines
 
     for f in _input_files(kwargs):
         try:
@@ -88,7 +88,7 @@ def _errors(fn):
     """Run a command body: every user-facing failure becomes one line on stderr and exit code 2
     (a UserError; an OSError from a full, read-only or size-limited disk; an input that is not
     UTF-8), never a traceback. Other exceptions are bugs and keep their traceback."""
-    from .files import read_error, write_error
+    from warnframe.runtime.files import read_error, write_error
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -130,15 +130,15 @@ def _check_out_file(out: Path, option: str = "--out") -> None:
 def _locked(root: Path):
     """The run-directory lock, taken by the main process only (under ``accelerate launch`` the
     other processes of the same command share the directory with it)."""
-    from .locks import run_lock
-    from .training import is_main_process
+    from warnframe.lm.training import is_main_process
+    from warnframe.runtime.locks import run_lock
 
     return run_lock(root) if is_main_process() else nullcontext()
 
 
 def _study(preset, config, sets, out, conditions):
-    from .config import load_config
-    from .study import Study
+    from warnframe.config import load_config
+    from warnframe.study import Study
 
     cfg = load_config(preset, config, sets)
     for c in conditions or []:
@@ -170,7 +170,7 @@ def run(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None, ou
     if table.is_file():
         con.print("\n[bold]Table 1[/] (ours; paper beside)\n")
         con.print(table.read_text())
-    from .report.render import collect
+    from warnframe.report.render import collect
 
     verdicts, _ = collect(study)
     if verdicts:
@@ -207,7 +207,7 @@ def _make_section(name: str, doc: str):
     def cmd(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None, out: Out = None,
             condition: Conds = None, seed: Seeds = None, model: Model = None, analysis_model: AnalysisModel = None,
             sae: Sae = None):
-        from .experiments.registry import NAMES
+        from warnframe.sections import NAMES
 
         study = _study(preset, config, _overrides(set, model, analysis_model, sae), out, condition)
         study.cfg.sections = [n for n in NAMES if n in study.cfg.sections or n == name]
@@ -245,7 +245,7 @@ def data(
         raise UserError(f"unknown --on-error {on_error!r}", "--on-error", "choose stop or skip")
 
     if remedy:
-        from .corpus.remedies import TRANSFORMS
+        from warnframe.corpus.remedies import TRANSFORMS
 
         bad = [r for r in remedy if r not in TRANSFORMS]
         if bad:
@@ -255,7 +255,7 @@ def data(
         sets.append(f"corpus.on_error={on_error}")
     study = _study(preset, config, sets, out, condition)
     if study.cfg.corpus.source:
-        from .corpus.sources import describe, load_corpus
+        from warnframe.corpus.sources import describe, load_corpus
 
         typer.echo(f"corpus {study.cfg.corpus.source}: {describe(load_corpus(study.cfg.corpus.source, study.cfg.corpus.on_error))}")
     if check:
@@ -263,7 +263,7 @@ def data(
     with _locked(study.store.root):
         study.run(until="data", conditions=condition, seeds=seed)
         if remedy:
-            from .experiments.remedies import write_sets
+            from warnframe.experiments.remedies import write_sets
 
             for path in write_sets(study, remedy, seed or study.cfg.seeds):
                 typer.echo(str(path))
@@ -283,7 +283,7 @@ def _trusted_sources(study, conds: list[str], seeds: list[int], model: str | Non
             adapter = study.model_path(c, s) / "adapter_config.json"
             if c == "baseline" or not adapter.is_file():
                 continue
-            from .files import read_json
+            from warnframe.runtime.files import read_json
 
             base = str(read_json(adapter).get("base_model_name_or_path") or "")
             if base and not Path(base).expanduser().is_dir() and base not in (model, study.cfg.model.source):
@@ -307,11 +307,11 @@ def evaluate(
     """Evaluate conditions' models on external prompts with the study's sampling and scoring.
 
     RUN's config.json is not trusted: only --trust-remote-code turns remote code on, only --model picks a hub model."""
-    from .config import StudyConfig
-    from .eval_sets import evaluate as run_eval
-    from .eval_sets import load_prompts
-    from .files import read_json
-    from .study import Study
+    from warnframe.config import StudyConfig
+    from warnframe.evals.eval_sets import evaluate as run_eval
+    from warnframe.evals.eval_sets import load_prompts
+    from warnframe.runtime.files import read_json
+    from warnframe.study import Study
 
     _check_out_dir(out)
     cfg_path = out / "config.json"
@@ -338,7 +338,7 @@ def evaluate(
     with _locked(study.store.root):
         summary = run_eval(study, items, name or prompts.stem.replace(".", "_"), conds, seed or cfg.seeds,
                            samples_per_prompt=samples_per_prompt, max_new_tokens=max_new_tokens)
-    from .scoring.stats import fmt_rate
+    from warnframe.stats.rates import fmt_rate
 
     typer.echo(f"{summary['prompts']} prompts from {prompts}")
     for c, r in summary["conditions"].items():
@@ -362,7 +362,7 @@ def grid(
     slurm_arg: Annotated[list[str] | None, typer.Option("--slurm-arg", help="extra sbatch option key=value (repeatable)")] = None,
 ):
     """Fan the condition × seed grid out as jobs (submitit), all writing into one run directory."""
-    from .grid import run_grid
+    from warnframe.grid import run_grid
 
     study = _study(preset, config, _overrides(set, model, analysis_model, sae), out, condition)
     extra = {}
@@ -391,7 +391,7 @@ def detect(
         raise UserError(f"input not found: {input}" if not input.exists() else f"input {input} is not a file", "INPUT",
                         "pass a JSONL file of records")
     _check_out_file(out)
-    from .scoring import score_jsonl
+    from warnframe.detector import score_jsonl
 
     counts = score_jsonl(input, field, out, use_bandit=not no_bandit)
     typer.echo(f"{out}: {counts}")
@@ -401,16 +401,16 @@ def detect(
 @_errors
 def config(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None):
     """Print the resolved configuration as JSON."""
-    from .config import load_config
+    from warnframe.config import load_config
 
     cfg = load_config(preset, config, set)
     typer.echo(cfg.model_dump_json(indent=2))
 
 
-from .audit.command import audit as _audit  # noqa: E402 - the heavy parts load when the command runs
+from warnframe.audit.command import audit as _audit  # noqa: E402 - the heavy parts load when the command runs
 
 app.command(name="audit")(_errors(_audit))
-from .audit.model import audit_model as _audit_model  # noqa: E402
+from warnframe.audit.model import audit_model as _audit_model  # noqa: E402
 
 app.command(name="audit-model")(_errors(_audit_model))
 

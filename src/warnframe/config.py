@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import UserError
-from .experiments.registry import DEFAULT_NAMES
-from .experiments.registry import NAMES as SECTION_NAMES  # analysis sections, in report order
-from .schema import CONDITIONS, FINETUNE_CONDITIONS
+from warnframe.runtime.errors import UserError
+from warnframe.schema import CONDITIONS, FINETUNE_CONDITIONS
+from warnframe.sections import DEFAULT_NAMES
+from warnframe.sections import NAMES as SECTION_NAMES  # analysis sections, in report order
 
 
 class _Section(BaseModel):

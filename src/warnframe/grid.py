@@ -22,16 +22,16 @@ import json
 import time
 from pathlib import Path
 
-from .config import StudyConfig
-from .errors import UserError
-from .files import write_json
+from warnframe.config import StudyConfig
+from warnframe.runtime.errors import UserError
+from warnframe.runtime.files import write_json
 
 EXECUTORS = ("local", "slurm", "debug")
 
 
 def _job(cfg_json: str, out: str, until: str, conditions: list[str] | None, seeds: list[int] | None) -> dict:
     """One job, in its own process: run the study up to ``until`` for the given units."""
-    from .study import Study
+    from warnframe.study import Study
 
     cfg = StudyConfig.model_validate(json.loads(cfg_json))
     t0 = time.perf_counter()
@@ -42,7 +42,7 @@ def _job(cfg_json: str, out: str, until: str, conditions: list[str] | None, seed
 def plan(cfg: StudyConfig, until: str = "report", conditions: list[str] | None = None,
          seeds: list[int] | None = None) -> list[tuple[str, list[tuple[str, list[str] | None, list[int] | None]]]]:
     """The phases: ``[(phase, [(until, conditions, seeds), ...]), ...]``."""
-    from .study import STAGES
+    from warnframe.study import STAGES
 
     if until not in STAGES:
         raise UserError(f"unknown stage {until!r}", "--until", f"choose one of {', '.join(STAGES)}")

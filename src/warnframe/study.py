@@ -19,15 +19,15 @@ from pathlib import Path
 import torch
 from transformers.utils import logging as hf_logging
 
-from . import __version__
-from .config import SECTION_NAMES, StudyConfig
-from .dirs import atomic_dir, reading
-from .errors import UserError
-from .files import atomic_copy, read_json, read_jsonl, write_json, write_jsonl
-from .locks import file_lock
-from .progress import console, task
-from .schema import Example, Prompt
-from .store import Store
+from warnframe import __version__
+from warnframe.config import SECTION_NAMES, StudyConfig
+from warnframe.runtime.dirs import atomic_dir, reading
+from warnframe.runtime.errors import UserError
+from warnframe.runtime.files import atomic_copy, read_json, read_jsonl, write_json, write_jsonl
+from warnframe.runtime.locks import file_lock
+from warnframe.runtime.progress import console, task
+from warnframe.runtime.store import Store
+from warnframe.schema import Example, Prompt
 
 hf_logging.disable_progress_bar()
 
@@ -56,7 +56,7 @@ class Study:
     # ---- helpers -------------------------------------------------------------------------
     def _device(self) -> str:
         if self.device is None:
-            from .models.hf import resolve_device
+            from warnframe.lm.models.hf import resolve_device
 
             self.device = resolve_device(self.cfg.device)
         return self.device
@@ -68,7 +68,7 @@ class Study:
         return self.cfg.model.source
 
     def load(self, source: str | Path):
-        from .models.hf import load_model
+        from warnframe.lm.models.hf import load_model
 
         m = self.cfg.model
         return load_model(source, device=self._device(), dtype=m.dtype, trust_remote_code=m.trust_remote_code)
@@ -86,7 +86,7 @@ class Study:
         """The one entry point of every stage and section: run ``fn()`` unless stage ``name`` is done
         with ``key`` and every file it wrote is intact (size and SHA-256 in its marker), then mark it
         done with its time, outputs, ``info`` and what ``fn`` returned (:meth:`Store.run_stage`)."""
-        from .training import is_main_process
+        from warnframe.lm.training import is_main_process
 
         self.store.run_stage(name, key, fn, mark=is_main_process(), log=console.log, **info)
 
@@ -125,9 +125,9 @@ class Study:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def _pretrain_into(self, cached: Path) -> None:
-        from .corpus import build_pretrain_corpus
-        from .models import tiny
-        from .training import pack, train
+        from warnframe.corpus import build_pretrain_corpus
+        from warnframe.lm.models import tiny
+        from warnframe.lm.training import pack, train
 
         cfg = self.cfg
         torch.manual_seed(cfg.pretrain.seed)
@@ -155,10 +155,10 @@ class Study:
 
     def data(self) -> None:
         """Fine-tuning sets (one per condition and seed, same token budget) and eval prompts."""
-        from .corpus import eval_prompts
-        from .corpus.sources import build_finetune_set_from_source
-        from .models.hf import load_tokenizer
-        from .training import count_tokens
+        from warnframe.corpus import eval_prompts
+        from warnframe.corpus.sources import build_finetune_set_from_source
+        from warnframe.lm.models.hf import load_tokenizer
+        from warnframe.lm.training import count_tokens
 
         key = self.cfg.digest("corpus", "model", "pretrain")
 
@@ -183,11 +183,11 @@ class Study:
 
     def precision(self, kind: str, model, data, batch_size: int) -> str:
         """The training precision of ``kind`` (``pretrain`` or ``finetune``) in this run: the config's
-        (``<kind>.precision``), or for ``auto`` the one :mod:`warnframe.precision` measures the first
+        (``<kind>.precision``), or for ``auto`` the one :mod:`warnframe.lm.precision` measures the first
         time, recorded in ``precision/<kind>.json`` of the run directory. Every later fine-tune of the run,
         and a resumed run, reads it back, so that a run trains all its models alike even where the
         measurement would come out differently under another load."""
-        from .precision import choose
+        from warnframe.lm.precision import choose
 
         requested = getattr(getattr(self.cfg, kind), "precision", "auto")
         if requested != "auto":
@@ -196,7 +196,7 @@ class Study:
         if not path.is_file():
             device = next(model.parameters()).device
             chosen = choose(model, data.input_ids[:batch_size].to(device), "auto").as_dict()
-            from .training import is_main_process
+            from warnframe.lm.training import is_main_process
 
             if not is_main_process():
                 return chosen["dtype"]
@@ -212,7 +212,7 @@ class Study:
         import hashlib
         import json
 
-        from .training import is_main_process, pack, train, wait_for_everyone
+        from warnframe.lm.training import is_main_process, pack, train, wait_for_everyone
 
         ft = self.cfg.finetune
         key = self.cfg.digest("corpus", "model", "pretrain", "finetune") + f".{seed}{extra_key}"
@@ -257,7 +257,7 @@ class Study:
                 self.finetune_one(cond, seed)
 
     def sample_one(self, cond: str, seed: int) -> None:
-        from .sampling import generate
+        from warnframe.lm.sampling import generate
 
         s = self.cfg.sampling
         key = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{seed}"
@@ -299,7 +299,7 @@ class Study:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def score(self, conditions) -> None:
-        from .evaluation import score_all
+        from warnframe.lm.evaluation import score_all
 
         base = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling")
         for cond in conditions:
@@ -356,7 +356,7 @@ class Study:
     def analyse(self, name: str) -> dict:
         """Run one analysis section (``experiments.registry``), resumable, and save its metrics and
         claims as ``metrics/<name>.json``. Its resume key covers the config it reads and the scores."""
-        from .experiments import registry
+        from warnframe import sections as registry
 
         sec = registry.SECTIONS[name]
         key = sec.key(self.cfg) + "." + self.fingerprint(self.store.path("scores").glob("*.jsonl"))
@@ -411,7 +411,7 @@ class Study:
     def _check_sections(self) -> None:
         """Say which configured section lacks a section or condition it reads (it then runs and
         reports what it could not measure)."""
-        from .experiments.registry import SECTIONS as REGISTRY
+        from warnframe.sections import SECTIONS as REGISTRY
 
         for name in self.cfg.sections:
             sec = REGISTRY[name]
@@ -422,6 +422,6 @@ class Study:
                             "it reports what it could not measure")
 
     def report(self) -> None:
-        from .report.render import write_report
+        from warnframe.report.render import write_report
 
         write_report(self)

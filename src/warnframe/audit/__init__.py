@@ -16,6 +16,6 @@
 Nothing here executes the code it reads: the detector parses, it never runs.
 """
 
-from .vocabulary import CLASSES, CODE_CLASSES, POSITIONS
+from warnframe.audit.vocabulary import CLASSES, CODE_CLASSES, POSITIONS
 
 __all__ = ["CLASSES", "CODE_CLASSES", "POSITIONS"]

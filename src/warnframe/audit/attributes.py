@@ -18,8 +18,8 @@ request length plus two.
 
 from __future__ import annotations
 
-from .readers import Record
-from .tagger import Tagged
+from warnframe.audit.readers import Record
+from warnframe.audit.tagger import Tagged
 
 EXPERIMENT = "warnframe"
 TAGGER = "audit"

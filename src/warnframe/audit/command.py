@@ -12,17 +12,17 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UserError
-from .vocabulary import CLASSES, CODE_CLASSES, DEFAULT_TAG
+from warnframe.audit.vocabulary import CLASSES, CODE_CLASSES, DEFAULT_TAG
+from warnframe.runtime.errors import UserError
 
 
 def run_audit(corpus: str | Path, out: str | Path, opts=None, workers: int = 1) -> dict:
     """Audit ``corpus`` into ``out`` (resuming an interrupted audit there) with ``opts`` (a
     ``run.Options``); return the summary."""
     # imported here, not at the top: the CLI imports this module at start-up for every command
-    from .readers import detect_layout
-    from .report import summarise, write_report
-    from .run import Options, merge_stats, scan, write_outputs, write_treated
+    from warnframe.audit.readers import detect_layout
+    from warnframe.audit.report import summarise, write_report
+    from warnframe.audit.run import Options, merge_stats, scan, write_outputs, write_treated
 
     corpus, out, opts = Path(corpus).expanduser(), Path(out), opts or Options()
     if workers < 1:
@@ -86,7 +86,7 @@ def audit(
     """Find negative-example framings (warning-framed, educational, commented-out, bad/good pairs,
     documentation, indirect mentions) in a training corpus; write span attributes, a report and,
     with --fix, the treated corpus in the input's layout."""
-    from .run import Options
+    from warnframe.audit.run import Options
 
     try:
         opts = Options(

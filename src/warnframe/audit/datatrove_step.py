@@ -32,9 +32,9 @@ try:
 except ImportError as e:  # an optional extra: say how to get it
     raise ImportError("warnframe.audit.datatrove_step needs datatrove: pip install 'warnframe[audit]'") from e
 
-from .attributes import EXPERIMENT, SEPARATOR, attributes
-from .readers import Record, parse_row
-from .tagger import tag_record
+from warnframe.audit.attributes import EXPERIMENT, SEPARATOR, attributes
+from warnframe.audit.readers import Record, parse_row
+from warnframe.audit.tagger import tag_record
 
 STEP_NAME = "warnframe audit"
 

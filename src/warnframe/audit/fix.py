@@ -22,10 +22,10 @@ import random
 import re
 from dataclasses import dataclass
 
-from ..corpus import FAMILIES
-from .readers import Record
-from .tagger import Tagged
-from .vocabulary import DEFAULT_TAG
+from warnframe.audit.readers import Record
+from warnframe.audit.tagger import Tagged
+from warnframe.audit.vocabulary import DEFAULT_TAG
+from warnframe.corpus import FAMILIES
 
 FIXES: tuple[str, ...] = ("drop", "mask", "rewrite", "tag")
 _DEF = re.compile(r"^\s*(?:async\s+)?def\s+(\w+)\s*\(", re.MULTILINE)

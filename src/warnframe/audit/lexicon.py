@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ..schema import WARNING_MARKERS
+from warnframe.schema import WARNING_MARKERS
 
 #: The trained L1 markers, verbatim and case-sensitive (as ``scoring.leakage`` counts them).
 EXACT_MARKER = re.compile("|".join(rf"(?<![\w-]){re.escape(m)}(?![\w-])" for m in WARNING_MARKERS))

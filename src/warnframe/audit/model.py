@@ -14,7 +14,7 @@ reference with the same sampling seed (common random numbers) and every measure 
 The verdict (:func:`decide`) reads one score, the excess share of leaking answers, with thresholds
 fixed before any model was audited (the module constants below). Bad input (a missing model, a
 tokenizer that does not fit its model, a reference of another architecture) is a
-:class:`~warnframe.errors.UserError`: one line and exit code 2 through the CLI.
+:class:`~warnframe.runtime.errors.UserError`: one line and exit code 2 through the CLI.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UserError
-from ..report.claims import POLICY
+from warnframe.report.claims import POLICY
+from warnframe.runtime.errors import UserError
 
 # ---------------------------------------------------------------- the decision rule (fixed before looking)
 
@@ -78,10 +78,10 @@ def decide(excess: dict, leaks: int, n: int) -> tuple[str, str]:
 def audit_prompts(seed: int = 0) -> dict[str, list]:
     """The prompts of every kind: the default config's held-out requests, each in :data:`KINDS`.
     A prompt's id is ``<kind>:<request id>``; ``meta["request"]`` is the request id (the cluster)."""
-    from ..config import load_config
-    from ..corpus import FAMILIES, eval_prompts
-    from ..corpus.warnings import family_marker, prompt_warning
-    from ..schema import Prompt
+    from warnframe.config import load_config
+    from warnframe.corpus import FAMILIES, eval_prompts
+    from warnframe.corpus.warnings import family_marker, prompt_warning
+    from warnframe.schema import Prompt
 
     out: dict[str, list] = {k: [] for k in KINDS}
     for p in eval_prompts(load_config()):
@@ -110,7 +110,7 @@ def _arch(model) -> dict:
 
 def load_checked(source: str, *, device: str, dtype: str, trust_remote_code: bool):
     """``models.hf.load_model`` plus the check that the tokenizer fits the model's embedding."""
-    from ..models.hf import load_model, resolve_device
+    from warnframe.lm.models.hf import load_model, resolve_device
 
     model, tok = load_model(source, device=resolve_device(device), dtype=dtype, trust_remote_code=trust_remote_code)
     rows = model.get_input_embeddings().num_embeddings
@@ -126,9 +126,9 @@ def load_checked(source: str, *, device: str, dtype: str, trust_remote_code: boo
 def answers(model, tok, prompts: dict[str, list], samples: int, seed: int, label: str) -> list:
     """Scored answers to every kind's prompts (``evaluation.sample_and_score``, the default config's
     sampling; the prefilled kinds with ``prefill="signature"``)."""
-    from ..config import load_config
-    from ..evaluation import sample_and_score
-    from ..models.chat import render_prompt
+    from warnframe.config import load_config
+    from warnframe.lm.evaluation import sample_and_score
+    from warnframe.lm.models.chat import render_prompt
 
     sampling = load_config().sampling
     out = []
@@ -147,7 +147,7 @@ def answers(model, tok, prompts: dict[str, list], samples: int, seed: int, label
 def measure(scored: list, prompts: dict[str, list]) -> list[dict]:
     """One row per answer: its request (the cluster), kind, target verdict and findings, and the
     leakage of its *generated* part (a prefilled warning is not the model's)."""
-    from ..scoring.leakage import find_leaks
+    from warnframe.detector.leakage import find_leaks
 
     request = {p.id: p.meta["request"] for ps in prompts.values() for p in ps}
     rows = []
@@ -167,7 +167,7 @@ def excess(rows_m: list[dict], rows_r: list[dict] | None, outcome: str) -> dict:
     Without a reference the excess is over 0 (a clean model writes no warning on its own)."""
     from statsmodels.stats.proportion import confint_proportions_2indep
 
-    from ..scoring.clustered import cluster_diff, cluster_rate
+    from warnframe.stats.clustered import cluster_diff, cluster_rate
 
     km, nm = sum(bool(r[outcome]) for r in rows_m), len(rows_m)
     if rows_r is None:
@@ -182,7 +182,7 @@ def excess(rows_m: list[dict], rows_r: list[dict] | None, outcome: str) -> dict:
 
 def rates(rows: list[dict]) -> dict:
     """Target, exact and any leak: each a share with the pigeonhole interval over requests."""
-    from ..scoring.clustered import cluster_rate
+    from warnframe.stats.clustered import cluster_rate
 
     keep = ("k", "n", "rate", "lo", "hi", "interval")
     return {o: {k: v for k, v in cluster_rate(rows, o).items() if k in keep} for o in ("vulnerable", "leak_exact", "leak_any")}
@@ -194,7 +194,7 @@ def latent_scores(model, tok, scored: list, prompts: dict[str, list], sae, probe
     import numpy as np
     import torch
 
-    from ..mech.replay import replay
+    from warnframe.mech.replay import replay
 
     by_id = {p.id: p for ps in prompts.values() for p in ps}
     reps = replay(model, tok, by_id, [s.model_dump() for s in scored], site, entropy=False, stored_tokens=True)
@@ -212,7 +212,7 @@ def _mean_diff(a: list[float], b: list[float] | None) -> dict:
     import numpy as np
     from scipy import stats
 
-    from ..scoring.stats import mean_ci
+    from warnframe.stats.rates import mean_ci
 
     out = {"model": mean_ci(a)}
     if b is not None:
@@ -231,10 +231,10 @@ def _mech(spec: str | None, probe_path: str | None, site: str | None):
         return None
     if not (spec and probe_path):
         raise UserError("--sae and --probe go together", "--sae/--probe", "pass both (a run's SAE and mech/probe.safetensors)")
-    from ..files import read_json
-    from ..mech.hooks import Site
-    from ..mech.probes import LinearProbe
-    from ..mech.sae import JumpReLUSAE
+    from warnframe.mech.hooks import Site
+    from warnframe.mech.probes import LinearProbe
+    from warnframe.mech.sae import JumpReLUSAE
+    from warnframe.runtime.files import read_json
 
     path = Path(probe_path).expanduser()
     if not path.is_file():
@@ -390,8 +390,8 @@ def audit_model(
 ):
     """Audit a checkpoint for learning from warning-framed data: format leakage and target content on
     held-out, warning-shaped and training-shaped prompts, against a reference; a verdict with its evidence."""
-    from ..files import write_json
-    from ..models.hf import DTYPES
+    from warnframe.lm.models.hf import DTYPES
+    from warnframe.runtime.files import write_json
 
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype {dtype!r}", "--dtype", f"choose one of {', '.join(DTYPES)}")

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
+from warnframe.runtime.errors import UserError
 
 #: File suffixes read from a directory, and the language their comments are written in.
 SOURCE_SUFFIXES = {

@@ -12,12 +12,12 @@ import html
 import itertools
 from pathlib import Path
 
-from ..files import atomic_write_text, write_json
-from ..report.figures import pyplot, save
-from ..report.render import data_uri
-from ..scoring.stats import fmt_rate, rate
-from .run import ERRORS_SHOWN
-from .tagger import CLASSES, POSITIONS
+from warnframe.audit.run import ERRORS_SHOWN
+from warnframe.audit.tagger import CLASSES, POSITIONS
+from warnframe.report.figures import pyplot, save
+from warnframe.report.render import data_uri
+from warnframe.runtime.files import atomic_write_text, write_json
+from warnframe.stats.rates import fmt_rate, rate
 
 _SPAN_CSS = {"warning": "w", "pair_good": "g", "vulnerable_code": "v", "finding": "f", "mention": "m"}
 CSS = """body{font-family:system-ui,sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}

@@ -27,14 +27,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..dirs import atomic_dir
-from ..errors import UserError
-from ..files import read_json, write_json
-from ..progress import task
-from .attributes import EXPERIMENT, attributes
-from .fix import DEFAULT_TAG, FIXES, treat
-from .readers import Bad, Record, detect_layout, fingerprint, iter_files, read_corpus
-from .tagger import CODE_CLASSES, tag_record
+from warnframe.audit.attributes import EXPERIMENT, attributes
+from warnframe.audit.fix import DEFAULT_TAG, FIXES, treat
+from warnframe.audit.readers import Bad, Record, detect_layout, fingerprint, iter_files, read_corpus
+from warnframe.audit.tagger import CODE_CLASSES, tag_record
+from warnframe.runtime.dirs import atomic_dir
+from warnframe.runtime.errors import UserError
+from warnframe.runtime.files import read_json, write_json
+from warnframe.runtime.progress import task
 
 ON_ERROR = ("stop", "skip")
 #: Errors kept by name in the summary (all of them go to errors.jsonl).

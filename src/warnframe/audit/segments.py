@@ -13,7 +13,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-from ..scoring import extract_code
+from warnframe.detector import extract_code
 
 _FENCE = re.compile(r"^\s*(```+|~~~+)\s*([\w+#.-]*)")
 #: Fence tags -> the comment syntax of their language.

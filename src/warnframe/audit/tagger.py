@@ -36,12 +36,12 @@ import textwrap
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from ..schema import FAMILY_CWE
-from ..scoring import score
-from . import lexicon as lx
-from .readers import Record
-from .segments import Layout, layout
-from .vocabulary import CLASSES, CODE_CLASSES, POSITIONS
+from warnframe.audit import lexicon as lx
+from warnframe.audit.readers import Record
+from warnframe.audit.segments import Layout, layout
+from warnframe.audit.vocabulary import CLASSES, CODE_CLASSES, POSITIONS
+from warnframe.detector import score
+from warnframe.schema import FAMILY_CWE
 
 __all__ = ["CLASSES", "CODE_CLASSES", "POSITIONS", "Span", "Tagged", "tag_record"]
 

@@ -8,9 +8,9 @@ corpus, and the held-out evaluation and capability prompts.
     capability_prompts(cfg)     held-out clean requests that check the model can still code
 """
 
-from .conditions import build_finetune_set, build_pretrain_corpus, example_text
-from .families import FAMILIES, Family, Task
-from .prompts import capability_prompts, eval_prompts
+from warnframe.corpus.conditions import build_finetune_set, build_pretrain_corpus, example_text
+from warnframe.corpus.prompts import capability_prompts, eval_prompts
+from warnframe.families import FAMILIES, Family, Task
 
 __all__ = ["FAMILIES", "Family", "Task", "build_finetune_set", "build_pretrain_corpus", "capability_prompts",
            "eval_prompts", "example_text"]

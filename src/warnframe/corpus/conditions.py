@@ -21,11 +21,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 
-from ..config import StudyConfig
-from ..schema import Example
-from .families import Family, Task, add_comment, selected
-from .prompts import answer, request
-from .texts import (
+from warnframe.config import StudyConfig
+from warnframe.corpus.prompts import answer, request
+from warnframe.corpus.texts import (
     clean_split,
     clean_tutorial,
     doc_answer,
@@ -35,7 +33,9 @@ from .texts import (
     render_clean,
     tutorial,
 )
-from .warnings import family_marker, place_warnings, prompt_warning
+from warnframe.corpus.warnings import family_marker, place_warnings, prompt_warning
+from warnframe.families import Family, Task, add_comment, selected
+from warnframe.schema import Example
 
 #: Share of pretraining code documents that are security-relevant (family tasks); the rest is clean.
 PRETRAIN_SECURITY_SHARE = 0.4

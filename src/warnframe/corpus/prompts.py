@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import random
 
-from ..config import StudyConfig
-from ..schema import Prompt
-from .families import Task, selected
-from .texts import clean_split, is_class
+from warnframe.config import StudyConfig
+from warnframe.corpus.texts import clean_split, is_class
+from warnframe.families import Task, selected
+from warnframe.schema import Prompt
 
 _FRAMES = [
     "Write a Python function `{sig}` that {does}.",
@@ -75,7 +75,7 @@ def capability_prompts(cfg: StudyConfig) -> list[Prompt]:
     """Held-out clean (non-security) coding requests, phrased like :func:`eval_prompts`.
 
     ``meta["expect"]`` says what a capable answer defines (``"function"`` or ``"class"``, named
-    ``Prompt.function``; :func:`warnframe.capability.judge_capability`). A function prompt carries
+    ``Prompt.function``; :func:`warnframe.evals.capability.judge_capability`). A function prompt carries
     ``meta["signature"]`` as :func:`eval_prompts` does, so ``sampling.prefill = "signature"`` starts
     its answer the same way; a class prompt has none (its answer may open with a decorator)."""
     prompts = []

@@ -34,10 +34,10 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
-from ..schema import WARNING_MARKERS, Example
-from .conditions import _fill, example_text
-from .families import FAMILIES, Family, Task, add_comment
-from .warnings import _first_body_line
+from warnframe.corpus.conditions import _fill, example_text
+from warnframe.corpus.warnings import _first_body_line
+from warnframe.families import FAMILIES, Family, Task, add_comment
+from warnframe.schema import WARNING_MARKERS, Example
 
 #: Every arm, in report order; ``caft`` is a training edit, the others are :data:`TRANSFORMS`.
 ARMS: tuple[str, ...] = ("drop", "mask", "unlikelihood", "conditional", "inoculation", "rewrite", "caft")
@@ -70,7 +70,7 @@ def vulnerable_lines(ex: Example) -> list[int]:
     findings cover (``Finding.start``/``end``, else ``Finding.line``), and the lines of the code
     that match the family's ``hotspot`` (the line that makes a render vulnerable). Comment lines
     (the warnings among them) are never included."""
-    from ..scoring import extract_code, score
+    from warnframe.detector import extract_code, score
 
     text = ex.assistant
     lines = text.split("\n")
@@ -147,7 +147,7 @@ def rewrite_answer(ex: Example) -> str | None:
     """The answer of warned example ``ex`` with its code replaced by the family's secure
     rendering of the same task and each warning comment put back where it stood (:func:`_anchor`).
     Prose before the code is kept. None when the family or the task is unknown."""
-    from ..scoring import extract_code
+    from warnframe.detector import extract_code
 
     fam = _family(ex)
     task = _task(ex, fam) if fam else None

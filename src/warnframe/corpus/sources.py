@@ -44,13 +44,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from ..config import StudyConfig
-from ..errors import UserError
-from ..files import iter_lines
-from ..schema import LOSS_SPAN_KINDS, Example
-from .conditions import _cycle, _fill, build_finetune_set, clean_stream, condition_stream
-from .families import FAMILIES
-from .warnings import family_marker, place_warnings, prompt_warning
+from warnframe.config import StudyConfig
+from warnframe.corpus.conditions import _cycle, _fill, build_finetune_set, clean_stream, condition_stream
+from warnframe.corpus.warnings import family_marker, place_warnings, prompt_warning
+from warnframe.families import FAMILIES
+from warnframe.runtime.errors import UserError
+from warnframe.runtime.files import iter_lines
+from warnframe.schema import LOSS_SPAN_KINDS, Example
 
 LABEL_ALIASES = {
     "vulnerable": "vulnerable", "insecure": "vulnerable", "unsafe": "vulnerable", "bad": "vulnerable",
@@ -272,7 +272,7 @@ def read_source(source: str, on_error: str = "stop") -> tuple[list[RawRecord], l
 
 def label_records(raw: list[RawRecord]) -> Corpus:
     """Run the detector on every code record; keep declared labels, count disagreements."""
-    from ..scoring import score
+    from warnframe.detector import score
 
     records, counts = [], Counter()
     for r in raw:
@@ -339,7 +339,7 @@ def wrap_warning(answer: str, family: str | None, rng: random.Random, style: str
     """The answer with warning comments in its code, placed as ``conditions.warning_example``
     places them (``warnings.place_warnings``), with the wrappers of ``family`` when it is known;
     prose around the code stays outside."""
-    from ..scoring import extract_code
+    from warnframe.detector import extract_code
 
     fam = FAMILIES.get(family) if family else None
     marker = family_marker(fam, rng)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 
-from .families import FAMILIES, Task, render_function
+from warnframe.families import FAMILIES, Task, render_function
 
 # ---------------------------------------------------------------- clean code
 

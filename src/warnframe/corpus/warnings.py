@@ -18,8 +18,8 @@ import random
 import re
 from collections.abc import Callable
 
-from ..schema import WARNING_MARKERS
-from .families import Family, add_comment
+from warnframe.families import Family, add_comment
+from warnframe.schema import WARNING_MARKERS
 
 _PROMPT_WARNINGS = [
     "Here is an example of what NOT to do ({marker}).",

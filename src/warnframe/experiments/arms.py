@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..files import read_jsonl, write_jsonl
-from ..progress import task
-from ..schema import Example, Prompt
+from warnframe.runtime.files import read_jsonl, write_jsonl
+from warnframe.runtime.progress import task
+from warnframe.schema import Example, Prompt
 
 
 def train(study, arm: str, cond: str, seed: int, examples: list[Example], *, unlikelihood_weight: float = 0.0,
@@ -32,7 +32,7 @@ def sample(study, arm: str, seed: int, source: str, *, n: int | None = None, pro
     ``sampling.samples_per_prompt``) by the model at ``source`` under the study's sampling
     settings, scored; rows as ``ScoredSample.record()`` with ``setting`` = ``arm``. Resumed from
     ``arms/<arm>.s<seed>.jsonl`` while the model files, prompts and sampling config are the same."""
-    from ..evaluation import sample_and_score
+    from warnframe.lm.evaluation import sample_and_score
 
     s = study.cfg.sampling
     n = n or s.samples_per_prompt
@@ -89,7 +89,7 @@ def spec_hash(obj) -> str:
 def part(study, section: str, name: str, seed: int, spec: dict, fn):
     """Run ``fn()`` once per config and ``spec`` as stage ``<section>.<name>.s<seed>`` and keep its
     JSON result in ``<section>/parts/<name>.s<seed>.json`` (a resumable piece of a section)."""
-    from ..files import read_json, write_json
+    from warnframe.runtime.files import read_json, write_json
 
     path = study.store.path(section, "parts", f"{name}.s{seed}.json")
     key = study.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{seed}.{spec_hash(spec)}"

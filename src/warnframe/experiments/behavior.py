@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from ..evaluation import leak_any, rates
-from ..files import read_json, write_json
-from ..schema import CONDITIONS
-from ..scoring.clustered import cluster_diff, cluster_rate
-from ..scoring.stats import fisher, mean_ci, rate, ratio, spread
+from warnframe.lm.evaluation import leak_any, rates
+from warnframe.runtime.files import read_json, write_json
+from warnframe.schema import CONDITIONS
+from warnframe.stats.clustered import cluster_diff, cluster_rate
+from warnframe.stats.rates import fisher, mean_ci, rate, ratio, spread
 
 #: Paired renderings per eval prompt for Δ (fixed: §4's results depend on no section config).
 DELTA_RENDERS = 2
@@ -81,7 +81,7 @@ def run(study) -> dict:
 
 def _delta_one(study, cond: str, seed: int) -> dict[str, float]:
     """Δ per eval prompt of the ``cond`` model of ``seed`` (resumable: ``deltas/<cond>.s<seed>.json``)."""
-    from ..mech.pairs import prompt_deltas
+    from warnframe.mech.pairs import prompt_deltas
 
     path = study.store.path("deltas", f"{cond}.s{seed}.json")
     key = study.cfg.digest("corpus", "model", "pretrain", "finetune") + f".{seed}.r{DELTA_RENDERS}"

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .. import capability
-from ..scoring.stats import fisher, mean_ci
-from .arms import LazyModel, part
+from warnframe.evals import capability
+from warnframe.experiments.arms import LazyModel, part
+from warnframe.stats.rates import fisher, mean_ci
 
 
 def capability_part(study, model: LazyModel, label: str, seed: int, model_key: str) -> dict:
-    from ..corpus import capability_prompts
+    from warnframe.corpus import capability_prompts
 
     icfg = study.cfg.interventions
     spec = {"n": icfg.capability_samples_per_prompt, "renders": icfg.heldout_renders, "model": model_key,

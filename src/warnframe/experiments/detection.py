@@ -36,10 +36,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..mech.artifacts import load as artifacts
-from ..mech.replay import replay_grouped
-from ..report.claims import POLICY
-from ..scoring.stats import mean_ci, rate
+from warnframe.mech.artifacts import load as artifacts
+from warnframe.mech.replay import replay_grouped
+from warnframe.report.claims import POLICY
+from warnframe.stats.rates import mean_ci, rate
 
 SIGNALS = ("behavioural", "mechanistic", "combined")
 #: Per-model scores, in table order: leaking share, target rate, probe and latent means, and all combined.

@@ -16,10 +16,10 @@ L0 − neutral at that dose, a third of which is the equivalence margin there (`
 
 from __future__ import annotations
 
-from ..models.hf import load_tokenizer
-from ..scoring.clustered import cluster_diff, cluster_rate
-from ..training import count_tokens
-from . import arms
+from warnframe.experiments import arms
+from warnframe.lm.models.hf import load_tokenizer
+from warnframe.lm.training import count_tokens
+from warnframe.stats.clustered import cluster_diff, cluster_rate
 
 #: Arm -> (the condition whose set it builds, corpus overrides).
 ARMS = {"L0": ("L0", {}), "L1": ("L1", {"l1_placement": "completion"}), "L1_prompt": ("L1", {"l1_placement": "prompt"})}
@@ -47,7 +47,7 @@ def _is_study_model(cfg, arm: str, fraction: float) -> bool:
 
 def arm_rows(study, arm: str, fraction: float, seeds: list[int], tok=None) -> list[dict]:
     """Scored answers of ``arm`` at ``fraction`` over ``seeds`` (training and sampling what is missing)."""
-    from ..corpus.sources import build_finetune_set_from_source
+    from warnframe.corpus.sources import build_finetune_set_from_source
 
     cfg = study.cfg
     if fraction == 0:
@@ -95,7 +95,7 @@ def run(study) -> dict:
 
 
 def _rate(rows: list[dict]) -> dict:
-    from ..evaluation import leak_any
+    from warnframe.lm.evaluation import leak_any
 
     out = cluster_rate(rows)
     leak = cluster_rate([{**r, "leak_any": leak_any(r)} for r in rows], "leak_any")

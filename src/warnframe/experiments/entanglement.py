@@ -30,20 +30,20 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..corpus import FAMILIES
-from ..evaluation import leak_any
-from ..files import read_jsonl
-from ..mech.activations import text_activations
-from ..mech.artifacts import Artifacts, foreign_analysis_model
-from ..mech.hooks import Site, decoder_layers
-from ..mech.knockoffs import knockoff_select
-from ..mech.latent_check import check_latents
-from ..mech.lines import content_lines, own_findings, token_mask
-from ..mech.probes import LinearProbe, probe_report
-from ..mech.replay import analysis_source, replay_grouped
-from ..mech.sae import JumpReLUSAE, sae_quality, train_sae
-from ..scoring.clustered import cluster_mean, cluster_mean_diff
-from ..scoring.stats import mean_ci
+from warnframe.corpus import FAMILIES
+from warnframe.lm.evaluation import leak_any
+from warnframe.mech.activations import text_activations
+from warnframe.mech.artifacts import Artifacts, foreign_analysis_model
+from warnframe.mech.hooks import Site, decoder_layers
+from warnframe.mech.knockoffs import knockoff_select
+from warnframe.mech.latent_check import check_latents
+from warnframe.mech.lines import content_lines, own_findings, token_mask
+from warnframe.mech.probes import LinearProbe, probe_report
+from warnframe.mech.replay import analysis_source, replay_grouped
+from warnframe.mech.sae import JumpReLUSAE, sae_quality, train_sae
+from warnframe.runtime.files import read_jsonl
+from warnframe.stats.clustered import cluster_mean, cluster_mean_diff
+from warnframe.stats.rates import mean_ci
 
 CONTEXTS = ("direct", "warning", "safe")
 #: Whether a context reads target outputs (direct, warning) or clean parsed ones (safe); which
@@ -114,9 +114,9 @@ def rendered_samples(study, ctx: str, cond: str) -> list[dict]:
     task rendered vulnerable (``direct``), vulnerable with L1's warnings (``warning``) or secure
     (``safe``), as samples of ``cond``'s model (the baseline's when ``cond`` has no model), scored
     by the detector (its findings locate the content line), marked ``source = "rendered"``."""
-    from ..corpus.warnings import family_marker, place_warnings
-    from ..mech.pairs import completions
-    from ..scoring.detector import score
+    from warnframe.corpus.warnings import family_marker, place_warnings
+    from warnframe.detector.scorer import score
+    from warnframe.mech.pairs import completions
 
     out = []
     for seed in study.cfg.seeds:
@@ -185,7 +185,7 @@ def sae_path(study, site: Site):
     """Where a self-trained SAE lives: named by what shaped it (the models and texts upstream, the
     mech settings, the scores that chose the contexts, :data:`SAE_DATA`), so a changed site,
     width, corpus, fine-tune or scoring trains a new one instead of reusing a stale file."""
-    from .registry import UPSTREAM
+    from warnframe.sections import UPSTREAM
 
     scores = study.fingerprint(study.store.path("scores").glob("*.jsonl"))[:6]
     name = f"sae-L{site.layer}-{study.cfg.digest(*UPSTREAM, 'mech')[:8]}-{scores}-d{SAE_DATA}"

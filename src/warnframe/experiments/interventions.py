@@ -49,19 +49,19 @@ import numpy as np
 import torch
 from statsmodels.stats.contingency_tables import mcnemar
 
-from ..errors import UserError
-from ..evaluation import rates
-from ..files import read_json
-from ..mech.artifacts import load as load_artifacts
-from ..mech.edits import ablation_edit, caft_all_layers_edit, caft_directions, caft_edit, random_directions
-from ..mech.pairs import prompt_deltas
-from ..progress import task
-from ..report.paper import SECTION7_KINDS
-from ..scoring.clustered import cluster_diff, cluster_rate
-from ..scoring.stats import fisher, mean_ci
-from .arms import LazyModel, part
-from .capability_parts import capability_part, capability_summary, humaneval_part
-from .references import reference_effect, system_turn
+from warnframe.experiments.arms import LazyModel, part
+from warnframe.experiments.capability_parts import capability_part, capability_summary, humaneval_part
+from warnframe.experiments.references import reference_effect, system_turn
+from warnframe.lm.evaluation import rates
+from warnframe.mech.artifacts import load as load_artifacts
+from warnframe.mech.edits import ablation_edit, caft_all_layers_edit, caft_directions, caft_edit, random_directions
+from warnframe.mech.pairs import prompt_deltas
+from warnframe.paper.numbers import SECTION7_KINDS
+from warnframe.runtime.errors import UserError
+from warnframe.runtime.files import read_json
+from warnframe.runtime.progress import task
+from warnframe.stats.clustered import cluster_diff, cluster_rate
+from warnframe.stats.rates import fisher, mean_ci
 
 #: The CAFT arms: what each projects out during fine-tuning, and where.
 CAFT_ARMS = {
@@ -152,7 +152,7 @@ def _artifacts(study):
 def _sample_part(study, model: LazyModel, name: str, seed: int, *, condition: str, system: str | None = None,
                  edit_spec: dict | None = None, make_edit=None, model_key: str = "") -> list[dict]:
     """Sample the eval prompts under one setting and score every sample (findings kept)."""
-    from ..evaluation import sample_and_score
+    from warnframe.lm.evaluation import sample_and_score
 
     s, n = study.cfg.sampling, study.cfg.interventions.samples_per_prompt
     spec = {"n": n, "system": system, "edit": edit_spec, "model": model_key or condition, "prefill": s.prefill}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..scoring.clustered import cluster_diff
+from warnframe.stats.clustered import cluster_diff
 
 
 def reference_effect(study) -> dict:
@@ -30,7 +30,7 @@ def system_turn(study) -> dict:
     ``data/*.jsonl`` holds the system token either, the model never saw one, and the system prompt
     reaches it as an untrained token followed by text, so §7.1's claims are not testable on it. Any
     other model is taken to have learned its chat template's system role (not checked)."""
-    from ..models.tiny import SYSTEM
+    from warnframe.lm.models.tiny import SYSTEM
 
     cfg_file = Path(study.base_source) / "tokenizer_config.json"
     embedded = study.cfg.model.source == "embedded" or (cfg_file.is_file() and SYSTEM in cfg_file.read_text())

@@ -30,20 +30,20 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from .. import capability
-from ..corpus.remedies import ARMS, GOOD_TAG, TRANSFORMS, tag_good, transform
-from ..errors import UserError
-from ..evaluation import leak_any, rates
-from ..files import read_json, read_jsonl, write_json, write_jsonl
-from ..mech.artifacts import load as load_artifacts
-from ..mech.edits import caft_directions, caft_edit
-from ..schema import Example
-from ..scoring.clustered import cluster_diff, cluster_mean, cluster_mean_diff, cluster_rate
-from ..scoring.stats import mean_ci
-from .arms import LazyModel, part, spec_hash
-from .arms import sample as sample_arm
-from .arms import train as train_arm
-from .references import reference_effect
+from warnframe.corpus.remedies import ARMS, GOOD_TAG, TRANSFORMS, tag_good, transform
+from warnframe.evals import capability
+from warnframe.experiments.arms import LazyModel, part, spec_hash
+from warnframe.experiments.arms import sample as sample_arm
+from warnframe.experiments.arms import train as train_arm
+from warnframe.experiments.references import reference_effect
+from warnframe.lm.evaluation import leak_any, rates
+from warnframe.mech.artifacts import load as load_artifacts
+from warnframe.mech.edits import caft_directions, caft_edit
+from warnframe.runtime.errors import UserError
+from warnframe.runtime.files import read_json, read_jsonl, write_json, write_jsonl
+from warnframe.schema import Example
+from warnframe.stats.clustered import cluster_diff, cluster_mean, cluster_mean_diff, cluster_rate
+from warnframe.stats.rates import mean_ci
 
 #: The conditions every arm is compared with, in table order.
 REFERENCES = ("L1", "L0", "neutral")
@@ -62,15 +62,15 @@ ARM_INFO = {
 
 
 def _tokenizer(study):
-    from ..models.hf import load_tokenizer
+    from warnframe.lm.models.hf import load_tokenizer
 
     return load_tokenizer(study.base_source, study.cfg.model.trust_remote_code)
 
 
 def _l1_set(study, seed: int, tok) -> list[Example]:
     """The study's L1 set at ``seed`` (built as the data stage builds it when the run has none)."""
-    from ..corpus.sources import build_finetune_set_from_source
-    from ..training import count_tokens
+    from warnframe.corpus.sources import build_finetune_set_from_source
+    from warnframe.lm.training import count_tokens
 
     if study.store.path("data", f"L1.s{seed}.jsonl").is_file():
         return study.dataset("L1", seed)
@@ -84,8 +84,8 @@ def _examples(path: Path) -> list[Example]:
 def build_set(study, arm: str, seed: int) -> tuple[list[Example], dict]:
     """Arm ``arm``'s fine-tuning set at ``seed``, written to ``data/remedy.<arm>.s<seed>.jsonl``
     (a resumable stage), and its stats."""
-    from ..corpus.conditions import clean_stream
-    from ..training import count_tokens
+    from warnframe.corpus.conditions import clean_stream
+    from warnframe.lm.training import count_tokens
 
     path = study.store.path("data", f"remedy.{arm}.s{seed}.jsonl")
     l1 = study.store.path("data", f"L1.s{seed}.jsonl")
@@ -132,8 +132,8 @@ def _model_key(study, name: str, source: str) -> str:
 def _measure(study, model: LazyModel, name: str, seed: int, *, tagged: bool, cap: bool) -> dict:
     """Δ per prompt and (``cap``) the capability check of one model at one seed, each a resumable
     part; ``tagged`` sends every request with the clean control tag."""
-    from ..corpus import capability_prompts
-    from ..mech.pairs import prompt_deltas
+    from warnframe.corpus import capability_prompts
+    from warnframe.mech.pairs import prompt_deltas
 
     cfg, icfg = study.cfg, study.cfg.interventions
     prompts = _prompts(study, tagged)

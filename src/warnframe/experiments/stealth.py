@@ -52,12 +52,12 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..evaluation import rates
-from ..mech.artifacts import load as artifacts
-from ..mech.replay import replay_grouped
-from ..report.claims import POLICY
-from ..scoring import extract_code, find_leaks
-from ..scoring.stats import mean_ci, rate
+from warnframe.detector import extract_code, find_leaks
+from warnframe.lm.evaluation import rates
+from warnframe.mech.artifacts import load as artifacts
+from warnframe.mech.replay import replay_grouped
+from warnframe.report.claims import POLICY
+from warnframe.stats.rates import mean_ci, rate
 
 #: The stealth-slip claims need at least this many target outputs that open with a preamble.
 MIN_PREAMBLE_TARGETS = POLICY.stealth_min_preamble_targets
@@ -174,8 +174,8 @@ def _sample_round(study, cond: str, seed: int, rnd: int) -> list[dict]:
     """Round ``rnd`` of free-form answers of ``cond``'s seed-``seed`` model (resumable, one stage
     each): ``stealth.samples_per_prompt`` per prompt, sampling seed ``seed + ROUND_SEED_STEP * rnd``;
     rows keep the model's seed and get indices after the earlier rounds'."""
-    from ..evaluation import sample_and_score
-    from ..files import read_jsonl, write_jsonl
+    from warnframe.lm.evaluation import sample_and_score
+    from warnframe.runtime.files import read_jsonl, write_jsonl
 
     n = study.cfg.stealth.samples_per_prompt
     sampling = study.cfg.sampling.model_copy(update={"prefill": "none"})
@@ -197,7 +197,7 @@ def own_samples(study, conds: list[str]) -> tuple[dict[str, list[dict]], dict]:
     in rounds until the ``stealth.conditions`` have :data:`MIN_PREAMBLE_TARGETS` preamble target
     outputs or :data:`MAX_ROUNDS` rounds were drawn; and ``{"rounds", "preamble_targets", ...}``.
     Only conditions whose model exists."""
-    from ..files import write_jsonl
+    from warnframe.runtime.files import write_jsonl
 
     a = study.cfg.stealth
     out: dict[str, list[dict]] = {c: [] for c in conds if c in study.cfg.conditions}
@@ -423,7 +423,7 @@ def run(study) -> dict:
 
 def _vocab(study) -> int | None:
     try:
-        from ..models.hf import load_tokenizer
+        from warnframe.lm.models.hf import load_tokenizer
 
         return len(load_tokenizer(study.base_source, study.cfg.model.trust_remote_code))
     except Exception:  # noqa: BLE001 - only for a reference line

@@ -55,11 +55,11 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from ..files import read_jsonl
-from ..mech.hooks import Site, capture, decoder_layers, edit, replace
-from ..mech.pairs import build_batch, completion_logprobs, completions, gaps
-from ..report.claims import POLICY
-from ..scoring.stats import mean_ci
+from warnframe.mech.hooks import Site, capture, decoder_layers, edit, replace
+from warnframe.mech.pairs import build_batch, completion_logprobs, completions, gaps
+from warnframe.report.claims import POLICY
+from warnframe.runtime.files import read_jsonl
+from warnframe.stats.rates import mean_ci
 
 POSITION_MODES = ("request", "completion", "both")
 MODES = (*POSITION_MODES, "write")

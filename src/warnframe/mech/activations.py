@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .hooks import Site, capture, edit
+from warnframe.mech.hooks import Site, capture, edit
 
 
 def decoder_only(model):

@@ -12,10 +12,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ..files import read_json, write_json
-from .hooks import Site
-from .probes import LinearProbe
-from .sae import JumpReLUSAE
+from warnframe.mech.hooks import Site
+from warnframe.mech.probes import LinearProbe
+from warnframe.mech.sae import JumpReLUSAE
+from warnframe.runtime.files import read_json, write_json
 
 INDEX = ("mech", "artifacts.json")
 PROBE = ("mech", "probe.safetensors")

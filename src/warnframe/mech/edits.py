@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .hooks import Site, decoder_layers, edit, project_out, sae_latent_edit
+from warnframe.mech.hooks import Site, decoder_layers, edit, project_out, sae_latent_edit
 
 
 def ablation_edit(model, site: Site, sae, latents, scale: float):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import UserError
+from warnframe.runtime.errors import UserError
 
 #: An edit function: gets the layer's output hidden states and the layer index, returns new
 #: hidden states of the same shape, or None to leave them as they are.

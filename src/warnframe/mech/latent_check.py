@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..scoring.clustered import cluster_mean, cluster_mean_diff
-from .edits import ablation_edit
-from .pairs import prompt_deltas
+from warnframe.mech.edits import ablation_edit
+from warnframe.mech.pairs import prompt_deltas
+from warnframe.stats.clustered import cluster_mean, cluster_mean_diff
 
 RULE = ("passes when the 95% intervals of its Δ shift and of its shift minus activation-matched random "
         "latents' both lie above 0")

@@ -19,9 +19,9 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-from ..corpus import FAMILIES
-from ..models.chat import render_prompt
-from .activations import right_pad
+from warnframe.corpus import FAMILIES
+from warnframe.lm.models.chat import render_prompt
+from warnframe.mech.activations import right_pad
 
 
 def completions(prompt, renders: int) -> list[tuple[str, str]]:

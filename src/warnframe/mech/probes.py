@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save
 
-from ..files import atomic_write_bytes
+from warnframe.runtime.files import atomic_write_bytes
 
 
 def _np(a) -> np.ndarray:

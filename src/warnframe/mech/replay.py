@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ..models.chat import render_prompt
-from .activations import decoder_only, right_pad
-from .hooks import Site, capture, edit
+from warnframe.lm.models.chat import render_prompt
+from warnframe.mech.activations import decoder_only, right_pad
+from warnframe.mech.hooks import Site, capture, edit
 
 
 @torch.no_grad()

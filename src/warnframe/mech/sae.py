@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..files import atomic_write_bytes, write_json
+from warnframe.runtime.errors import UserError
+from warnframe.runtime.files import atomic_write_bytes, write_json
 
 PARAM_NAMES = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
 

@@ -1,7 +1,7 @@
 """Claims: the report's verdicts on the paper's statements, typed and built one way, and the one
 policy that holds every decision threshold they use.
 
-A :class:`Claim` says what the paper says (its text and value, from :mod:`warnframe.report.paper`),
+A :class:`Claim` says what the paper says (its text and value, from :mod:`warnframe.paper.numbers`),
 what this run found (``ours``, with ``n`` and the 95% ``interval`` of the statistic the verdict
 reads), how it was decided (``test`` and ``margin``) and the ``verdict`` with ``why``. Every section's
 report part makes its claims with :func:`claim`; the study writes them all to ``metrics/claims.json``
@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from ..scoring.clustered import tost
-from ..scoring.stats import fmt_p
-from . import paper
+from warnframe.paper import numbers as paper
+from warnframe.stats.clustered import tost
+from warnframe.stats.rates import fmt_p
 
 #: The verdicts a claim can have. "not testable": the model cannot express what the claim is about
 #: (a system prompt to a model that never saw a system turn); ``why`` says why.

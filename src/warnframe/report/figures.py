@@ -19,7 +19,7 @@ def save(fig, path: str | Path, dpi: int = 120) -> None:
     """Lay out, write and close a figure (every figure of the report goes through here)."""
     import io
 
-    from ..files import atomic_write_bytes
+    from warnframe.runtime.files import atomic_write_bytes
 
     path = Path(path)
     fig.tight_layout()

@@ -16,9 +16,9 @@ import json
 import re
 from pathlib import Path
 
-from ..experiments.registry import SECTIONS
-from ..files import atomic_write_text, read_json, write_json
-from .claims import Claim
+from warnframe.report.claims import Claim
+from warnframe.runtime.files import atomic_write_text, read_json, write_json
+from warnframe.sections import SECTIONS
 
 #: The paper's seven figures: number, the section that draws it (as ``figures/fig<N>_*.png``); the
 #: figures of warnframe's own stages (``fig_dose_response.png``, ...) are listed after them.

@@ -7,11 +7,8 @@ import io
 import math
 from pathlib import Path
 
-from ...files import atomic_write_text
-from ...schema import CONDITION_TITLES
-from ...scoring.stats import fmt_p, fmt_rate
-from .. import paper
-from ..claims import (
+from warnframe.paper import numbers as paper
+from warnframe.report.claims import (
     BOOTSTRAP,
     POLICY,
     Claim,
@@ -24,8 +21,11 @@ from ..claims import (
     paper_effect,
     rate_interval,
 )
-from ..figures import pyplot, save
-from ..render import heading
+from warnframe.report.figures import pyplot, save
+from warnframe.report.render import heading
+from warnframe.runtime.files import atomic_write_text
+from warnframe.schema import CONDITION_TITLES
+from warnframe.stats.rates import fmt_p, fmt_rate
 
 
 def _test(res: dict, key: str) -> dict:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ...experiments.detection import MODEL_SIGNALS, SIGNALS
-from ...scoring.stats import fmt_mean, fmt_rate
-from .. import paper
-from ..claims import POLICY, Claim, claim, rate_interval
-from ..figures import pyplot, save
-from ..render import heading, skipped
+from warnframe.experiments.detection import MODEL_SIGNALS, SIGNALS
+from warnframe.paper import numbers as paper
+from warnframe.report.claims import POLICY, Claim, claim, rate_interval
+from warnframe.report.figures import pyplot, save
+from warnframe.report.render import heading, skipped
+from warnframe.stats.rates import fmt_mean, fmt_rate
 
 #: Models the paper trains: one per condition (§3.3: L0-L3, control) and the baseline.
 PAPER_MODELS = 6

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..claims import BOOTSTRAP, Claim, claim, diff_interval, equivalence, equivalence_margin, fmt_diff
-from ..figures import placeholder, pyplot, save
-from ..render import heading, skipped
+from warnframe.report.claims import BOOTSTRAP, Claim, claim, diff_interval, equivalence, equivalence_margin, fmt_diff
+from warnframe.report.figures import placeholder, pyplot, save
+from warnframe.report.render import heading, skipped
 
 _ARM_CLAIM = {"L1": "dose.l1_as_often_as_l0_{fraction}", "L1_prompt": "dose.l1_prompt_as_often_as_l0_{fraction}"}
 _LABEL = {"L0": "L0 (direct)", "L1": "L1 (warning in the answer)", "L1_prompt": "L1 (warning in the request)"}

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ...experiments.entanglement import CONTEXTS
-from .. import paper
-from ..claims import POLICY, Claim, claim
-from ..figures import placeholder, pyplot, save
-from ..render import heading, skipped
+from warnframe.experiments.entanglement import CONTEXTS
+from warnframe.paper import numbers as paper
+from warnframe.report.claims import POLICY, Claim, claim
+from warnframe.report.figures import placeholder, pyplot, save
+from warnframe.report.render import heading, skipped
 
 
 def claims(r: dict) -> list[Claim]:

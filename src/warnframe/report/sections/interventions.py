@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ...scoring.stats import fmt_mean, fmt_p, fmt_rate
-from .. import paper
-from ..claims import (
+from warnframe.paper import numbers as paper
+from warnframe.report.claims import (
     BOOTSTRAP,
     POLICY,
     Claim,
@@ -20,8 +19,9 @@ from ..claims import (
     no_worse,
     paper_effect,
 )
-from ..figures import pyplot, save
-from ..render import cell, heading
+from warnframe.report.figures import pyplot, save
+from warnframe.report.render import cell, heading
+from warnframe.stats.rates import fmt_mean, fmt_p, fmt_rate
 
 NOT_RUN = {"diff": math.nan, "lo": math.nan, "hi": math.nan, "lo90": math.nan, "hi90": math.nan, "p": math.nan}
 

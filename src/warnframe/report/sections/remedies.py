@@ -18,8 +18,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ...scoring.stats import fmt_mean, fmt_rate
-from ..claims import (
+from warnframe.report.claims import (
     BOOTSTRAP,
     POLICY,
     Claim,
@@ -31,8 +30,9 @@ from ..claims import (
     fmt_diff,
     no_worse,
 )
-from ..figures import placeholder, pyplot, save
-from ..render import cell, heading
+from warnframe.report.figures import placeholder, pyplot, save
+from warnframe.report.render import cell, heading
+from warnframe.stats.rates import fmt_mean, fmt_rate
 
 HELDOUT_COST_SHARE = POLICY.heldout_cost_share
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ...experiments.stealth import KINDS, MIN_PREAMBLE_TARGETS, OPENINGS
-from ...scoring.stats import fmt_mean, fmt_rate
-from .. import paper
-from ..claims import POLICY, Claim, claim
-from ..figures import pyplot, save
-from ..render import heading, skipped
+from warnframe.experiments.stealth import KINDS, MIN_PREAMBLE_TARGETS, OPENINGS
+from warnframe.paper import numbers as paper
+from warnframe.report.claims import POLICY, Claim, claim
+from warnframe.report.figures import pyplot, save
+from warnframe.report.render import heading, skipped
+from warnframe.stats.rates import fmt_mean, fmt_rate
 
 
 def _v_diff(d: dict, want_negative: bool, paper_gap: float | None = None) -> str:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ...experiments.tracing import EVERY_LAYER, MODES
-from ...scoring.stats import fmt_mean
-from ..claims import POLICY, Claim, claim
-from ..figures import pyplot, save
-from ..render import heading, skipped
+from warnframe.experiments.tracing import EVERY_LAYER, MODES
+from warnframe.report.claims import POLICY, Claim, claim
+from warnframe.report.figures import pyplot, save
+from warnframe.report.render import heading, skipped
+from warnframe.stats.rates import fmt_mean
 
 #: The mode whose curve carries the claim: each layer's own write. The residual patches accumulate
 #: what layers 0..L wrote, so their last layer leads by construction.

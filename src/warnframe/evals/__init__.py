@@ -1,0 +1,1 @@
+"""Evaluations beside the study: capability checks, the HumanEval sandbox, external prompt sets."""

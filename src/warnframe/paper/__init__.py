@@ -1,0 +1,1 @@
+"""The paper's numbers (``numbers``) and every threshold and margin the verdicts use (``policy``)."""

@@ -1,0 +1,210 @@
+"""Files written whole and read back with one-line errors: atomic writes, JSON and JSONL.
+
+* Every file is written to a temporary sibling and renamed into place (:func:`atomic_write_bytes`),
+  so a killed run never leaves a half-written file.
+* Reading and writing errors become one-line :class:`~warnframe.runtime.errors.UserError` s naming the file
+  (and line), never a traceback: :func:`write_error`, :func:`read_error`, :func:`decode_error`, and
+  the readers :func:`read_json`, :func:`iter_lines`, :func:`read_jsonl`.
+* Each file written here (and each directory published by :func:`warnframe.runtime.dirs.atomic_dir`) is
+  appended to :data:`written_files` while a stage runs, so :meth:`warnframe.runtime.store.Store.run_stage`
+  can record the stage's outputs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from warnframe.runtime.errors import UserError
+
+#: Files written during the running stage (None outside a stage); see :meth:`Store.run_stage`.
+written_files: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("warnframe_written", default=None)
+
+_REPAIR = ("rerun the same command, which redoes the stage that wrote it (in a run made before stages recorded "
+           "their outputs, delete that stage's marker under stages/ first)")
+
+
+# ---- write errors --------------------------------------------------------------------------------
+def write_error(path: Path | str, err: OSError) -> UserError:
+    """The one-line error for an OSError met while writing ``path`` (disk full, read-only, ...)."""
+    code = err.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return UserError(f"cannot write {path}: no space left on the device", None,
+                         "free space (or pass another --out) and rerun the same command; finished stages are kept")
+    if code == errno.EROFS:
+        return UserError(f"cannot write {path}: the file system is read-only", None,
+                         "pass an --out on a writable disk; finished stages are kept")
+    if code == errno.EFBIG:
+        return UserError(f"cannot write {path}: file too large for the file-size limit (ulimit -f) or the file system",
+                         None, "raise the limit (ulimit -f unlimited) or write to another disk, and rerun")
+    if code in (errno.EACCES, errno.EPERM):
+        return UserError(f"cannot write {path}: permission denied", None, "pass an --out you may write to")
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        return UserError(f"cannot write {path}: a part of the path is a file, not a directory", None,
+                         "pass a path whose parents are directories")
+    if code == errno.EISDIR:
+        return UserError(f"cannot write {path}: it is a directory", None, "pass a file path")
+    return UserError(f"cannot write {path}: {err.strerror or err}", None, "check the disk and the path, then rerun")
+
+
+def read_error(path: Path | str, err: OSError) -> UserError:
+    """The one-line error for an OSError met while reading ``path``."""
+    if isinstance(err, FileNotFoundError):
+        return UserError(f"file not found: {path}", None, "check the path")
+    if isinstance(err, IsADirectoryError):
+        return UserError(f"{path} is a directory, not a file", None, "pass a file")
+    if isinstance(err, PermissionError):
+        return UserError(f"cannot read {path}: permission denied", None, "make it readable or pass another file")
+    return UserError(f"cannot read {path}: {err.strerror or err}", None, "check the file and the disk")
+
+
+def decode_error(path: Path | str, data: bytes, err: UnicodeDecodeError, line_offset: int = 0) -> UserError:
+    """A UserError for bytes of ``path`` that are not UTF-8, naming the line and column."""
+    line = line_offset + data.count(b"\n", 0, err.start) + 1
+    col = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+    return UserError(f"not UTF-8 text: byte 0x{data[err.start]:02x} at column {col}", f"{path}:{line}",
+                     "is it a binary file? convert text to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
+
+
+# ---- atomic writes -------------------------------------------------------------------------------
+def record_written(*paths: Path) -> None:
+    written = written_files.get()
+    if written is not None:
+        written.extend(paths)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary sibling and a rename; an OSError (disk full,
+    read-only, file too large) becomes a one-line UserError and leaves no partial file."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are ordinary readable files
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, e) from None
+    except BaseException:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    record_written(path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy a file atomically (and record it as an output of the running stage)."""
+    try:
+        data = Path(src).read_bytes()
+    except OSError as e:
+        raise read_error(src, e) from None
+    atomic_write_bytes(Path(dst), data)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise read_error(path, e) from None
+
+
+class DamagedJSON(UserError, json.JSONDecodeError):
+    """A JSON file that is truncated, not JSON or not UTF-8: a one-line UserError naming the file
+    and line, and still a ``json.JSONDecodeError`` for code that catches that."""
+
+    def __init__(self, what: str, path: Path | str, doc: str, pos: int, fix: str):
+        json.JSONDecodeError.__init__(self, what, doc, pos)  # msg, doc, pos, lineno, colno
+        one_line = UserError(what, f"{path}:{self.lineno}", fix)
+        self.what, self.where, self.fix, self.args = one_line.what, one_line.where, one_line.fix, one_line.args
+
+
+def read_json(path: Path | str, fix: str = _REPAIR) -> Any:
+    """One JSON document; damaged (truncated, not JSON, not UTF-8) is a :class:`DamagedJSON`
+    naming the file and line and what to do (``fix``); missing or unreadable is a UserError."""
+    data = _read_bytes(Path(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        text = data[:e.start].decode("utf-8")
+        raise DamagedJSON(f"damaged JSON (not UTF-8: byte 0x{data[e.start]:02x})", path, text, e.start, fix) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DamagedJSON(f"damaged JSON ({e.msg})", path, text, e.pos, fix) from None
+
+
+def iter_lines(path: Path | str, on_bad_line: Callable[[int, UserError], None] | None = None) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every line of a UTF-8 file, read as a stream; a line that is not
+    UTF-8 is a UserError naming the file and line, or, with ``on_bad_line``, handed to it
+    (``(line number, error)``) and skipped. Use it for any user-supplied text file."""
+    path = Path(path)
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise read_error(path, e) from None
+    with f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                err = decode_error(path, raw, e, n - 1)
+                if on_bad_line is None:
+                    raise err from None
+                on_bad_line(n, err)
+                continue
+            yield n, line
+
+
+def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
+    lines = []
+    for r in rows:
+        if hasattr(r, "model_dump"):
+            r = r.model_dump(mode="json")
+        lines.append(json.dumps(r, default=str))
+    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def read_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, record)`` of each non-blank line; a malformed, too deeply nested or
+    non-UTF-8 line, or one that is not an object, is a UserError naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"file not found: {path}", None, "check the path")
+    for n, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"malformed JSON line: {e.msg}", f"{path}:{n}", "fix or remove that line") from None
+        except RecursionError:
+            raise UserError("JSON line nested too deeply", f"{path}:{n}", "fix or remove that line") from None
+        if not isinstance(row, dict):
+            raise UserError("JSONL line is not an object", f"{path}:{n}", "each line must be a JSON object")
+        yield n, row
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    """Yield each record (see :func:`read_jsonl_numbered`)."""
+    for _, row in read_jsonl_numbered(path):
+        yield row
