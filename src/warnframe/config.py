@@ -103,7 +103,6 @@ class MechConfig(_Section):
     fdr: float = Field(0.1, gt=0, lt=1, description="Knockoff target false discovery rate q.")
     max_samples: int = Field(400, gt=0, description="Samples per context used for activations.")
     check_draws: int = Field(10, ge=1, description="Activation-matched random latent sets of the selected set's size in the causal check of the selected latents, each applied in every checked model (the rank p cannot go below 1/(draws + 1)).")
-    check_renders: int = Field(2, gt=0, description="Seeded secure/vulnerable completion pairs per eval prompt in the causal check's Δ.")
     contexts: dict[Literal["direct", "warning", "safe"], Condition] = Field(
         default_factory=lambda: {"direct": "L0", "warning": "L1", "safe": "control"},
         description="The condition whose outputs make each §5 context: direct and warning read target outputs, safe clean parsed ones (the baseline's when that condition was not run).")
@@ -118,11 +117,13 @@ class MechConfig(_Section):
 
 
 class AnalysisConfig(_Section):
-    """What the analysis sections share: replay batch, bootstrap resamples, the analysis seed."""
+    """What the analysis sections share: the Δ renderings, bootstrap resamples, the analysis seed, the
+    replay batch."""
 
-    replay_batch_size: int = Field(32, gt=0, description="Sequences per teacher-forced forward pass (replays, tracing); the logits of a whole batch are held at once, so lower it for large vocabularies.")
-    bootstrap: int = Field(1000, gt=0, description="Bootstrap resamples for intervals of AUCs and ratios.")
-    seed: int = Field(0, description="Seed for sub-sampling, splits and bootstraps.")
+    renders: int = Field(2, gt=0, description="Seeded secure/vulnerable completion pairs per eval prompt wherever a sampling-free Δ = log p(secure) − log p(vulnerable) is read (§4's Δ, §5's causal check, §7, tracing, remedies); their gaps are averaged.")
+    bootstrap: int = Field(4000, gt=0, description="Bootstrap resamples of every interval (cluster bootstrap over seeds x prompts, AUCs, ratios).")
+    seed: int = Field(0, description="Seed for sub-sampling, splits, SAE training, knockoffs and bootstraps.")
+    replay_batch_size: int = Field(32, gt=0, description="Sequences per teacher-forced forward pass (replays, tracing); the logits of a whole batch are held at once, so lower it for large vocabularies. A batch size changes only the order of floating-point sums, never which texts are read, so it is in no resume key (RUNTIME_FIELDS).")
 
 
 class StealthConfig(_Section):
@@ -143,7 +144,6 @@ class TracingConfig(_Section):
     safe_source: Condition = Field("control", description="Condition whose model supplies the safe activations on the same prompt tokens (baseline when it was not run).")
     max_prompts: int = Field(16, gt=0, description="Most prompts traced.")
     min_prompts: int = Field(4, gt=0, description="With fewer prompts on which the traced model wrote target content, every eval prompt is traced (said in the result).")
-    renders: int = Field(2, gt=0, description="Seeded secure/vulnerable completion pairs per prompt; their log-probability gaps are averaged.")
 
 
 class DetectionConfig(_Section):
@@ -228,7 +228,8 @@ class RemediesConfig(_Section):
 LEGACY_KEYS: dict[str, str] = {
     **{f"analysis.stealth_{k}": f"stealth.{k}" for k in ("conditions", "max_samples", "samples_per_prompt")},
     **{f"analysis.{k}": f"stealth.{k}" for k in ("entropy_conditions", "entropy_max_samples", "transition_window")},
-    **{f"analysis.tracing_{k}": f"tracing.{k}" for k in ("condition", "safe_source", "max_prompts", "min_prompts", "renders")},
+    **{f"analysis.tracing_{k}": f"tracing.{k}" for k in ("condition", "safe_source", "max_prompts", "min_prompts")},
+    "analysis.tracing_renders": "analysis.renders", "tracing.renders": "analysis.renders", "mech.check_renders": "analysis.renders",
     **{f"analysis.detection_{k}": f"detection.{k}" for k in ("positive", "negatives", "max_samples", "train_fraction")},
     **{f"interventions.humaneval_{k}": f"interventions.humaneval.{k}"
        for k in ("problems", "limit", "samples", "temperature", "max_new_tokens", "timeout", "memory_mb", "workers")},

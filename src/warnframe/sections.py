@@ -62,7 +62,7 @@ def _ctx(cfg) -> list[str]:
 
 
 SECTIONS: dict[str, Section] = {s.name: s for s in (
-    Section("behavior", "§4 Warning framing and learning (Table 1, Figure 1)", figures=("fig1_target_rates.png",)),
+    Section("behavior", "§4 Warning framing and learning (Table 1, Figure 1)", config=("analysis",), figures=("fig1_target_rates.png",)),
     Section("entanglement", "§5 Entangled representations (Figures 2, 3)", config=("mech", "analysis"),
             figures=("fig2_feature_activations.png", "fig3_target_direction.png"), conditions=_ctx),
     Section("stealth", "§6 The stealth slip and entropy dynamics (Figure 4)", config=("stealth", "mech", "analysis"),
@@ -75,7 +75,7 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
             conditions=lambda cfg: [cfg.tracing.condition, cfg.tracing.safe_source, "baseline"]),
     Section("detection", "§8 Detection (Figure 7)", config=("detection", "mech", "analysis"), needs=("entanglement",),
             figures=("fig7_detection.png",), conditions=lambda cfg: [cfg.detection.positive, *cfg.detection.negatives]),
-    Section("dose", "Dose-response: L0 and L1 against the condition fraction", config=("dose",),
+    Section("dose", "Dose-response: L0 and L1 against the condition fraction", config=("dose", "analysis"),
             figures=("fig_dose_response.png",), conditions=lambda cfg: ["L0", "L1", "neutral"], default=False),
     Section("remedies", "Remedies for warning-framed data, side by side", config=("remedies", "interventions", "mech", "analysis"),
             needs=("entanglement",), figures=("fig_remedies.png",),

@@ -27,12 +27,12 @@ from typing import Annotated
 
 import typer
 
-from warnframe.report.claims import POLICY
+from warnframe.paper.policy import POLICY
 from warnframe.runtime.errors import UserError
 
 # ---------------------------------------------------------------- the decision rule (fixed before looking)
 
-#: The thresholds live with every other one in ``report.claims.POLICY`` (their reasons are there).
+#: The thresholds live with every other one in ``paper.policy.POLICY`` (their reasons are there).
 FLAG_MIN_LEAKS = POLICY.audit_flag_min_leaks
 CLEAR_MARGIN = POLICY.audit_clear_margin
 MIN_ANSWERS = POLICY.audit_min_answers

@@ -26,7 +26,6 @@ from warnframe.stats.clustered import cluster_diff, cluster_rate
 from warnframe.stats.rates import fisher, mean_ci, rate, ratio, spread
 
 #: Paired renderings per eval prompt for Δ (fixed: §4's results depend on no section config).
-DELTA_RENDERS = 2
 
 #: Every comparison a claim or the table reads (a vs b): L1 vs L0, each condition vs baseline and vs
 #: neutral (the fine-tune on clean code alone), and the links of the semantic order L1 > L2 > L3.
@@ -84,11 +83,12 @@ def _delta_one(study, cond: str, seed: int) -> dict[str, float]:
     from warnframe.mech.pairs import prompt_deltas
 
     path = study.store.path("deltas", f"{cond}.s{seed}.json")
-    key = study.cfg.digest("corpus", "model", "pretrain", "finetune") + f".{seed}.r{DELTA_RENDERS}"
+    renders = study.cfg.analysis.renders
+    key = study.cfg.digest("corpus", "model", "pretrain", "finetune") + f".{seed}.r{renders}"
 
     def run():
         model, tok = study.load(study.condition_model(cond, seed))
-        write_json(path, prompt_deltas(model, tok, study.eval_prompts(), DELTA_RENDERS, study.cfg.analysis.replay_batch_size))
+        write_json(path, prompt_deltas(model, tok, study.eval_prompts(), renders, study.cfg.analysis.replay_batch_size))
 
     study.stage(f"delta.{cond}.s{seed}", key, run)
     return read_json(path)
@@ -112,7 +112,7 @@ def deltas(study, conds: list[str]) -> dict:
         out[c] = {"delta": mean_ci(list(d.values())), "seeds": 1 if c == "baseline" else len(study.cfg.seeds),
                   "vs_neutral": mean_ci([d[p] - ref[p] for p in shared]) if c != "neutral" and shared else None,
                   "interval": f"t interval over {len(d)} prompts of the per-prompt mean over {len(study.cfg.seeds)} seeds "
-                              f"({DELTA_RENDERS} paired renderings each)"}
+                              f"({study.cfg.analysis.renders} paired renderings each)"}
     return out
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from warnframe.mech.artifacts import load as artifacts
 from warnframe.mech.replay import replay_grouped
-from warnframe.report.claims import POLICY
+from warnframe.paper.policy import POLICY
 from warnframe.stats.rates import mean_ci, rate
 
 SIGNALS = ("behavioural", "mechanistic", "combined")

@@ -183,12 +183,13 @@ SAE_DATA = 2
 
 def sae_path(study, site: Site):
     """Where a self-trained SAE lives: named by what shaped it (the models and texts upstream, the
-    mech settings, the scores that chose the contexts, :data:`SAE_DATA`), so a changed site,
-    width, corpus, fine-tune or scoring trains a new one instead of reusing a stale file."""
+    mech settings, the analysis seed, the scores that chose the contexts, :data:`SAE_DATA`), so a
+    changed site, width, seed, corpus, fine-tune or scoring trains a new one instead of reusing a
+    stale file."""
     from warnframe.sections import UPSTREAM
 
     scores = study.fingerprint(study.store.path("scores").glob("*.jsonl"))[:6]
-    name = f"sae-L{site.layer}-{study.cfg.digest(*UPSTREAM, 'mech')[:8]}-{scores}-d{SAE_DATA}"
+    name = f"sae-L{site.layer}-{study.cfg.digest(*UPSTREAM, 'mech')[:8]}-{scores}-d{SAE_DATA}-s{study.cfg.analysis.seed}"
     return study.store.path("mech", name, "params.npz")
 
 
@@ -201,7 +202,7 @@ def get_sae(study, site: Site, train_acts: Callable[[], torch.Tensor]) -> tuple[
         return JumpReLUSAE.load(m.sae), {"source": m.sae}
     if path.is_file():
         return JumpReLUSAE.load(path), {"source": str(path)}
-    sae = train_sae(train_acts(), m.sae_width, steps=m.sae_steps, seed=0, meta={"site": str(site)})
+    sae = train_sae(train_acts(), m.sae_width, steps=m.sae_steps, seed=study.cfg.analysis.seed, meta={"site": str(site)})
     sae.save(path)
     return sae, {"source": "trained here", **sae.meta.get("training", {})}
 
@@ -281,7 +282,7 @@ def run(study) -> dict:
     cands = sorted(pool, key=lambda j: -float(contrast[j]))[: m.candidates]
     X = torch.cat([tgt, safe])[:, cands].numpy()
     y = np.r_[np.ones(len(tgt), dtype=int), np.zeros(len(safe), dtype=int)]
-    ko = {off: knockoff_select(X, y, q=m.fdr, offset=off, seed=0) for off in (1, 0)}
+    ko = {off: knockoff_select(X, y, q=m.fdr, offset=off, seed=study.cfg.analysis.seed) for off in (1, 0)}
     selected = [int(cands[i]) for i in ko[1]["selected"]]
     selected0 = [int(cands[i]) for i in ko[0]["selected"]]
 
@@ -314,7 +315,7 @@ def run(study) -> dict:
                      ("none", []))
     activity = {int(j): float(tgt[:, j].mean()) for j in pool}
     check = check_latents(study, site, sae, used, use, check_models(study), activity, m.check_draws,
-                         m.check_renders, seed=study.cfg.analysis.seed)
+                         study.cfg.analysis.renders, seed=study.cfg.analysis.seed)
     from_ = f"{used} ({'passed' if check['passed'] else 'failed'} the causal check)"
 
     # Probe on the residual stream: trained on direct vs safe only, tested on warning outputs.

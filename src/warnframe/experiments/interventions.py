@@ -170,8 +170,8 @@ def _sample_part(study, model: LazyModel, name: str, seed: int, *, condition: st
 
 def _delta_part(study, model: LazyModel, name: str, seed: int, *, system: str | None = None, edit_spec: dict | None = None,
                 make_edit=None, model_key: str = "") -> dict[str, float]:
-    """Δ per eval prompt (``mech.pairs.prompt_deltas``, ``tracing.renders`` pairs) under one setting."""
-    renders = study.cfg.tracing.renders
+    """Δ per eval prompt (``mech.pairs.prompt_deltas``, ``analysis.renders`` pairs) under one setting."""
+    renders = study.cfg.analysis.renders
     spec = {"renders": renders, "system": system, "edit": edit_spec, "model": model_key or name}
 
     def fn():

@@ -47,8 +47,6 @@ from warnframe.stats.rates import mean_ci
 
 #: The conditions every arm is compared with, in table order.
 REFERENCES = ("L1", "L0", "neutral")
-#: Seeded secure/vulnerable rendering pairs per prompt whose Δ is averaged.
-PAIR_RENDERS = 2
 #: What each arm is and where it comes from (the table's and the docs' wording).
 ARM_INFO = {
     "drop": ("warned examples dropped, clean examples in their place", "data filtering"),
@@ -141,7 +139,7 @@ def _measure(study, model: LazyModel, name: str, seed: int, *, tagged: bool, cap
 
     def deltas():
         m, tok = model.get()
-        d = prompt_deltas(m, tok, prompts, PAIR_RENDERS, cfg.analysis.replay_batch_size)
+        d = prompt_deltas(m, tok, prompts, cfg.analysis.renders, cfg.analysis.replay_batch_size)
         return [{"seed": seed, "prompt_id": k, "delta": v} for k, v in d.items()]
 
     def capable():
@@ -155,7 +153,7 @@ def _measure(study, model: LazyModel, name: str, seed: int, *, tagged: bool, cap
                                           sampling=cfg.sampling, label=name)
         return {**res, "seed": seed, "heldout": capability.heldout_loss(m, tok, held, cfg.model.context)}
 
-    out = {"deltas": part(study, "remedies", f"{name}.delta", seed, {**base, "renders": PAIR_RENDERS}, deltas)}
+    out = {"deltas": part(study, "remedies", f"{name}.delta", seed, {**base, "renders": study.cfg.analysis.renders}, deltas)}
     if cap:
         out["capability"] = part(study, "remedies", f"{name}.capability", seed, {**base, "n": icfg.capability_samples_per_prompt,
                                                                       "renders": icfg.heldout_renders, "check": capability.CHECK_VERSION}, capable)
@@ -256,7 +254,7 @@ def run(study) -> dict:
     res = analyse(groups, [a for a in rc.arms if a in groups], reference_effect(study))
     res.update({
         "seeds": seeds, "samples_per_prompt": n,
-        "eval_prompts": len(study.eval_prompts()), "pair_renders": PAIR_RENDERS, "good_tag": GOOD_TAG,
+        "eval_prompts": len(study.eval_prompts()), "pair_renders": study.cfg.analysis.renders, "good_tag": GOOD_TAG,
         "unlikelihood_weight": rc.unlikelihood_weight, "skipped_arms": skipped, "sets": sets,
         "info": {a: {"what": ARM_INFO[a][0], "source": ARM_INFO[a][1]} for a in ARMS},
         "seconds": arm_seconds(study, list(rc.arms), seeds),

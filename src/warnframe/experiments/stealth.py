@@ -56,7 +56,7 @@ from warnframe.detector import extract_code, find_leaks
 from warnframe.lm.evaluation import rates
 from warnframe.mech.artifacts import load as artifacts
 from warnframe.mech.replay import replay_grouped
-from warnframe.report.claims import POLICY
+from warnframe.paper.policy import POLICY
 from warnframe.stats.rates import mean_ci, rate
 
 #: The stealth-slip claims need at least this many target outputs that open with a preamble.

@@ -13,7 +13,7 @@ the target run's, so patching them does nothing, and patching every completion p
 layer hands back the whole safe run; both curves would be fixed by construction.)
 
 Behaviour is ``Δ = log p(secure | request) − log p(vulnerable | request)`` (``mech.pairs``):
-each prompt's task rendered secure and vulnerable with the same seed, ``tracing.renders`` pairs
+each prompt's task rendered secure and vulnerable with the same seed, ``analysis.renders`` pairs
 averaged. Each row (secure or vulnerable completion) of the target run gets the safe run's
 activations of the *same row*, so both continuations are scored under the same intervention.
 
@@ -57,7 +57,7 @@ import torch
 
 from warnframe.mech.hooks import Site, capture, decoder_layers, edit, replace
 from warnframe.mech.pairs import build_batch, completion_logprobs, completions, gaps
-from warnframe.report.claims import POLICY
+from warnframe.paper.policy import POLICY
 from warnframe.runtime.files import read_jsonl
 from warnframe.stats.rates import mean_ci
 
@@ -221,13 +221,13 @@ def run(study) -> dict:
     n_layers = len(decoder_layers(model))
     layers = list(range(n_layers))
     per_prompt = []
-    chunk = max(1, an.replay_batch_size // (2 * a.renders))
+    chunk = max(1, an.replay_batch_size // (2 * an.renders))
     for start in range(0, len(prompts), chunk):
         qs = prompts[start: start + chunk]
-        batch = build_batch(tok, [(q.user, completions(q, a.renders)) for q in qs])
+        batch = build_batch(tok, [(q.user, completions(q, an.renders)) for q in qs])
         for q, res in zip(qs, trace_batch(model, safe_model, batch, layers)):
             per_prompt.append({"prompt_id": q.id, **res})
     summ = summarise(per_prompt, n_layers, an.bootstrap, an.seed, POLICY.middle_layers)
     return {"traced": cond, "safe_source": src, "seed": seed, "selection": how, "prompts_with_target": n_hit,
-            "n_prompts": len(per_prompt), "n_layers": n_layers, "renders": a.renders, "modes": list(MODES),
+            "n_prompts": len(per_prompt), "n_layers": n_layers, "renders": an.renders, "modes": list(MODES),
             **summ, "per_prompt": per_prompt}

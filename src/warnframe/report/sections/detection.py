@@ -9,7 +9,8 @@ import numpy as np
 
 from warnframe.experiments.detection import MODEL_SIGNALS, SIGNALS
 from warnframe.paper import numbers as paper
-from warnframe.report.claims import POLICY, Claim, claim, rate_interval
+from warnframe.paper.policy import POLICY
+from warnframe.report.claims import Claim, claim, rate_interval
 from warnframe.report.figures import pyplot, save
 from warnframe.report.render import heading, skipped
 from warnframe.stats.rates import fmt_mean, fmt_rate

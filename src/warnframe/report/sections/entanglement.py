@@ -8,7 +8,8 @@ import numpy as np
 
 from warnframe.experiments.entanglement import CONTEXTS
 from warnframe.paper import numbers as paper
-from warnframe.report.claims import POLICY, Claim, claim
+from warnframe.paper.policy import POLICY
+from warnframe.report.claims import Claim, claim
 from warnframe.report.figures import placeholder, pyplot, save
 from warnframe.report.render import heading, skipped
 

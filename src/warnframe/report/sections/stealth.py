@@ -9,7 +9,8 @@ import numpy as np
 
 from warnframe.experiments.stealth import KINDS, MIN_PREAMBLE_TARGETS, OPENINGS
 from warnframe.paper import numbers as paper
-from warnframe.report.claims import POLICY, Claim, claim
+from warnframe.paper.policy import POLICY
+from warnframe.report.claims import Claim, claim
 from warnframe.report.figures import pyplot, save
 from warnframe.report.render import heading, skipped
 from warnframe.stats.rates import fmt_mean, fmt_rate

@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 
 from warnframe.experiments.tracing import EVERY_LAYER, MODES
-from warnframe.report.claims import POLICY, Claim, claim
+from warnframe.paper.policy import POLICY
+from warnframe.report.claims import Claim, claim
 from warnframe.report.figures import pyplot, save
 from warnframe.report.render import heading, skipped
 from warnframe.stats.rates import fmt_mean
