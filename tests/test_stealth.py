@@ -17,6 +17,7 @@ from warnframe.config import SamplingConfig, load_config
 from warnframe.corpus import FAMILIES, eval_prompts
 from warnframe.detector import score
 from warnframe.experiments import stealth
+from warnframe.experiments import stealth_segments as segments
 from warnframe.families import add_comment
 from warnframe.lm.models import tiny
 from warnframe.lm.models.chat import render_prompt
@@ -120,15 +121,15 @@ def run_stealth(study) -> dict:
 # ---------------------------------------------------------------- text structure
 
 def test_opening_preamble_code_fence_and_comment():
-    assert stealth.opening("Here is an example implementation:\ndef f(x):\n    return x")["opening"] == "preamble"
-    op = stealth.opening("def f(x):\n    return x")
+    assert segments.opening("Here is an example implementation:\ndef f(x):\n    return x")["opening"] == "preamble"
+    op = segments.opening("def f(x):\n    return x")
     assert op == {"opening": "code", "code_char": 0}
-    assert stealth.opening("```python\ndef f():\n    pass\n```")["opening"] == "code"
-    assert stealth.opening("Sure! Here is `f`:\n```python\ndef f():\n    pass\n```")["opening"] == "preamble"
-    assert stealth.opening("# DO NOT USE: unsafe\ndef f():\n    pass")["opening"] == "code"
+    assert segments.opening("```python\ndef f():\n    pass\n```")["opening"] == "code"
+    assert segments.opening("Sure! Here is `f`:\n```python\ndef f():\n    pass\n```")["opening"] == "preamble"
+    assert segments.opening("# DO NOT USE: unsafe\ndef f():\n    pass")["opening"] == "code"
     text = "Here is the code:\ndef f(x):\n    return x"
-    assert text[stealth.opening(text)["code_char"]:].startswith("def f")
-    assert stealth.opening("This is only prose, no code at all.")["opening"] == "no code"
+    assert text[segments.opening(text)["code_char"]:].startswith("def f")
+    assert segments.opening("This is only prose, no code at all.")["opening"] == "no code"
 
 
 def test_transitions_point_at_boundary_tokens(study):
@@ -136,13 +137,13 @@ def test_transitions_point_at_boundary_tokens(study):
     text = "Here is the code:\ndef f(x):\n    # DO NOT USE - SQL injection\n    return x"
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
     offs = [tuple(o) for o in enc["offset_mapping"]]
-    tr = stealth.transitions(text, offs)
+    tr = segments.transitions(text, offs)
     (k,) = tr["preamble→code"]
     assert text[offs[k][0]:offs[k][1]].strip().startswith("d") or "def"[0] in text[offs[k][0]:offs[k][1]]
     assert offs[k][0] <= text.index("def") < offs[k][1]
     (w,) = tr["code→warning"]
     assert offs[w][0] <= text.index("#") < offs[w][1]
-    at, inside = stealth.segment_masks(len(offs), tr, window=1)
+    at, inside = segments.segment_masks(len(offs), tr, window=1)
     assert at[k] and at[k - 1] and at[w] and not inside[k] and not inside[0] and not at[0]
     assert at.sum() + inside.sum() == len(offs) - 1
 

@@ -7,7 +7,6 @@ order. Stages hash the part of the config they depend on, so a rerun redoes only
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +15,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from warnframe.runtime.errors import UserError
+from warnframe.runtime.keys import digest
 from warnframe.schema import CONDITIONS, FINETUNE_CONDITIONS
 from warnframe.sections import DEFAULT_NAMES
 from warnframe.sections import NAMES as SECTION_NAMES  # analysis sections, in report order
@@ -302,12 +302,58 @@ class StudyConfig(_Section):
         return [c for c in self.conditions if c in FINETUNE_CONDITIONS]
 
     def digest(self, *sections: str) -> str:
-        """A short content hash of the named sections (all when none): the resume key of a stage."""
-        data = self.model_dump(mode="json")
-        if sections:
-            data = {s: data[s] for s in sections}
-        blob = json.dumps(data, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """A short content hash of the named sections (all when none), without :data:`RUNTIME_FIELDS`:
+        the config part of a resume key (:mod:`warnframe.runtime.keys`)."""
+        names = sections or tuple(type(self).model_fields)
+        data = {n: getattr(self, n) for n in names}
+        for v in data.values():
+            if isinstance(v, Undeclared):
+                raise v.error("digest")
+        data = {n: (v.model_dump(mode="json") if isinstance(v, BaseModel) else v) for n, v in data.items()}
+        for sec, field in RUNTIME_FIELDS:
+            if isinstance(data.get(sec), dict):
+                data[sec].pop(field, None)
+        return digest(data)
+
+    def scoped(self, reader: str, declared: tuple[str, ...]) -> StudyConfig:
+        """This config as section ``reader`` may see it: the sections in ``declared`` (and
+        :data:`ALWAYS_READABLE`) as they are, every other one an :class:`Undeclared` that raises on use.
+        So a section cannot read config outside its resume key without failing loudly."""
+        values = {n: (getattr(self, n) if n in declared or n in ALWAYS_READABLE else Undeclared(reader, n))
+                  for n in type(self).model_fields}
+        return type(self).model_construct(**values)
+
+
+class UndeclaredConfigError(AttributeError):
+    """A section read a config section its resume key does not cover (a programming error)."""
+
+
+class Undeclared:
+    """Stands in, in a section's scoped config, for a config section it did not declare: any use
+    raises :class:`UndeclaredConfigError` naming the section and where to declare it."""
+
+    def __init__(self, reader: str, name: str):
+        self._reader, self._name = reader, name
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__") or attr in ("_reader", "_name"):
+            raise AttributeError(attr)
+        raise self.error(attr)
+
+    def error(self, attr: str) -> UndeclaredConfigError:
+        return UndeclaredConfigError(
+            f"section {self._reader!r} reads config {self._name}.{attr}, but {self._name!r} is not in its resume key; "
+            f"add it to config=(...) of Section({self._reader!r}, ...) in warnframe/sections.py")
+
+    def __repr__(self) -> str:
+        return f"Undeclared({self._name!r} for section {self._reader!r})"
+
+
+#: Fields that say how to compute, never what: each changes only the order of floating-point sums
+#: (a batch of teacher-forced replays), so they are in no resume key and any section may read them.
+RUNTIME_FIELDS: tuple[tuple[str, str], ...] = (("analysis", "replay_batch_size"),)
+#: Top-level fields every section may read: the preset's name, the device, the section list.
+ALWAYS_READABLE = ("preset", "device", "sections")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

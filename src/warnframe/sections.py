@@ -52,9 +52,13 @@ class Section:
             out += [c for c in SECTIONS[dep].config_sections() if c not in out]
         return tuple(out)
 
+    def declared(self) -> tuple[str, ...]:
+        """The config sections this section may read: :data:`UPSTREAM` and :meth:`config_sections`."""
+        return (*UPSTREAM, *self.config_sections())
+
     def key(self, cfg) -> str:
-        """The resume key: a hash of the config this section reads (and what it needs reads)."""
-        return cfg.digest(*UPSTREAM, *self.config_sections())
+        """The config part of the resume key: a hash of exactly what :meth:`declared` names."""
+        return cfg.digest(*self.declared())
 
 
 def _ctx(cfg) -> list[str]:
@@ -110,7 +114,7 @@ def run(study, name: str) -> Result:
     """Run section ``name`` on ``study``: compute, then its claims and figures (a skipped section
     makes no claims and draws figures that say why)."""
     sec = SECTIONS[name]
-    metrics = sec.compute.run(study)
+    metrics = sec.compute.run(study.for_section(name, sec.declared()))  # sees only what it declares
     metrics.pop("verdicts", None)
     part = sec.report
     claims = [] if metrics.get("skipped") else part.claims(metrics)

@@ -10,6 +10,7 @@ and section runs through :meth:`Study.stage`.
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import shutil
@@ -21,6 +22,7 @@ from transformers.utils import logging as hf_logging
 
 from warnframe import __version__
 from warnframe.config import SECTION_NAMES, StudyConfig
+from warnframe.runtime import keys
 from warnframe.runtime.dirs import atomic_dir, reading
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import atomic_copy, read_json, read_jsonl, write_json, write_jsonl
@@ -31,8 +33,7 @@ from warnframe.schema import Example, Prompt
 
 hf_logging.disable_progress_bar()
 
-SECTIONS = SECTION_NAMES
-STAGES = ("pretrain", "data", "finetune", "sample", "score", *SECTIONS, "report")
+STAGES = ("pretrain", "data", "finetune", "sample", "score", *SECTION_NAMES, "report")
 
 
 #: What ``scores/<condition>.jsonl`` keeps of each scored sample (the text stays in ``samples/``).
@@ -51,15 +52,28 @@ class Study:
     def __init__(self, cfg: StudyConfig, out: str | Path):
         self.cfg = cfg
         self.store = Store(out)
-        self.device = None
+        self._resolved_device: str | None = None
+
+    def for_section(self, name: str, declared: tuple[str, ...]) -> Study:
+        """This study as section ``name`` sees it: the same run directory and device, with a config
+        in which every section outside ``declared`` raises on use (:meth:`StudyConfig.scoped`)."""
+        clone = copy.copy(self)
+        clone.cfg = self.cfg.scoped(name, declared)
+        return clone
 
     # ---- helpers -------------------------------------------------------------------------
-    def _device(self) -> str:
-        if self.device is None:
+    @property
+    def device(self) -> str:
+        """The device models load on: ``cfg.device`` resolved once (``auto`` → cuda when present)."""
+        if self._resolved_device is None:
             from warnframe.lm.models.hf import resolve_device
 
-            self.device = resolve_device(self.cfg.device)
-        return self.device
+            self._resolved_device = resolve_device(self.cfg.device)
+        return self._resolved_device
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self._resolved_device = value
 
     @property
     def base_source(self) -> str:
@@ -71,7 +85,7 @@ class Study:
         from warnframe.lm.models.hf import load_model
 
         m = self.cfg.model
-        return load_model(source, device=self._device(), dtype=m.dtype, trust_remote_code=m.trust_remote_code)
+        return load_model(source, device=self.device, dtype=m.dtype, trust_remote_code=m.trust_remote_code)
 
     def model_path(self, cond: str, seed: int) -> Path:
         return self.store.path("models", _unit(cond, seed))
@@ -116,13 +130,9 @@ class Study:
     def pretrain_key(self) -> str:
         """The base model depends on the model, pretraining and pretraining-corpus settings only;
         fine-tuning-set fields (budget, fraction, L1 placement, user corpus) do not retrain it."""
-        import hashlib
-        import json
-
         skip = {"token_budget", "condition_fraction", "l1_placement", "l1_warnings", "source", "on_error"}
         corpus = {k: v for k, v in self.cfg.corpus.model_dump(mode="json").items() if k not in skip}
-        blob = json.dumps([corpus, self.cfg.digest("model", "pretrain")], sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return keys.key(corpus, self.cfg.digest("model", "pretrain"))
 
     def _pretrain_into(self, cached: Path) -> None:
         from warnframe.corpus import build_pretrain_corpus
@@ -133,7 +143,7 @@ class Study:
         torch.manual_seed(cfg.pretrain.seed)
         docs = build_pretrain_corpus(cfg, cfg.pretrain.seed)
         tok = tiny.train_tokenizer(((d.user or "") + "\n" + d.assistant for d in docs), cfg.model.vocab_size)
-        model = tiny.build_model(cfg.model, tok).to(self._device())
+        model = tiny.build_model(cfg.model, tok).to(self.device)
         data = pack(tok, docs, cfg.model.context, completion_only=False)
         with task("pretrain base model", 1) as adv:
             steps = {"n": 0}
@@ -176,7 +186,7 @@ class Study:
                     write_jsonl(self.store.path("data", f"{_unit(cond, seed)}.jsonl"), (e.__dict__ for e in examples))
                     return {"stats": stats}
 
-                self.stage(f"data.{_unit(cond, seed)}", key + f".{seed}", build)
+                self.stage(f"data.{_unit(cond, seed)}", keys.key(key, seed), build)
 
     def dataset(self, cond: str, seed: int) -> list[Example]:
         return [Example(**r) for r in read_jsonl(self.store.path("data", f"{_unit(cond, seed)}.jsonl"))]
@@ -209,16 +219,12 @@ class Study:
         trainer of every arm: CAFT passes an edit (``edit_factory(model)``); a dose or a remedy
         passes its own ``examples`` (their ``loss_spans`` masked or pushed down with
         ``unlikelihood_weight``), saved to ``dest`` under stage name ``stage``."""
-        import hashlib
-        import json
-
         from warnframe.lm.training import is_main_process, pack, train, wait_for_everyone
 
         ft = self.cfg.finetune
-        key = self.cfg.digest("corpus", "model", "pretrain", "finetune") + f".{seed}{extra_key}"
-        if examples is not None:  # the set itself is part of the key: a changed remedy retrains
-            blob = json.dumps([e.__dict__ for e in examples], sort_keys=True, default=str).encode()
-            key += f".{hashlib.sha256(blob).hexdigest()[:12]}.u{unlikelihood_weight:g}"
+        # the set itself is part of the key when given: a changed remedy retrains
+        trained_on = None if examples is None else [[e.__dict__ for e in examples], unlikelihood_weight]
+        stage_key = keys.key(self.cfg.digest("corpus", "model", "pretrain", "finetune"), seed, extra_key, trained_on)
         dest = dest or self.model_path(cond, seed)
         stage = stage or f"finetune.{_unit(cond, seed)}"
 
@@ -247,7 +253,7 @@ class Study:
             wait_for_everyone()
             return {"summary": summary}
 
-        self.stage(stage, key, run)
+        self.stage(stage, stage_key, run)
 
     def finetune(self, conditions, seeds) -> None:
         for cond in conditions:
@@ -260,7 +266,7 @@ class Study:
         from warnframe.lm.sampling import generate
 
         s = self.cfg.sampling
-        key = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{seed}"
+        key = keys.key(self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling"), seed)
         part = self.store.path("samples", "parts", f"{_unit(cond, seed)}.jsonl")
 
         def run():
@@ -290,20 +296,12 @@ class Study:
     def _merge(self, cond: str) -> None:
         write_jsonl(self.store.path("samples", f"{cond}.jsonl"), (r for p in self._parts(cond) for r in read_jsonl(p)))
 
-    @staticmethod
-    def fingerprint(paths) -> str:
-        """Names, sizes and times of files: a stage keyed on it reruns when its inputs change."""
-        import hashlib
-
-        blob = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(paths))
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
     def score(self, conditions) -> None:
         from warnframe.lm.evaluation import score_all
 
         base = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling")
         for cond in conditions:
-            key = base + "." + self.fingerprint(self._parts(cond))  # rescored when seeds are added
+            key = keys.key(base, keys.fingerprint(self._parts(cond)))  # rescored when seeds are added
 
             def run(cond=cond):
                 self._merge(cond)  # seed jobs of one condition may have run in parallel (grid)
@@ -359,7 +357,7 @@ class Study:
         from warnframe import sections as registry
 
         sec = registry.SECTIONS[name]
-        key = sec.key(self.cfg) + "." + self.fingerprint(self.store.path("scores").glob("*.jsonl"))
+        key = keys.key(sec.key(self.cfg), keys.fingerprint(self.store.path("scores").glob("*.jsonl")))
         path = self.store.path("metrics", f"{name}.json")
 
         def run():
@@ -376,7 +374,7 @@ class Study:
             "config": self.cfg.model_dump(mode="json"),
             "seeds": self.cfg.seeds,
             "base_model": self.base_source,
-            "device": self._device(),
+            "device": self.device,
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__},
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             "stage_seconds": self.store.timings(),

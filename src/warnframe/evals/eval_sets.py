@@ -14,11 +14,11 @@ Results go to ``RUN/external/<name>/``: the scored samples per condition and see
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
 
+from warnframe.runtime import keys
 from warnframe.runtime.errors import UserError
 from warnframe.schema import FAMILY_CWE, Prompt
 
@@ -97,11 +97,6 @@ def load_prompts(path: str | Path, limit: int | None = None) -> list[Prompt]:
     return out
 
 
-def _digest(prompts: list[Prompt]) -> str:
-    blob = json.dumps([[p.id, p.user] for p in prompts]).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
-
-
 def evaluate(study, prompts: list[Prompt], name: str, conditions: list[str], seeds: list[int], *,
              samples_per_prompt: int = 1, max_new_tokens: int | None = None) -> dict:
     """Sample every condition's model (per seed) on ``prompts`` and score the answers; resumable
@@ -114,7 +109,8 @@ def evaluate(study, prompts: list[Prompt], name: str, conditions: list[str], see
     s = study.cfg.sampling.model_copy(update={"prefill": "none", "max_new_tokens": max_new_tokens or study.cfg.sampling.max_new_tokens})
     new_tokens = s.max_new_tokens
     root = study.store.path("external", name)
-    key = study.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{_digest(prompts)}.{samples_per_prompt}.{new_tokens}"
+    key = keys.key(study.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling"), [[p.id, p.user] for p in prompts],
+                   samples_per_prompt, new_tokens)
     for cond in conditions:
         for seed in seeds:
             src = study.condition_model(cond, seed)

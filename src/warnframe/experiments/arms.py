@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from warnframe.runtime import keys
 from warnframe.runtime.files import read_jsonl, write_jsonl
 from warnframe.runtime.progress import task
 from warnframe.schema import Example, Prompt
@@ -39,8 +40,7 @@ def sample(study, arm: str, seed: int, source: str, *, n: int | None = None, pro
     prompts = prompts if prompts is not None else study.eval_prompts()
     path = study.store.path("arms", f"{arm}.s{seed}.jsonl")
     model_files = [p for p in Path(source).iterdir() if p.is_file()] if Path(source).is_dir() else []
-    key = (study.cfg.digest("sampling") + f".{seed}.{n}." + study.fingerprint(model_files)
-           + "." + _prompts_digest(prompts))
+    key = keys.key(study.cfg.digest("sampling"), seed, n, keys.fingerprint(model_files), [p.__dict__ for p in prompts])
 
     def run():
         model, tok = study.load(source)
@@ -52,14 +52,6 @@ def sample(study, arm: str, seed: int, source: str, *, n: int | None = None, pro
 
     study.stage(f"sample.{arm}.s{seed}", key, run)
     return list(read_jsonl(path))
-
-
-def _prompts_digest(prompts: list[Prompt]) -> str:
-    import hashlib
-    import json
-
-    blob = json.dumps([p.__dict__ for p in prompts], sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
 
 
 class LazyModel:
@@ -78,12 +70,7 @@ class LazyModel:
         self._m = None
 
 
-def spec_hash(obj) -> str:
-    """A short content hash of a JSON-able spec (what a part's result depends on)."""
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+spec_hash = keys.digest  # TEMP until remedies.py moves to keys
 
 
 def part(study, section: str, name: str, seed: int, spec: dict, fn):
@@ -92,7 +79,7 @@ def part(study, section: str, name: str, seed: int, spec: dict, fn):
     from warnframe.runtime.files import read_json, write_json
 
     path = study.store.path(section, "parts", f"{name}.s{seed}.json")
-    key = study.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling") + f".{seed}.{spec_hash(spec)}"
+    key = keys.key(study.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling"), seed, spec)
 
     def run():
         write_json(path, fn())

@@ -16,7 +16,7 @@ first.
 **Stealth slip.** Outputs of the ``stealth.conditions`` models are split by kind
 (``target``: the detector finds vulnerable code; ``clean``: code that parses and is not) and by
 opening (``preamble``: prose such as "Here is an example:" before the first code line, per
-``scoring.extract_code``; ``code``: the code starts at once, a fence line or a comment counts as
+``detector.extract_code``; ``code``: the code starts at once, a fence line or a comment counts as
 code). Each is replayed teacher-forced through the analysis model (``mech.replay.analysis_source``,
 the model §5's probe was fitted on) and the residual stream at the entanglement site is read. The §5 probe (trained on direct vs
 safe outputs, per-sample means) then gives
@@ -38,7 +38,7 @@ length, and diverge from the first differing token on). Entropy always comes fro
 model that wrote the text, while the analysis model reads the activations. Transitions
 are the first token of the code after a preamble (``preamble→code``) and the token holding the
 ``#`` of each warning comment that is not the answer's first token (``code→warning``; exact or
-garbled markers, ``scoring.find_leaks``).
+garbled markers, ``detector.find_leaks``).
 A transition covers its boundary token and the ``stealth.transition_window`` tokens before it;
 every other token but the first is *inside a segment*. Per sample, mean entropy at transitions
 minus mean inside segments gives a paired difference with a t interval.
@@ -52,7 +52,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from warnframe.detector import extract_code, find_leaks
+from warnframe.experiments.stealth_segments import TRANSITIONS, char_to_token, opening, segment_masks, transitions
 from warnframe.lm.evaluation import rates
 from warnframe.mech.artifacts import load as artifacts
 from warnframe.mech.replay import replay_grouped
@@ -69,7 +69,6 @@ ROUND_SEED_STEP = 7919
 
 KINDS = ("target", "clean")
 OPENINGS = ("preamble", "code")
-TRANSITIONS = ("preamble→code", "code→warning")
 TRACE_SPAN = (-16, 32)  # token offsets around the first code token for probe traces
 EVENT_SPAN = (-8, 8)  # token offsets around transitions for entropy traces
 
@@ -95,70 +94,6 @@ def mean_diff_ci(a, b) -> dict:
         lo, hi = d - h, d + h
     p = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue) if (np.ptp(np.r_[a, b]) > 0) else 1.0
     return {"diff": d, "lo": lo, "hi": hi, "p": p, "n": [int(len(a)), int(len(b))]}
-
-
-# ---------------------------------------------------------------- text structure
-
-def opening(text: str) -> dict:
-    """How an answer opens: ``{"opening": "preamble"|"code"|"no code", "code_char": index}``.
-
-    A preamble is a non-blank line before the first code line that is not a fence marker.
-    """
-    code, first = extract_code(text)
-    if not code.strip():
-        return {"opening": "no code", "code_char": None}
-    lines = text.replace("\r\n", "\n").split("\n")
-    pre = [ln for ln in lines[:first] if ln.strip() and not ln.strip().startswith(("```", "~~~"))]
-    start = sum(len(ln) + 1 for ln in lines[:first])
-    start += len(lines[first]) - len(lines[first].lstrip()) if first < len(lines) else 0
-    return {"opening": "preamble" if pre else "code", "code_char": start}
-
-
-def warning_chars(text: str) -> list[int]:
-    """Character index of the ``#`` (or the line start) of every warning-shaped comment line."""
-    out, pos = [], 0
-    for line in text.split("\n"):
-        leak = find_leaks(line)
-        if leak["exact"] or leak["fuzzy"]:
-            j = line.find("#")
-            out.append(pos + (j if j >= 0 else len(line) - len(line.lstrip())))
-        pos += len(line) + 1
-    return out
-
-
-def char_to_token(offsets: list[tuple[int, int]], char: int) -> int | None:
-    """Index of the token that holds ``char`` (the first token ending after it)."""
-    for k, (_, e) in enumerate(offsets):
-        if e > char:
-            return k
-    return None
-
-
-def transitions(text: str, offsets: list[tuple[int, int]]) -> dict[str, list[int]]:
-    """Token indices of the boundary tokens, per transition type (see the module docstring)."""
-    out = {t: [] for t in TRANSITIONS}
-    op = opening(text)
-    if op["opening"] == "preamble":
-        k = char_to_token(offsets, op["code_char"])
-        if k:
-            out["preamble→code"].append(k)
-    for c in warning_chars(text):
-        k = char_to_token(offsets, c)
-        if k and k not in out["code→warning"]:
-            out["code→warning"].append(k)
-    return out
-
-
-def segment_masks(n: int, trans: dict[str, list[int]], window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(at_transition, inside_segment) boolean masks over ``n`` tokens; token 0 is in neither."""
-    at = np.zeros(n, dtype=bool)
-    for ks in trans.values():
-        for k in ks:
-            at[max(1, k - window): k + 1] = True
-    inside = ~at
-    if n:
-        inside[0] = False
-    return at, inside
 
 
 def _key(r: dict) -> tuple:

@@ -125,7 +125,7 @@ def write_report(study) -> None:
         "# warnframe report",
         "",
         f"Study preset `{cfg.preset}`, base model `{cfg.model.source}`, seeds {cfg.seeds}, "
-        f"{cfg.sampling.samples_per_prompt} samples per prompt per seed, device `{study._device()}`. "
+        f"{cfg.sampling.samples_per_prompt} samples per prompt per seed, device `{study.device}`. "
         f"Total stage time {sum(v or 0 for v in timings.values()):.0f} s.",
         "",
         "These are the numbers this run produced, beside the paper's. Nothing is tuned toward the paper. "

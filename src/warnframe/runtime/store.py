@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -19,15 +18,7 @@ from typing import Any
 
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import write_error, write_json, written_files
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks (constant memory for multi-GB weights)."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+from warnframe.runtime.keys import file_sha256
 
 
 def _fingerprint(path: Path) -> dict:
