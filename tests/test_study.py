@@ -2,6 +2,7 @@
 
 import json
 
+from warnframe.runtime import keys
 from warnframe.runtime.files import read_json, read_jsonl
 from warnframe.schema import CONDITIONS
 
@@ -73,11 +74,11 @@ def test_merge_takes_configured_seeds_and_scores_follow_the_parts(smoke_study):
     stray = store.path("samples", "parts", "L0.s9.jsonl")  # a seed no longer in the config
     stray.write_text(part.read_text().replace('"seed": 0', '"seed": 9'))
     try:
-        before = smoke_study.fingerprint(smoke_study._parts("L0"))
+        before = keys.fingerprint(smoke_study._parts("L0"))
         smoke_study._merge("L0")
         assert {r["seed"] for r in read_jsonl(store.path("samples", "L0.jsonl"))} == set(smoke_study.cfg.seeds)  # not 9
         part.write_text(part.read_text())  # a part rewritten (a resumed or grid job): new fingerprint
-        assert smoke_study.fingerprint(smoke_study._parts("L0")) != before
+        assert keys.fingerprint(smoke_study._parts("L0")) != before
     finally:
         stray.unlink()
         smoke_study._merge("L0")

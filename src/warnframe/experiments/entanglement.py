@@ -41,6 +41,7 @@ from warnframe.mech.lines import content_lines, own_findings, token_mask
 from warnframe.mech.probes import LinearProbe, probe_report
 from warnframe.mech.replay import analysis_source, replay_grouped
 from warnframe.mech.sae import JumpReLUSAE, sae_quality, train_sae
+from warnframe.runtime import keys
 from warnframe.runtime.files import read_jsonl
 from warnframe.stats.clustered import cluster_mean, cluster_mean_diff
 from warnframe.stats.rates import mean_ci
@@ -188,7 +189,7 @@ def sae_path(study, site: Site):
     stale file."""
     from warnframe.sections import UPSTREAM
 
-    scores = study.fingerprint(study.store.path("scores").glob("*.jsonl"))[:6]
+    scores = keys.fingerprint(study.store.path("scores").glob("*.jsonl"))[:6]
     name = f"sae-L{site.layer}-{study.cfg.digest(*UPSTREAM, 'mech')[:8]}-{scores}-d{SAE_DATA}-s{study.cfg.analysis.seed}"
     return study.store.path("mech", name, "params.npz")
 
