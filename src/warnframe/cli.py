@@ -1,22 +1,26 @@
-"""Command line: ``warnframe run`` (the whole study) and one command per stage.
+"""Reproduce the warning-framing study, and audit training corpora and checkpoints for its effect.
 
-Every command takes the same config options (``--preset``, ``--config``, ``--set key=value``,
-``--model``, ``--analysis-model``, ``--sae``) and a run directory (``--out``). A stage command runs
-the stages it needs first, skipping those already complete for the same config, so a killed run
-resumes where it stopped. ``data --from FILE`` builds the conditions from a user corpus;
-``evaluate`` runs external prompt sets; ``grid`` fans the condition × seed grid out as jobs;
-``audit CORPUS`` finds negative-example framings in a training corpus (docs/audit.md); ``audit-model
-MODEL`` tells whether a checkpoint learned from them (docs/audit_model.md); ``dose`` and ``remedies``
-are stages of their own.
+The run command does the whole study; the stage commands pretrain, data, finetune, sample, score
+and report run it up to that stage. A stage command first runs the stages it needs, skipping those
+already complete for the same config, so a killed run resumes where it stopped.
+
+Every study command (run, the stages, dose, remedies, data, grid) takes the same options: the config
+(--preset, --config, --set section.field=value, --model, --analysis-model, --sae), the run directory
+(--out) and the part of the condition × seed grid to run (--condition, --seed).
+
+Guides: docs/audit.md (audit), docs/audit_model.md (audit-model), docs/remedies.md (remedies).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
+import inspect
 import json
 import sys
 import time
+import typing
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
@@ -26,34 +30,121 @@ import typer
 from warnframe.runtime.errors import UserError
 from warnframe.schema import CONDITIONS
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__, pretty_exceptions_enable=False)
-
-Preset = Annotated[str, typer.Option("--preset", "-p", help="smoke | tiny | paper")]
-ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="YAML/JSON config file")]
-Sets = Annotated[list[str] | None, typer.Option("--set", "-s", help="override: section.field=value (repeatable)")]
-Out = Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/<preset>-<time>)")]
-Conds = Annotated[list[str] | None, typer.Option("--condition", help="only this condition (repeatable)")]
-Seeds = Annotated[list[int] | None, typer.Option("--seed", help="only this seed (repeatable)")]
-Model = Annotated[str | None, typer.Option("--model", help="behaviour model: hub id or local path (model.source)")]
-AnalysisModel = Annotated[str | None, typer.Option("--analysis-model", help="model for the mechanistic sections (mech.analysis_model)")]
-Sae = Annotated[str | None, typer.Option("--sae", help="SAE: params.npz path, hf://repo/path or saelens://release/id (mech.sae)")]
-Until = Annotated[str, typer.Option("--until", help="last stage to run")]
-
-
-def _overrides(sets, model=None, analysis_model=None, sae=None, source=None) -> list[str]:
-    """--set items plus the named flags (JSON-quoted so any path or id stays a string)."""
-    out = list(sets or [])
-    for key, value in (("model.source", model), ("mech.analysis_model", analysis_model), ("mech.sae", sae),
-                       ("corpus.source", source)):
-        if value is not None:
-            out.append(f"{key}={json.dumps(value)}")
-    return out
+# Plain text help (no rich panels, no markup): click rewraps every paragraph of a docstring or
+# option help to the terminal, up to 100 columns.
+app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__, pretty_exceptions_enable=False,
+                  rich_markup_mode=None, context_settings={"max_content_width": 100})
 
 
 def _fail(err: UserError) -> None:
     text = " ".join(str(err).split())  # one line, whatever the message held
     typer.echo(f"warnframe: error: {text}", err=True)
     raise typer.Exit(err.exit_code)
+
+
+def _check_conditions(value: list[str] | None) -> list[str] | None:
+    """The one check of --condition, for every command that takes it: each name must be one of
+    warnframe.schema.CONDITIONS (the list the config's ``conditions`` is checked against too)."""
+    for c in value or []:
+        if c not in CONDITIONS:
+            _fail(UserError(f"unknown condition {c!r}", "--condition", f"choose from {', '.join(CONDITIONS)}"))
+    return value
+
+
+# ---- options shared by several commands, defined once ---------------------------------------------
+Preset = Annotated[str, typer.Option("--preset", "-p", metavar="NAME", help="Config preset: smoke, tiny or paper.")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE",
+                                                 help="YAML or JSON config file, applied over the preset.")]
+Sets = Annotated[list[str] | None, typer.Option("--set", "-s", metavar="KEY=VALUE",
+                                                help="Override one config field, e.g. finetune.lr=1e-4 (repeatable).")]
+Out = Annotated[Path | None, typer.Option(
+    "--out", "-o", metavar="DIR", help="Run directory, new or a run's to resume (default: runs/<preset>-<time>).")]
+Conds = Annotated[list[str] | None, typer.Option("--condition", metavar="NAME", callback=_check_conditions,
+                                                 help=f"Only this condition (repeatable): {', '.join(CONDITIONS)}.")]
+Seeds = Annotated[list[int] | None, typer.Option("--seed", metavar="N", help="Only this seed (repeatable).")]
+Model = Annotated[str | None, typer.Option("--model", metavar="ID|PATH",
+                                           help="Behaviour model: a hub id or a local path (sets model.source).")]
+AnalysisModel = Annotated[str | None, typer.Option(
+    "--analysis-model", metavar="ID|PATH",
+    help="Model that reads the texts in the mechanistic sections (sets mech.analysis_model).")]
+Sae = Annotated[str | None, typer.Option(
+    "--sae", metavar="SOURCE",
+    help="SAE: a params.npz path, hf://repo/path or saelens://release/id (sets mech.sae).")]
+
+
+@dataclasses.dataclass
+class StudyOptions:
+    """The options of every study command: the config, the run directory and the part of the grid."""
+
+    preset: Preset = "tiny"
+    config: ConfigFile = None
+    set: Sets = None
+    out: Out = None
+    condition: Conds = None
+    seed: Seeds = None
+    model: Model = None
+    analysis_model: AnalysisModel = None
+    sae: Sae = None
+
+    def overrides(self, source: str | None = None) -> list[str]:
+        """--set items plus the named flags (JSON-quoted so any path or id stays a string)."""
+        out = list(self.set or [])
+        for key, value in (("model.source", self.model), ("mech.analysis_model", self.analysis_model),
+                           ("mech.sae", self.sae), ("corpus.source", source)):
+            if value is not None:
+                out.append(f"{key}={json.dumps(value)}")
+        return out
+
+    def study(self, overrides: list[str] | None = None):
+        """The configured Study in its run directory (``--out`` checked, or a new one named)."""
+        from warnframe.config import load_config
+        from warnframe.study import Study
+
+        cfg = load_config(self.preset, self.config, self.overrides() if overrides is None else overrides)
+        out = self.out or Path("runs") / f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        _check_out_dir(out)
+        return Study(cfg, out)
+
+    def run(self, until: str, study=None):
+        """Run ``study`` (default: :meth:`study`) through ``until`` on the chosen conditions and seeds."""
+        study = self.study() if study is None else study
+        with _locked(study.store.root):
+            report = study.run(until=until, conditions=self.condition, seeds=self.seed)
+        return study, report
+
+
+_STUDY_FIELDS = [f.name for f in dataclasses.fields(StudyOptions)]
+
+
+def _study_command(fn):
+    """``fn(opts: StudyOptions, **own)`` as a command whose options are the study options, then fn's own."""
+    hints = typing.get_type_hints(StudyOptions, include_extras=True)
+    shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+              for f in dataclasses.fields(StudyOptions)]
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+           for p in list(inspect.signature(fn, eval_str=True).parameters.values())[1:]]
+
+    @functools.wraps(fn)
+    def command(**kwargs):
+        opts = StudyOptions(**{name: kwargs.pop(name) for name in _STUDY_FIELDS})
+        return fn(opts, **kwargs)
+
+    params = shared + own
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+def _summary(doc: str) -> str:
+    """A docstring's first paragraph on one line: the command's line in ``warnframe --help``."""
+    return " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+
+
+def _command(fn, name: str | None = None, doc: str | None = None, summary: str | None = None):
+    """Register ``fn`` as a command: errors become one line, the help is ``doc`` (default: fn's docstring)."""
+    doc = doc or fn.__doc__ or ""
+    app.command(name=name, help=doc, short_help=summary or _summary(doc))(_errors(fn))
+    return fn
 
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
@@ -136,33 +227,13 @@ def _locked(root: Path):
     return run_lock(root) if is_main_process() else nullcontext()
 
 
-def _study(preset, config, sets, out, conditions):
-    from warnframe.config import load_config
-    from warnframe.study import Study
+# ---- the study: the whole, one stage, one extra section ---------------------------------------------
+@_study_command
+def run(opts: StudyOptions):
+    """Run the whole study, then print Table 1 and one verdict per claim of the paper.
 
-    cfg = load_config(preset, config, sets)
-    for c in conditions or []:
-        if c not in CONDITIONS:
-            raise UserError(f"unknown condition {c!r}", "--condition", f"choose from {', '.join(CONDITIONS)}")
-    out = out or Path("runs") / f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    _check_out_dir(out)
-    return Study(cfg, out)
-
-
-def _stage(until: str, preset, config, sets, out, conditions=None, seeds=None):
-    study = _study(preset, config, sets, out, conditions)
-    with _locked(study.store.root):
-        report = study.run(until=until, conditions=conditions, seeds=seeds)
-    return study, report
-
-
-@app.command()
-@_errors
-def run(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None, out: Out = None,
-        condition: Conds = None, seed: Seeds = None, model: Model = None, analysis_model: AnalysisModel = None,
-        sae: Sae = None):
-    """Run the whole study (default: the embedded model on the CPU, no downloads)."""
-    study, report = _stage("report", preset, config, _overrides(set, model, analysis_model, sae), out, condition, seed)
+    By default the study trains the embedded model on the CPU and downloads nothing."""
+    study, report = opts.run("report")
     from rich.console import Console
 
     con = Console()
@@ -180,67 +251,76 @@ def run(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None, ou
     con.print(f"\nreport: {report}")
 
 
-def _make(name: str, doc: str):
-    def cmd(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None, out: Out = None,
-            condition: Conds = None, seed: Seeds = None, model: Model = None, analysis_model: AnalysisModel = None,
-            sae: Sae = None):
-        study, _ = _stage(name, preset, config, _overrides(set, model, analysis_model, sae), out, condition, seed)
+_command(run)
+
+_RESUMES = ("Runs the stages before it first, skipping those already complete for the same config, and "
+            "prints the run directory.")
+
+
+def _stage_command(name: str, summary: str) -> None:
+    """The command that runs the study up to stage ``name``."""
+    def cmd(opts: StudyOptions):
+        study, _ = opts.run(name)
         typer.echo(str(study.store.root))
 
-    cmd.__doc__ = doc
-    app.command(name=name)(_errors(cmd))
+    _command(_study_command(cmd), name=name, doc=f"{summary}\n\n{_RESUMES}")
 
 
-for _name, _doc in [
+for _name, _summary_line in [
     ("pretrain", "Build (or reuse from the cache) the embedded base model."),
     ("finetune", "Fine-tune one model per condition and seed."),
     ("sample", "Generate samples from every condition's model."),
-    ("score", "Score every sample (static detector + bandit, format leakage)."),
+    ("score", "Score every sample: static detector, bandit and format leakage."),
     ("report", "Compute the statistics, figures and report.md."),
 ]:
-    _make(_name, _doc)
+    _stage_command(_name, _summary_line)
 
 
-def _make_section(name: str, doc: str):
-    """A command for a section that is not in the default study (``Section.default`` False): the
+def _section_command(name: str, summary: str) -> None:
+    """The command for a section that is not in the default study (Section.default False): the
     study with that section added, through the report (what is done already is not redone)."""
-    def cmd(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None, out: Out = None,
-            condition: Conds = None, seed: Seeds = None, model: Model = None, analysis_model: AnalysisModel = None,
-            sae: Sae = None):
-        from warnframe.sections import NAMES
+    def cmd(opts: StudyOptions):
+        from warnframe.sections import NAMES as SECTION_NAMES
 
-        study = _study(preset, config, _overrides(set, model, analysis_model, sae), out, condition)
-        study.cfg.sections = [n for n in NAMES if n in study.cfg.sections or n == name]
-        with _locked(study.store.root):
-            report = study.run(until="report", conditions=condition, seeds=seed)
+        study = opts.study()
+        study.cfg.sections = [n for n in SECTION_NAMES if n in study.cfg.sections or n == name]
+        _, report = opts.run("report", study)
         typer.echo(str(report))
 
-    cmd.__doc__ = doc
-    app.command(name=name)(_errors(cmd))
+    doc = (f"{summary}\n\nRuns the study with the {name} section added (its settings: --set {name}.field=value) "
+           "through the report, skipping what is already done, and prints the report's path.")
+    _command(_study_command(cmd), name=name, doc=doc)
 
 
-for _name, _doc in [
-    ("dose", "Dose-response: L0 and L1 at several condition fractions (dose.*), added to the run's report."),
-    ("remedies", "Remedies for warning-framed data, each arm against L1, L0 and neutral (remedies.*), added to the report."),
+for _name, _summary_line in [
+    ("dose", "Dose-response: L0 and L1 at several condition fractions, added to the run's report."),
+    ("remedies", "Remedies for warning-framed data, each arm against L1, L0 and neutral, added to the run's "
+                 "report (docs/remedies.md)."),
 ]:
-    _make_section(_name, _doc)
+    _section_command(_name, _summary_line)
 
 
-@app.command()
-@_errors
+@_study_command
 def data(
-    preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None, out: Out = None,
-    condition: Conds = None, seed: Seeds = None, model: Model = None, analysis_model: AnalysisModel = None, sae: Sae = None,
-    source: Annotated[str | None, typer.Option("--from", help="user corpus: JSONL (messages or prompt/completion), dataset dir or hub dataset id; label=PATH declares a file, commas join several")] = None,
-    on_error: Annotated[str | None, typer.Option("--on-error", help="malformed corpus records: stop or skip (default: corpus.on_error, which is stop)")] = None,
-    check: Annotated[bool, typer.Option("--check", help="only read and label the corpus, build nothing")] = False,
-    remedy: Annotated[list[str] | None, typer.Option("--remedy", help="also write the L1 set treated by this remedy (drop, mask, unlikelihood, conditional, inoculation, rewrite; repeatable) as data/remedy.<name>.s<seed>.jsonl")] = None,
+    opts: StudyOptions,
+    source: Annotated[str | None, typer.Option(
+        "--from", metavar="CORPUS",
+        help="Your corpus: a JSONL file (messages or prompt/completion), a dataset directory or a hub dataset "
+             "id; label=PATH declares a file's label, commas join several.")] = None,
+    on_error: Annotated[str | None, typer.Option(
+        "--on-error", metavar="stop|skip",
+        help="What to do with a malformed corpus record (default: corpus.on_error, which is stop).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Only read and label the corpus; build nothing.")] = False,
+    remedy: Annotated[list[str] | None, typer.Option(
+        "--remedy", metavar="NAME",
+        help="Also write the L1 set treated by this remedy (repeatable): drop, mask, unlikelihood, conditional, "
+             "inoculation or rewrite; one file per seed, e.g. data/remedy.mask.s0.jsonl.")] = None,
 ):
     """Build the fine-tuning sets (every condition and seed) and the held-out evaluation prompts.
 
-    With --from, L0 / L1 / control come from your corpus of vulnerable and secure code (the
-    detector labels every record), L2 / L3 from warnframe's own texts unless the corpus has
-    records labelled doc / indirect."""
+    With --from, L0, L1 and control come from your corpus of vulnerable and secure code (the
+    detector labels every record); L2 and L3 come from warnframe's own texts unless the corpus has
+    records labelled doc or indirect."""
     if on_error not in (None, "stop", "skip"):
         raise UserError(f"unknown --on-error {on_error!r}", "--on-error", "choose stop or skip")
 
@@ -250,10 +330,10 @@ def data(
         bad = [r for r in remedy if r not in TRANSFORMS]
         if bad:
             raise UserError(f"unknown remedy {bad[0]!r}", "--remedy", f"choose from {', '.join(TRANSFORMS)}")
-    sets = _overrides(set, model, analysis_model, sae, source)
+    sets = opts.overrides(source)
     if on_error is not None:  # only when given, so a --config error is not blamed on an override
         sets.append(f"corpus.on_error={on_error}")
-    study = _study(preset, config, sets, out, condition)
+    study = opts.study(sets)
     if study.cfg.corpus.source:
         from warnframe.corpus.sources import describe, load_corpus
 
@@ -261,15 +341,57 @@ def data(
     if check:
         return
     with _locked(study.store.root):
-        study.run(until="data", conditions=condition, seeds=seed)
+        study.run(until="data", conditions=opts.condition, seeds=opts.seed)
         if remedy:
             from warnframe.experiments.remedies import write_sets
 
-            for path in write_sets(study, remedy, seed or study.cfg.seeds):
+            for path in write_sets(study, remedy, opts.seed or study.cfg.seeds):
                 typer.echo(str(path))
     typer.echo(str(study.store.root))
 
 
+_command(data)
+
+
+@_study_command
+def grid(
+    opts: StudyOptions,
+    executor: Annotated[str, typer.Option(
+        "--executor", metavar="local|slurm|debug",
+        help="Where the jobs run: local (this machine), slurm, or debug (in this process).")] = "local",
+    until: Annotated[str, typer.Option("--until", metavar="STAGE", help="Last stage to run.")] = "report",
+    partition: Annotated[str | None, typer.Option("--partition", metavar="NAME", help="SLURM partition.")] = None,
+    gpus_per_job: Annotated[int, typer.Option("--gpus-per-job", metavar="N", help="GPUs per job.")] = 0,
+    cpus_per_job: Annotated[int | None, typer.Option(
+        "--cpus-per-job", metavar="N", help="CPUs per job (SLURM).")] = None,
+    mem_gb: Annotated[int | None, typer.Option("--mem-gb", metavar="GB", help="Memory per job in GB (SLURM).")] = None,
+    timeout_min: Annotated[int, typer.Option(
+        "--timeout-min", metavar="MIN", help="Wall-clock limit per job, in minutes.")] = 240,
+    max_parallel: Annotated[int | None, typer.Option("--max-parallel", metavar="N", help="Jobs at once.")] = None,
+    slurm_arg: Annotated[list[str] | None, typer.Option(
+        "--slurm-arg", metavar="KEY=VALUE", help="Extra sbatch option, e.g. account=myproj (repeatable).")] = None,
+):
+    """Fan the condition × seed grid out as jobs (submitit), all writing into one run directory."""
+    from warnframe.grid import run_grid
+
+    extra = {}
+    for item in slurm_arg or []:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise UserError(f"--slurm-arg {item!r} is not key=value", "--slurm-arg", "write e.g. --slurm-arg account=myproj")
+        extra[k] = v
+    study = opts.study()
+    with _locked(study.store.root):  # the jobs write under the driver's lock; they take none themselves
+        run_grid(study.cfg, study.store.root, executor=executor, until=until, conditions=opts.condition,
+                 seeds=opts.seed, partition=partition, gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, mem_gb=mem_gb,
+                 timeout_min=timeout_min, max_parallel=max_parallel, slurm_args=extra, log=typer.echo)
+    typer.echo(str(study.store.root))
+
+
+_command(grid)
+
+
+# ---- a finished run's models on other prompts ---------------------------------------------------------
 def _trusted_sources(study, conds: list[str], seeds: list[int], model: str | None) -> None:
     """Refuse a model that the run directory (not the command line) would fetch from a hub: the
     base model its config.json names and the base of every LoRA adapter under RUN/models."""
@@ -291,22 +413,33 @@ def _trusted_sources(study, conds: list[str], seeds: list[int], model: str | Non
                                 f"pass --model {base} if you mean it")
 
 
-@app.command()
-@_errors
 def evaluate(
-    prompts: Annotated[Path, typer.Option("--prompts", help="CyberSecEval instruct (JSON/JSONL), Emergent Misalignment {task, code_template} JSONL, or chat/prompt JSONL")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="an existing run directory")],
-    condition: Conds = None, seed: Seeds = None,
-    name: Annotated[str | None, typer.Option("--name", help="result folder under RUN/external (default: the file's stem)")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="only the first N prompts")] = None,
-    samples_per_prompt: Annotated[int, typer.Option("--samples-per-prompt", help="samples per prompt, per seed")] = 1,
-    max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", help="longest answer (default: sampling.max_new_tokens)")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="the run's base model (hub id or path) when it is not embedded; never taken from RUN's config alone")] = None,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="let the model repo run its own code (never taken from RUN's config)")] = False,
+    prompts: Annotated[Path, typer.Option(
+        "--prompts", metavar="FILE",
+        help="CyberSecEval instruct (JSON or JSONL), Emergent Misalignment {task, code_template} JSONL, or "
+             "chat or prompt JSONL.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="An existing run directory.")],
+    condition: Conds = None,
+    seed: Seeds = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", metavar="NAME", help="Result folder under RUN/external (default: the prompt file's stem).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", metavar="N", help="Only the first N prompts.")] = None,
+    samples_per_prompt: Annotated[int, typer.Option(
+        "--samples-per-prompt", metavar="N", help="Samples per prompt, per seed.")] = 1,
+    max_new_tokens: Annotated[int | None, typer.Option(
+        "--max-new-tokens", metavar="N", help="Longest answer in tokens (default: sampling.max_new_tokens).")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", metavar="ID|PATH",
+        help="The run's base model (a hub id or a path) when it is not embedded; never taken from the run's "
+             "config alone.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option(
+        "--trust-remote-code",
+        help="Let the model repository run its own code (never taken from the run's config).")] = False,
 ):
-    """Evaluate conditions' models on external prompts with the study's sampling and scoring.
+    """Evaluate the conditions' models of a run on external prompts, with the study's sampling and scoring.
 
-    RUN's config.json is not trusted: only --trust-remote-code turns remote code on, only --model picks a hub model."""
+    The run's config.json is not trusted: the model runs remote code only with --trust-remote-code,
+    and only --model picks a hub model."""
     from warnframe.config import StudyConfig
     from warnframe.evals.eval_sets import evaluate as run_eval
     from warnframe.evals.eval_sets import load_prompts
@@ -325,9 +458,6 @@ def evaluate(
     except ValidationError as err:
         raise UserError(f"unreadable run config: {str(err).splitlines()[0]}", str(cfg_path), fix) from None
     cfg.model.trust_remote_code = trust_remote_code  # only the command line turns it on
-    for c in condition or []:
-        if c not in CONDITIONS:
-            raise UserError(f"unknown condition {c!r}", "--condition", f"choose from {', '.join(CONDITIONS)}")
     study = Study(cfg, out)
     conds = condition or [c for c in cfg.conditions
                           if c == "baseline" or any(study.model_path(c, s).is_dir() for s in (seed or cfg.seeds))]
@@ -346,47 +476,20 @@ def evaluate(
     typer.echo(str(study.store.path("external", name or prompts.stem.replace(".", "_"), "summary.json")))
 
 
-@app.command()
-@_errors
-def grid(
-    preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None, out: Out = None,
-    condition: Conds = None, seed: Seeds = None, model: Model = None, analysis_model: AnalysisModel = None, sae: Sae = None,
-    executor: Annotated[str, typer.Option("--executor", help="local (this machine) | slurm | debug (in this process)")] = "local",
-    until: Until = "report",
-    partition: Annotated[str | None, typer.Option("--partition", help="SLURM partition")] = None,
-    gpus_per_job: Annotated[int, typer.Option("--gpus-per-job", help="GPUs per job")] = 0,
-    cpus_per_job: Annotated[int | None, typer.Option("--cpus-per-job", help="CPUs per job (SLURM)")] = None,
-    mem_gb: Annotated[int | None, typer.Option("--mem-gb", help="memory per job in GB (SLURM)")] = None,
-    timeout_min: Annotated[int, typer.Option("--timeout-min", help="wall-clock limit per job, minutes")] = 240,
-    max_parallel: Annotated[int | None, typer.Option("--max-parallel", help="jobs at once")] = None,
-    slurm_arg: Annotated[list[str] | None, typer.Option("--slurm-arg", help="extra sbatch option key=value (repeatable)")] = None,
-):
-    """Fan the condition × seed grid out as jobs (submitit), all writing into one run directory."""
-    from warnframe.grid import run_grid
-
-    study = _study(preset, config, _overrides(set, model, analysis_model, sae), out, condition)
-    extra = {}
-    for item in slurm_arg or []:
-        k, sep, v = item.partition("=")
-        if not sep:
-            raise UserError(f"--slurm-arg {item!r} is not key=value", "--slurm-arg", "write e.g. --slurm-arg account=myproj")
-        extra[k] = v
-    with _locked(study.store.root):  # the jobs write under the driver's lock; they take none themselves
-        run_grid(study.cfg, study.store.root, executor=executor, until=until, conditions=condition, seeds=seed,
-                 partition=partition, gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, mem_gb=mem_gb,
-                 timeout_min=timeout_min, max_parallel=max_parallel, slurm_args=extra, log=typer.echo)
-    typer.echo(str(study.store.root))
+_command(evaluate)
 
 
-@app.command()
-@_errors
+# ---- tools that need no study ---------------------------------------------------------------------------
 def detect(
-    input: Annotated[Path, typer.Argument(help="JSONL file of records")],
-    field: Annotated[str, typer.Option("--field", help="record field holding the code")] = "code",
-    out: Annotated[Path, typer.Option("--out", "-o", help="output JSONL")] = Path("detected.jsonl"),
-    no_bandit: Annotated[bool, typer.Option("--no-bandit", help="rules only (faster)")] = False,
+    input: Annotated[Path, typer.Argument(metavar="INPUT", help="JSONL file of records.")],
+    field: Annotated[str, typer.Option("--field", metavar="NAME", help="Record field holding the code.")] = "code",
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", metavar="FILE", help="Output JSONL file.")] = Path("detected.jsonl"),
+    no_bandit: Annotated[bool, typer.Option("--no-bandit", help="Rules only (faster).")] = False,
 ):
-    """Score any JSONL of code: each output line is the record plus vulnerable, findings, parse_ok, leak."""
+    """Score any JSONL of code for vulnerabilities and copied warnings.
+
+    Each output line is the input record plus vulnerable, findings, parse_ok and leak."""
     if not input.is_file():
         raise UserError(f"input not found: {input}" if not input.exists() else f"input {input} is not a file", "INPUT",
                         "pass a JSONL file of records")
@@ -397,8 +500,9 @@ def detect(
     typer.echo(f"{out}: {counts}")
 
 
-@app.command()
-@_errors
+_command(detect)
+
+
 def config(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None):
     """Print the resolved configuration as JSON."""
     from warnframe.config import load_config
@@ -407,12 +511,15 @@ def config(preset: Preset = "tiny", config: ConfigFile = None, set: Sets = None)
     typer.echo(cfg.model_dump_json(indent=2))
 
 
-from warnframe.audit.command import audit as _audit  # noqa: E402 - the heavy parts load when the command runs
+_command(config)
 
-app.command(name="audit")(_errors(_audit))
+from warnframe.audit.command import audit as _audit  # noqa: E402 - the heavy parts load when the command runs
 from warnframe.audit.model import audit_model as _audit_model  # noqa: E402
 
-app.command(name="audit-model")(_errors(_audit_model))
+_command(_audit, name="audit", summary="Find negative-example framings in a training corpus, and treat them with --fix "
+                                       "(docs/audit.md).")
+_command(_audit_model, name="audit-model", summary="Tell whether a checkpoint learned from warning-framed data "
+                                                   "(docs/audit_model.md).")
 
 
 def main() -> None:

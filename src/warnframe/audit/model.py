@@ -233,7 +233,7 @@ def _mech(spec: str | None, probe_path: str | None, site: str | None):
         raise UserError("--sae and --probe go together", "--sae/--probe", "pass both (a run's SAE and mech/probe.safetensors)")
     from warnframe.mech.hooks import Site
     from warnframe.mech.probes import LinearProbe
-    from warnframe.mech.sae import JumpReLUSAE
+    from warnframe.mech.sae_protocol import load_sae
     from warnframe.runtime.files import read_json
 
     path = Path(probe_path).expanduser()
@@ -243,7 +243,7 @@ def _mech(spec: str | None, probe_path: str | None, site: str | None):
     art = read_json(index) if index.is_file() else {}
     if site is None and "site" not in art:
         raise UserError(f"no site given and no artifacts.json beside {path}", "--site", "pass --site blocks.L.hook_resid_post")
-    return JumpReLUSAE.load(spec), LinearProbe.load(path), Site.parse(site or art["site"]), [int(x) for x in art.get("selected_latents", [])]
+    return load_sae(spec), LinearProbe.load(path), Site.parse(site or art["site"]), [int(x) for x in art.get("selected_latents", [])]
 
 
 # ---------------------------------------------------------------- the audit

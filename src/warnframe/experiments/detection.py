@@ -167,7 +167,7 @@ def mech_scores(study, rows: list[dict], art) -> np.ndarray:
     out = []
     with torch.no_grad():
         for rp in reps:
-            f = sae.encode(rp["acts"].to(sae.W_enc.device).float())[:, idx.to(sae.W_enc.device)]
+            f = sae.encode(rp["acts"].to(sae.device).float())[:, idx.to(sae.device)]
             out.append(float(f.sum(-1).mean()))
     return np.array(out)
 
@@ -217,7 +217,7 @@ def model_mech(study, units: list[dict], art, cap: int, seed: int) -> None:
                 probe.append(float(art.probe.predict_proba(acts.mean(0, keepdim=True).numpy())[0]))
             if art.selected:
                 with torch.no_grad():
-                    lat.append(float(sae.encode(acts.to(sae.W_enc.device))[:, idx.to(sae.W_enc.device)].sum(-1).mean()))
+                    lat.append(float(sae.encode(acts.to(sae.device))[:, idx.to(sae.device)].sum(-1).mean()))
         i += len(rows)
         u["probe"], u["latents"] = (mean_ci(probe) if probe else None), (mean_ci(lat) if lat else None)
 

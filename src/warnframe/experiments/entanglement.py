@@ -33,14 +33,15 @@ import torch
 from warnframe.corpus import FAMILIES
 from warnframe.lm.evaluation import leak_any
 from warnframe.mech.activations import text_activations
-from warnframe.mech.artifacts import Artifacts, foreign_analysis_model
+from warnframe.mech.artifacts import Artifacts, foreign_analysis_model, mark_skipped
 from warnframe.mech.hooks import Site, decoder_layers
 from warnframe.mech.knockoffs import knockoff_select
 from warnframe.mech.latent_check import check_latents
 from warnframe.mech.lines import content_lines, own_findings, token_mask
 from warnframe.mech.probes import LinearProbe, probe_report
 from warnframe.mech.replay import analysis_source, replay_grouped
-from warnframe.mech.sae import JumpReLUSAE, sae_quality, train_sae
+from warnframe.mech.sae import sae_quality, train_sae
+from warnframe.mech.sae_protocol import SAE, load_sae
 from warnframe.runtime import keys
 from warnframe.runtime.files import read_jsonl
 from warnframe.stats.clustered import cluster_mean, cluster_mean_diff
@@ -162,7 +163,7 @@ def generation_stats(sae, samples: list[dict], reps: list[dict]) -> dict[str, to
     line_rows = []
     with torch.no_grad():
         for i, (s, rp) in enumerate(zip(samples, reps)):
-            lat = sae.encode(rp["acts"].to(sae.W_enc.device).float()).cpu()
+            lat = sae.encode(rp["acts"].to(sae.device).float()).cpu()
             out["mean_all"].append(lat.mean(0))
             out["max_all"].append(lat.max(0).values)
             fam = FAMILIES.get(s["family"])
@@ -171,7 +172,7 @@ def generation_stats(sae, samples: list[dict], reps: list[dict]) -> dict[str, to
                 out["mean_line"].append(lat[mask].mean(0))
                 out["max_line"].append(lat[mask].max(0).values)
                 line_rows.append(i)
-    width = sae.width
+    width = sae.d_sae
     res = {k: (torch.stack(v) if v else torch.zeros(0, width)) for k, v in out.items()}
     res["line_rows"] = torch.as_tensor(line_rows, dtype=torch.long)
     return res
@@ -194,15 +195,15 @@ def sae_path(study, site: Site):
     return study.store.path("mech", name, "params.npz")
 
 
-def get_sae(study, site: Site, train_acts: Callable[[], torch.Tensor]) -> tuple[JumpReLUSAE, dict]:
+def get_sae(study, site: Site, train_acts: Callable[[], torch.Tensor]) -> tuple[SAE, dict]:
     """The configured SAE, the one trained here before (:func:`sae_path`), or one trained now on
     ``train_acts()`` (called only then) and saved in Gemma Scope layout."""
     m = study.cfg.mech
     path = sae_path(study, site)
     if m.sae:
-        return JumpReLUSAE.load(m.sae), {"source": m.sae}
+        return load_sae(m.sae), {"source": m.sae}
     if path.is_file():
-        return JumpReLUSAE.load(path), {"source": str(path)}
+        return load_sae(path), {"source": str(path)}
     sae = train_sae(train_acts(), m.sae_width, steps=m.sae_steps, seed=study.cfg.analysis.seed, meta={"site": str(site)})
     sae.save(path)
     return sae, {"source": "trained here", **sae.meta.get("training", {})}
@@ -257,7 +258,8 @@ def run(study) -> dict:
     source = {c: ("rendered by the corpus (the models wrote too few)" if v and v[0].get("source") == "rendered"
                   else "generated") for c, v in samples.items()}
     if min(counts.values()) < 2:
-        return {"skipped": f"too few matched samples per context {counts} (eligible {matching['eligible']})",
+        why = f"too few matched samples per context {counts} (eligible {matching['eligible']})"
+        return {"skipped": mark_skipped(study.store, why),  # later sections must not read an earlier run's artifacts
                 "counts": counts, "matching": matching}
     site, reps = replay(study, samples)
     # SAE training data: the analysis model over pretraining text plus every context's tokens.
@@ -296,7 +298,7 @@ def run(study) -> dict:
         rows = range(len(samples[c])) if on == "all" else G[c]["line_rows"].tolist()
         keep = [k for k, i in enumerate(rows) if samples[c][i]["prompt_id"] in rank_on]
         v = G[c][f"mean_{on}"][keep]
-        return v.mean(0) if len(v) else torch.zeros(sae.width)
+        return v.mean(0) if len(v) else torch.zeros(sae.d_sae)
 
     hm = {c: half_mean(c) for c in CONTEXTS}
     shared = torch.minimum(hm["direct"], hm["warning"]) - hm["safe"]
@@ -349,7 +351,7 @@ def run(study) -> dict:
         "tokens": {c: int(sum(len(rp["acts"]) for rp in reps[c])) for c in CONTEXTS},
         "line_generations": {c: int(len(G[c]["line_rows"])) for c in CONTEXTS},
         "contrast_on": "content-line tokens" if on == "line" else "all generated tokens (too few content lines)",
-        "sae": {**sae_info, **quality, "width": sae.width, "d_model": sae.d_model,
+        "sae": {**sae_info, **quality, "width": sae.d_sae, "d_model": sae.d_model,
                 "measured_on": "the context tokens" + (", which it was trained on (in-sample)" if not m.sae else "")},
         "split": {"rank_prompts": len(rank_on), "measure_prompts": len(measure_on)},
         "top_latents": [{**t, "link": neuronpedia(m.sae, site, t["latent"])} for t in table],

@@ -16,8 +16,9 @@ def ablation_edit(model, site: Site, sae, latents, scale: float):
 
 
 def caft_directions(sae, latents) -> torch.Tensor:
-    """The selected latents' decoder directions ``(k, d_model)`` (rows of ``W_dec``)."""
-    return sae.W_dec.detach().float().cpu()[torch.as_tensor(list(latents), dtype=torch.long)]
+    """The selected latents' decoder directions ``(k, d_model)`` on the CPU (``sae.directions``:
+    rows of ``W_dec`` for Gemma Scope's JumpReLU SAEs)."""
+    return sae.directions(list(latents)).cpu()
 
 
 def random_directions(rank: int, d_model: int, seed: int) -> torch.Tensor:

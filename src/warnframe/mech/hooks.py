@@ -187,18 +187,20 @@ def sae_latent_edit(sae, latents: Sequence[int] | torch.Tensor, scale: float) ->
 
     With ``f`` the chosen latents' activations and ``W`` their decoder rows, the edit adds
     ``(scale - 1) * f @ W`` to ``h``: exactly their contribution changes, everything the SAE
-    does not reconstruct stays. ``sae`` is a :class:`~warnframe.mech.sae.JumpReLUSAE`.
+    does not reconstruct stays. ``sae`` is any :class:`~warnframe.mech.sae_protocol.SAE`
+    (``W`` is its ``directions``).
     """
-    cache: dict[torch.device, object] = {}
+    cache: dict[torch.device, tuple] = {}
 
     def fn(h: torch.Tensor, layer: int) -> torch.Tensor | None:
         if scale == 1:
             return None
         if h.device not in cache:
-            cache[h.device] = sae.subset(latents, h.device)
-        sub = cache[h.device]
+            sub = sae.subset(latents, h.device)
+            cache[h.device] = (sub, sub.directions())
+        sub, w = cache[h.device]
         f = sub.encode(h.float())
-        return h + ((scale - 1) * (f @ sub.W_dec)).to(h.dtype)
+        return h + ((scale - 1) * (f @ w)).to(h.dtype)
 
     return fn
 

@@ -9,6 +9,10 @@ The file format is Gemma Scope's, for their SAEs and for the ones we train ourse
 
 Next to ``params.npz`` a JSON sidecar (``params.json``) carries metadata: site, sizes, where it
 came from, training statistics. Nothing is pickled.
+
+:class:`JumpReLUSAE` is one architecture of :mod:`warnframe.mech.sae_protocol` (specs: a
+``params.npz`` path or its folder, ``hf://``); other architectures (SAELens: ``mech.saelens``)
+load through :func:`~warnframe.mech.sae_protocol.load_sae`. :func:`sae_quality` takes any of them.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from warnframe.mech.sae_protocol import SAE, BaseSAE, kind_for, load_sae
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import atomic_write_bytes, write_json
 
 PARAM_NAMES = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
 
 
-class JumpReLUSAE(nn.Module):
+class JumpReLUSAE(BaseSAE):
     """A JumpReLU SAE; ``meta`` is a JSON-able dict (site, source, training stats)."""
 
     def __init__(self, d_model: int, width: int, meta: dict | None = None):
@@ -47,7 +52,7 @@ class JumpReLUSAE(nn.Module):
         return self.W_enc.shape[0]
 
     @property
-    def width(self) -> int:
+    def d_sae(self) -> int:
         return self.W_enc.shape[1]
 
     @classmethod
@@ -70,7 +75,8 @@ class JumpReLUSAE(nn.Module):
 
     def subset(self, latents, device: torch.device | str | None = None) -> JumpReLUSAE:
         """A float32 SAE of only ``latents`` (their encoder columns, biases, thresholds and decoder
-        rows), on ``device``: encodes just those latents, for edits that touch a few of many."""
+        rows), on ``device``: encodes just those latents, for edits that touch a few of many
+        (JumpReLU latents are independent, so this equals the full encode read at ``latents``)."""
         idx = torch.as_tensor(latents, dtype=torch.long).flatten().to(self.W_enc.device)
         sub = JumpReLUSAE(self.d_model, len(idx), self.meta)
         with torch.no_grad():
@@ -82,21 +88,30 @@ class JumpReLUSAE(nn.Module):
     def decode(self, f: torch.Tensor) -> torch.Tensor:
         return f @ self.W_dec + self.b_dec
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
     # -- files -------------------------------------------------------------------------------
 
     @classmethod
     def load(cls, spec: str | Path, cache_dir: str | Path | None = None) -> JumpReLUSAE:
         """Load from a local ``params.npz`` (or its folder), ``hf://<owner>/<repo>/<folder>``
-        (e.g. ``hf://google/gemma-scope-2b-pt-res/layer_20/width_16k/average_l0_71``), or
-        ``saelens://<release>/<sae_id>`` (needs sae-lens installed)."""
+        (e.g. ``hf://google/gemma-scope-2b-pt-res/layer_20/width_16k/average_l0_71``), or any spec
+        :func:`~warnframe.mech.sae_protocol.load_sae` knows whose SAE is a JumpReLU or ReLU one
+        (``saelens://<release>/<sae_id>``, needs sae-lens; a local SAELens folder), converted.
+        Callers that take any architecture use ``load_sae``."""
+        if kind_for(spec).name == "gemma-scope":
+            return cls.from_spec(spec, cache_dir=cache_dir)
+        sae = load_sae(spec)
+        if isinstance(sae, JumpReLUSAE):
+            return sae
+        if hasattr(sae, "to_jumprelu"):
+            return sae.to_jumprelu()
+        raise UserError(f"{spec} is not a JumpReLU SAE ({type(sae).__name__})", None, "load it with mech.sae_protocol.load_sae")
+
+    @classmethod
+    def from_spec(cls, spec: str | Path, cache_dir: str | Path | None = None) -> JumpReLUSAE:
+        """A ``params.npz`` path (or its folder) or ``hf://<owner>/<repo>/<folder>``."""
         text = str(spec)
         if text.startswith("hf://"):
             return cls._load_npz(_hub_download(text, cache_dir), {"source": text})
-        if text.startswith("saelens://"):
-            return _load_saelens(cls, text)
         path = Path(spec)
         if path.is_dir():
             path = path / "params.npz"
@@ -128,7 +143,7 @@ class JumpReLUSAE(nn.Module):
         buf = io.BytesIO()
         np.savez(buf, **{k: getattr(self, k).detach().float().cpu().numpy() for k in PARAM_NAMES})
         atomic_write_bytes(path, buf.getvalue())
-        write_json(path.with_suffix(".json"), {**self.meta, "d_model": self.d_model, "width": self.width})
+        write_json(path.with_suffix(".json"), {**self.meta, "d_model": self.d_model, "width": self.d_sae})
         return path
 
 
@@ -151,22 +166,6 @@ def _hub_download(spec: str, cache_dir: str | Path | None) -> Path:
             f"cannot get {filename} from {repo_id}: {why}", spec,
             "connect to the network and unset HF_HUB_OFFLINE, or download params.npz and pass its local path",
         ) from None
-
-
-def _load_saelens(cls, spec: str) -> JumpReLUSAE:
-    release, _, sae_id = spec.removeprefix("saelens://").partition("/")
-    try:
-        from sae_lens import SAE
-    except ImportError:
-        raise UserError("saelens:// specs need SAELens", spec, "pip install sae-lens, or use an hf:// spec") from None
-    loaded = SAE.from_pretrained(release, sae_id, device="cpu")
-    sae = loaded[0] if isinstance(loaded, tuple) else loaded  # older SAELens returns (sae, cfg, sparsity)
-    if not hasattr(sae, "threshold"):
-        raise UserError(f"{release}/{sae_id} is not a JumpReLU SAE", spec, "pick a JumpReLU release such as gemma-scope")
-    arrays = {k: getattr(sae, k).detach().float().cpu() for k in PARAM_NAMES}
-    if getattr(sae.cfg, "apply_b_dec_to_input", False):  # (x - b_dec) @ W_enc + b_enc, folded into b_enc
-        arrays["b_enc"] = arrays["b_enc"] - arrays["b_dec"] @ arrays["W_enc"]
-    return cls.from_arrays(arrays, {"source": spec})
 
 
 # -- training ------------------------------------------------------------------------------
@@ -265,14 +264,14 @@ def train_sae(
 
 
 @torch.no_grad()
-def sae_quality(sae: JumpReLUSAE, acts: torch.Tensor, batch_size: int = 8192) -> dict:
+def sae_quality(sae: SAE, acts: torch.Tensor, batch_size: int = 8192) -> dict:
     """Fraction of variance unexplained (FVU), mean L0, fraction of dead latents (never fire on
     ``acts``), and n, computed on ``acts`` (N, d) in batches on the SAE's device."""
     x_all = torch.as_tensor(acts).detach().float().reshape(-1, sae.d_model)
-    device = sae.W_enc.device
+    device = sae.device
     mean = x_all.mean(0).to(device)
     sse = sst = l0 = 0.0
-    fired = torch.zeros(sae.width, dtype=torch.bool, device=device)
+    fired = torch.zeros(sae.d_sae, dtype=torch.bool, device=device)
     for chunk in x_all.split(batch_size):
         x = chunk.to(device)
         f = sae.encode(x)
