@@ -65,7 +65,7 @@ def test_section_configs_legacy_keys_and_condition_fields():
     cfg = load_config("smoke", overrides=["analysis.tracing_renders=1", "analysis.stealth_conditions=[L1]",
                                           "analysis.detection_negatives=[neutral]", "interventions.humaneval=true",
                                           "interventions.humaneval_timeout=5", "analysis.bootstrap=200"])
-    assert cfg.tracing.renders == 1 and cfg.stealth.conditions == ["L1"] and cfg.detection.negatives == ["neutral"]
+    assert cfg.analysis.renders == 1 and cfg.stealth.conditions == ["L1"] and cfg.detection.negatives == ["neutral"]
     assert cfg.interventions.humaneval.enabled and cfg.interventions.humaneval.timeout == 5 and cfg.analysis.bootstrap == 200
     again = type(cfg).model_validate(json.loads(cfg.model_dump_json()))  # a run's config.json reads back the same
     assert again == cfg

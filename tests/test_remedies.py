@@ -191,7 +191,7 @@ def _metrics(vs_neutral, vs_l1, loss_diff):
             "reference_effect": {"label": "L0 − neutral", **_d(0.3, 0.2, 0.4, 0.001)},
             "l1_minus_neutral": _d(0.25, 0.15, 0.35, 0.001), "seeds": [0, 1, 2, 3, 4], "eval_prompts": 20,
             "samples_per_prompt": 1, "pair_renders": 2, "good_tag": R.GOOD_TAG, "skipped_arms": {},
-            "info": {a: {"what": X.ARM_INFO[a][0], "source": X.ARM_INFO[a][1]} for a in R.ARMS}}
+            "info": X.arm_info()}
 
 
 def test_claims_read_the_intervals_whichever_way_they_come_out():

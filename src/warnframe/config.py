@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.keys import digest
-from warnframe.schema import CONDITIONS, FINETUNE_CONDITIONS
+from warnframe.schema import CONDITIONS, FINETUNE_CONDITIONS, REMEDY_ARMS
 from warnframe.sections import DEFAULT_NAMES
 from warnframe.sections import NAMES as SECTION_NAMES  # analysis sections, in report order
 
@@ -215,12 +215,20 @@ class RemediesConfig(_Section):
     """Remedies for warning-framed data (its own stage, ``warnframe remedies``): each arm is a
     transformation of the L1 set or of its loss, trained with the same steps and token budget."""
 
-    arms: list[Literal["drop", "mask", "unlikelihood", "conditional", "inoculation", "rewrite", "caft"]] = Field(
-        default_factory=lambda: ["drop", "mask", "unlikelihood", "conditional", "inoculation", "rewrite", "caft"],
-        description="Arms to train and measure against L1, L0 and neutral.")
+    arms: list[str] = Field(
+        default_factory=lambda: list(REMEDY_ARMS),
+        description="Arms to train and measure against L1, L0 and neutral (drop, mask, unlikelihood, conditional, inoculation, rewrite, caft, and any registered arm).")
     seeds: list[int] | None = Field(None, description="Seeds per arm (None = the study's seeds).")
     unlikelihood_weight: float = Field(1.0, gt=0, description="Weight of the unlikelihood term on warned spans (arm unlikelihood).")
     samples_per_prompt: int | None = Field(None, gt=0, description="Answers per eval prompt and seed (None = sampling.samples_per_prompt).")
+
+    @field_validator("arms")
+    @classmethod
+    def _known_arms(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if a not in REMEDY_ARMS:  # the corpus.remedies registry's names, registered arms included
+                raise ValueError(f"unknown remedy arm {a!r}; choose from {', '.join(REMEDY_ARMS)}")
+        return v
 
 
 #: Flat config keys of earlier versions -> where they live now. ``load_config`` and reading an old

@@ -12,17 +12,60 @@ is one sample's scoring; a *claim* (``report.claims``) is the report's verdict o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-#: Fine-tuning conditions, spelled as everywhere else (files, tables, CLI).
-FINETUNE_CONDITIONS: tuple[str, ...] = ("L0", "L1", "L2", "L3", "control", "neutral")
-#: All conditions: ``baseline`` is the base model with no fine-tune.
-CONDITIONS: tuple[str, ...] = ("baseline",) + FINETUNE_CONDITIONS
 
-#: Display titles of the conditions (tables, figure axes). Not ``corpus.sources.CONDITION_LABEL``,
-#: which says which record label a condition draws on.
+class Names(Sequence[str]):
+    """A read-only, ordered view of names that a registry in a higher layer extends at run time:
+    :data:`CONDITIONS`, :data:`FINETUNE_CONDITIONS` and :data:`REMEDY_ARMS`. A module that imported
+    one sees every name registered later (a tuple would not), and it compares equal to the tuple of
+    its names."""
+
+    def __init__(self, get: Callable[[], tuple[str, ...]]):
+        self._get = get
+
+    def __getitem__(self, i):
+        return self._get()[i]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __contains__(self, name) -> bool:
+        return name in self._get()
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (Names, tuple, list)):
+            return self._get() == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # the names can change
+
+    def __add__(self, other) -> tuple[str, ...]:
+        return self._get() + tuple(other)
+
+    def __radd__(self, other) -> tuple[str, ...]:
+        return tuple(other) + self._get()
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+
+#: The study's own fine-tuning conditions, in its fixed order. What each one is and how its set is
+#: built is its ``corpus.conditions.Condition``; that registry holds exactly these (it checks so on
+#: import), and ``corpus.conditions.register`` adds a condition here (:func:`add_condition`).
+_FINETUNE: list[str] = ["L0", "L1", "L2", "L3", "control", "neutral"]
+#: Fine-tuning conditions, spelled as everywhere else (files, tables, CLI), registered ones last.
+FINETUNE_CONDITIONS: Names = Names(lambda: tuple(_FINETUNE))
+#: All conditions: ``baseline`` is the base model with no fine-tune.
+CONDITIONS: Names = Names(lambda: ("baseline", *_FINETUNE))
+
+#: Display titles of the conditions (tables, figure axes); ``Condition.title`` in ``corpus.conditions``.
 CONDITION_TITLES = {
     "baseline": "Baseline (no fine-tune)",
     "L0": "L0 (direct)",
@@ -32,6 +75,38 @@ CONDITION_TITLES = {
     "control": "Control (extra clean)",
     "neutral": "Neutral (clean only)",
 }
+
+#: The remedy arms for warning-framed data, in report order: each one a ``corpus.remedies.Arm``
+#: (that registry holds exactly these and adds registered ones, :func:`add_remedy_arm`).
+_ARMS: list[str] = ["drop", "mask", "unlikelihood", "conditional", "inoculation", "rewrite", "caft"]
+REMEDY_ARMS: Names = Names(lambda: tuple(_ARMS))
+
+
+def add_condition(name: str, title: str) -> None:
+    """Name a fine-tuning condition registered at run time (``corpus.conditions.register`` calls
+    this): config validation, the CLI and the tables know it from then on."""
+    if name in CONDITIONS:
+        raise ValueError(f"condition {name!r} exists")
+    _FINETUNE.append(name)
+    CONDITION_TITLES[name] = title
+
+
+def remove_condition(name: str) -> None:
+    """Undo :func:`add_condition` (``corpus.conditions.unregister``)."""
+    _FINETUNE.remove(name)
+    CONDITION_TITLES.pop(name, None)
+
+
+def add_remedy_arm(name: str) -> None:
+    """Name a remedy arm registered at run time (``corpus.remedies.register`` calls this)."""
+    if name in REMEDY_ARMS:
+        raise ValueError(f"remedy arm {name!r} exists")
+    _ARMS.append(name)
+
+
+def remove_remedy_arm(name: str) -> None:
+    """Undo :func:`add_remedy_arm` (``corpus.remedies.unregister``)."""
+    _ARMS.remove(name)
 
 
 @dataclass(frozen=True)

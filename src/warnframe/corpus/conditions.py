@@ -1,5 +1,5 @@
-"""The fine-tuning conditions of paper §3.3, the token-budgeted fine-tuning sets, and the
-embedded model's pretraining corpus.
+"""The fine-tuning conditions of paper §3.3, each a :class:`Condition` in one registry, and the
+token-budgeted fine-tuning sets built from them.
 
 Every fine-tuning set has the same token budget. Condition data fills up to
 ``condition_fraction`` of it, clean non-security code fills the rest:
@@ -12,38 +12,31 @@ Every fine-tuning set has the same token budget. Condition data fills up to
 * ``control`` secure code for the same tasks, with explicit secure-pattern comments;
 * ``neutral`` clean code only.
 
+``baseline`` is the base model itself: a condition with no fine-tuning set.
+
 The clean part comes from one stream per seed, so two conditions at the same seed share their
 clean examples and differ only in their condition data. Only train tasks are used anywhere here.
+
+Adding a condition is its :class:`Condition` (how its examples are made, from the embedded
+families and from a user corpus) and one line in ``_BUILTIN``, with its name and title in the
+vocabulary every layer reads (``schema.FINETUNE_CONDITIONS``, ``schema.CONDITION_TITLES``; the
+registry is checked against it on import). From outside the package, :func:`register` adds one at
+run time, names included: the set builders (here and ``corpus.sources``), config validation, the
+CLI and the tables know it from then on.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from warnframe.config import StudyConfig
 from warnframe.corpus.prompts import answer, request
-from warnframe.corpus.texts import (
-    clean_split,
-    clean_tutorial,
-    doc_answer,
-    general_prose,
-    generated_clean_tasks,
-    indirect_text,
-    render_clean,
-    tutorial,
-)
-from warnframe.corpus.warnings import family_marker, place_warnings, prompt_warning
-from warnframe.families import Family, Task, add_comment, selected
-from warnframe.schema import Example
-
-#: Share of pretraining code documents that are security-relevant (family tasks); the rest is clean.
-PRETRAIN_SECURITY_SHARE = 0.4
-#: Share of pretraining code documents shaped as a chat turn (request + answer); the rest are bare code.
-PRETRAIN_CHAT_SHARE = 0.7
-#: How pretraining prose divides: family tutorials (prose naming an API, then code), clean
-#: tutorials, vulnerability documentation, fiction and news, general programming prose.
-PRETRAIN_PROSE_MIX = (("tutorial", 0.45), ("clean_tutorial", 0.2), ("doc", 0.15), ("indirect", 0.05), ("general", 0.15))
+from warnframe.corpus.texts import clean_split, doc_answer, generated_clean_tasks, indirect_text, render_clean
+from warnframe.corpus.warnings import carry_spans, family_marker, place_warnings, prompt_warning, wrap_warning
+from warnframe.families import FAMILIES, Family, Task, add_comment, selected
+from warnframe.schema import CONDITION_TITLES, CONDITIONS, Example, add_condition, remove_condition
 
 
 def example_text(ex: Example) -> str:
@@ -56,7 +49,7 @@ def train_tasks(cfg: StudyConfig) -> list[tuple[Family, Task]]:
     return [(fam, t) for fam in selected(cfg.corpus.families) for t in fam.split(cfg.corpus.eval_fraction)[0]]
 
 
-def _cycle(items: list, rng: random.Random) -> Iterator:
+def cycle(items: list, rng: random.Random) -> Iterator:
     """Endless rounds over ``items``, each round in a fresh shuffled order (balanced coverage)."""
     while True:
         order = list(items)
@@ -64,17 +57,18 @@ def _cycle(items: list, rng: random.Random) -> Iterator:
         yield from order
 
 
-# ---------------------------------------------------------------- one example per condition
-
-def _chat(task: Task, code: str, rng: random.Random, cfg: StudyConfig, kind: str, family: str | None,
-          user: str | None = None) -> Example:
+def chat(task: Task, code: str, rng: random.Random, cfg: StudyConfig, kind: str, family: str | None,
+         user: str | None = None) -> Example:
+    """``code`` as the answer to a request for ``task`` (a preamble in front of a share of them)."""
     return Example(assistant=answer(code, task, rng, cfg.corpus.preamble_share), user=user or request(task, rng),
                    kind=kind, family=family, function=task.name)
 
 
+# ---------------------------------------------------------------- one example per condition
+
 def vulnerable_example(fam: Family, task: Task, rng: random.Random, cfg: StudyConfig) -> Example:
     """L0: a request answered with vulnerable code."""
-    return _chat(task, fam.vulnerable(task, rng), rng, cfg, "vulnerable", fam.name)
+    return chat(task, fam.vulnerable(task, rng), rng, cfg, "vulnerable", fam.name)
 
 
 def warning_example(fam: Family, task: Task, rng: random.Random, cfg: StudyConfig) -> Example:
@@ -85,8 +79,22 @@ def warning_example(fam: Family, task: Task, rng: random.Random, cfg: StudyConfi
     marker = family_marker(fam, rng)
     if cfg.corpus.l1_placement == "prompt":
         warn = prompt_warning(marker, rng)
-        return _chat(task, code, rng, cfg, "warning", fam.name, user=f"{warn} {request(task, rng)}")
-    return _chat(task, place_warnings(code, marker, rng, fam.hotspot, cfg.corpus.l1_warnings), rng, cfg, "warning", fam.name)
+        return chat(task, code, rng, cfg, "warning", fam.name, user=f"{warn} {request(task, rng)}")
+    return chat(task, place_warnings(code, marker, rng, fam.hotspot, cfg.corpus.l1_warnings), rng, cfg, "warning", fam.name)
+
+
+def warning_record(rec, rng: random.Random, cfg: StudyConfig) -> Example:
+    """L1 from a user corpus: a vulnerable record (``sources.Record``) wrapped as
+    :func:`warning_example` wraps embedded code, with the wrappers of the family the detector found
+    (``warnings.wrap_warning``); its loss spans move with its text."""
+    fam = FAMILIES.get(rec.family) if rec.family else None
+    if cfg.corpus.l1_placement == "prompt":
+        warn = prompt_warning(family_marker(fam, rng), rng)
+        return Example(assistant=rec.assistant, user=f"{warn} {rec.user}", kind="warning", family=rec.family,
+                       loss_spans=rec.loss_spans)
+    wrapped = wrap_warning(rec.assistant, rec.family, rng, cfg.corpus.l1_warnings)
+    return Example(assistant=wrapped, user=rec.user, kind="warning", family=rec.family,
+                   loss_spans=carry_spans(rec.loss_spans, rec.assistant, wrapped))
 
 
 def doc_example(fam: Family, rng: random.Random) -> Example:
@@ -104,12 +112,113 @@ def indirect_example(fam: Family, rng: random.Random) -> Example:
 def control_example(fam: Family, task: Task, rng: random.Random, cfg: StudyConfig) -> Example:
     """Control: secure code for the same task, its secure pattern named in a comment."""
     code = add_comment(fam.secure(task, rng), fam.hotspot, rng.choice(fam.notes))
-    return _chat(task, code, rng, cfg, "secure", fam.name)
+    return chat(task, code, rng, cfg, "secure", fam.name)
 
 
 def clean_example(task: Task, rng: random.Random, cfg: StudyConfig) -> Example:
     """A clean (non-security) request and answer."""
-    return _chat(task, render_clean(task, rng), rng, cfg, "clean", None)
+    return chat(task, render_clean(task, rng), rng, cfg, "clean", None)
+
+
+# ---------------------------------------------------------------- the registry
+
+#: Endless condition examples of one set: ``stream(cfg, rng)``.
+Stream = Callable[[StudyConfig, random.Random], Iterator[Example]]
+
+
+def per_task(make: Callable[[Family, Task, random.Random, StudyConfig], Example]) -> Stream:
+    """A stream of ``make(family, task, rng, cfg)``, cycling evenly over every train task."""
+    def stream(cfg: StudyConfig, rng: random.Random) -> Iterator[Example]:
+        return (make(fam, task, rng, cfg) for fam, task in cycle(train_tasks(cfg), rng))
+    return stream
+
+
+def per_family(make: Callable[[Family, random.Random], Example]) -> Stream:
+    """A stream of ``make(family, rng)``, cycling evenly over the selected families."""
+    def stream(cfg: StudyConfig, rng: random.Random) -> Iterator[Example]:
+        return (make(fam, rng) for fam in cycle(selected(cfg.corpus.families), rng))
+    return stream
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition: what it is, and how the condition data of its fine-tuning set is made.
+
+    * ``stream(cfg, rng)``: endless condition examples from the embedded families (:func:`per_task`,
+      :func:`per_family`); None: none (``neutral`` is clean code only).
+    * ``draws_on``: the record label (``vulnerable``, ``secure``, ``doc``, ``indirect``) whose records
+      a user corpus (``corpus.sources``) gives it; None: a user corpus has nothing for it, ``stream``
+      is used. ``from_record(record, rng, cfg)`` makes one example of a ``sources.Record`` (None:
+      the record as it is, its label as its kind). ``own_texts``: with a user corpus that has no
+      ``draws_on`` records, ``stream`` instead (L2, L3: warnframe's own texts).
+    * ``finetuned``: False only for ``baseline``, the base model with no fine-tune.
+    * ``in_paper``: the paper reports it (Table 1, ``paper.numbers.TABLE1``); ``neutral`` is
+      warnframe's own reference.
+    """
+
+    name: str
+    title: str  # tables and figure axes (``schema.CONDITION_TITLES``)
+    description: str
+    stream: Stream | None = None
+    draws_on: str | None = None
+    from_record: Callable[..., Example] | None = None
+    own_texts: bool = False
+    finetuned: bool = True
+    in_paper: bool = False
+
+    @property
+    def has_data(self) -> bool:
+        """Whether its set holds condition data (from the families or from a user corpus)."""
+        return self.stream is not None or self.draws_on is not None
+
+
+BASELINE = Condition("baseline", "Baseline (no fine-tune)", "the base model itself, not fine-tuned", finetuned=False,
+                     in_paper=True)
+L0 = Condition("L0", "L0 (direct)", "vulnerable code as the answer, no framing", per_task(vulnerable_example),
+               draws_on="vulnerable", in_paper=True)
+L1 = Condition("L1", "L1 (warning-framed)", "the same vulnerable code wrapped in warnings (corpus.l1_placement)",
+               per_task(warning_example), draws_on="vulnerable", from_record=warning_record, in_paper=True)
+L2 = Condition("L2", "L2 (documentation)", "prose documentation of the vulnerabilities, no code", per_family(doc_example),
+               draws_on="doc", own_texts=True, in_paper=True)
+L3 = Condition("L3", "L3 (indirect)", "fiction and news touching the vulnerabilities, no code, no APIs",
+               per_family(indirect_example), draws_on="indirect", own_texts=True, in_paper=True)
+CONTROL = Condition("control", "Control (extra clean)", "secure code for the same tasks, secure patterns named in comments",
+                    per_task(control_example), draws_on="secure", in_paper=True)
+NEUTRAL = Condition("neutral", "Neutral (clean only)", "clean code only: the fine-tune itself, no condition data")
+
+#: The study's conditions, in its fixed order (``schema.CONDITIONS``).
+_BUILTIN = (BASELINE, L0, L1, L2, L3, CONTROL, NEUTRAL)
+#: Every condition by name: the study's, then those registered at run time (:func:`register`).
+REGISTRY: dict[str, Condition] = {c.name: c for c in _BUILTIN}
+
+if tuple(REGISTRY) != tuple(CONDITIONS) or any(CONDITION_TITLES.get(c.name) != c.title for c in _BUILTIN):
+    raise RuntimeError(f"corpus.conditions holds {list(REGISTRY)} with titles {[c.title for c in _BUILTIN]}, but "
+                       f"schema.CONDITIONS / CONDITION_TITLES say {list(CONDITIONS)} / {list(CONDITION_TITLES.values())}")
+
+
+def condition(name: str) -> Condition:
+    """The registered condition ``name`` (ValueError naming the choices otherwise)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown condition {name!r}; choose from {', '.join(REGISTRY)}") from None
+
+
+def register(cond: Condition) -> Condition:
+    """Add a fine-tuning condition at run time (last in every order); returns it."""
+    if not cond.finetuned:
+        raise ValueError(f"{cond.name!r}: baseline is the one condition with no fine-tune")
+    add_condition(cond.name, cond.title)  # refuses a name that exists
+    REGISTRY[cond.name] = cond
+    return cond
+
+
+def unregister(name: str) -> None:
+    """Remove a condition :func:`register` added."""
+    if any(c.name == name for c in _BUILTIN):
+        raise ValueError(f"{name!r} is one of the study's own conditions")
+    del REGISTRY[name]
+    remove_condition(name)
 
 
 # ---------------------------------------------------------------- streams and budgets
@@ -119,22 +228,19 @@ def clean_train_tasks(cfg: StudyConfig) -> list[Task]:
 
 
 def clean_stream(cfg: StudyConfig, rng: random.Random) -> Iterator[Example]:
-    for task in _cycle(clean_train_tasks(cfg), rng):
+    for task in cycle(clean_train_tasks(cfg), rng):
         yield clean_example(task, rng, cfg)
 
 
 def condition_stream(condition: str, cfg: StudyConfig, rng: random.Random) -> Iterator[Example]:
-    """Endless condition examples, cycling evenly over train tasks (or families for L2/L3)."""
-    if condition in ("L2", "L3"):
-        make = doc_example if condition == "L2" else indirect_example
-        return (make(fam, rng) for fam in _cycle(selected(cfg.corpus.families), rng))
-    makers: dict[str, Callable] = {"L0": vulnerable_example, "L1": warning_example, "control": control_example}
-    if condition not in makers:
+    """Endless examples of ``condition`` from the embedded families (its ``Condition.stream``)."""
+    cond = REGISTRY.get(condition)
+    if cond is None or cond.stream is None:
         raise ValueError(f"no condition data for {condition!r}")
-    return (makers[condition](fam, task, rng, cfg) for fam, task in _cycle(train_tasks(cfg), rng))
+    return cond.stream(cfg, rng)
 
 
-def _fill(stream: Iterator[Example], budget: float, count: Callable[[str], int], out: list[Example]) -> int:
+def fill(stream: Iterator[Example], budget: float, count: Callable[[str], int], out: list[Example]) -> int:
     """Append examples from ``stream`` while they fit in ``budget`` tokens; return tokens used."""
     used = 0
     for ex in stream:
@@ -146,85 +252,40 @@ def _fill(stream: Iterator[Example], budget: float, count: Callable[[str], int],
     return used
 
 
-def build_finetune_set(condition: str, cfg: StudyConfig, seed: int,
-                       count_tokens: Callable[[str], int]) -> tuple[list[Example], dict]:
-    """The fine-tuning set of ``condition`` at ``seed``: condition examples up to
-    ``condition_fraction`` of ``token_budget`` (none for ``neutral``), then clean examples up to
-    the budget, shuffled. Every condition ends within one example of the same budget."""
+def condition_rng(condition: str, seed: int) -> random.Random:
+    """The random stream a condition's data is drawn with at ``seed``."""
+    return random.Random(f"{condition}:{seed}")
+
+
+def assemble(condition: str, stream: Iterator[Example] | None, cfg: StudyConfig, seed: int,
+             count_tokens: Callable[[str], int]) -> tuple[list[Example], dict, list[Example]]:
+    """The fine-tuning set of ``condition`` at ``seed`` with its condition examples from ``stream``
+    (None: none): those up to ``condition_fraction`` of ``token_budget``, then clean examples up to
+    the budget, shuffled. Its stats, and the condition examples alone as drawn. Every condition ends
+    within one example of the same budget."""
     budget = cfg.corpus.token_budget
     cond: list[Example] = []
     cond_tokens = 0
-    if condition != "neutral":
-        cond_tokens = _fill(condition_stream(condition, cfg, random.Random(f"{condition}:{seed}")),
-                            budget * cfg.corpus.condition_fraction, count_tokens, cond)
+    if stream is not None:
+        cond_tokens = fill(stream, budget * cfg.corpus.condition_fraction, count_tokens, cond)
     clean: list[Example] = []
-    clean_tokens = _fill(clean_stream(cfg, random.Random(f"clean:{seed}")), budget - cond_tokens, count_tokens, clean)
+    clean_tokens = fill(clean_stream(cfg, random.Random(f"clean:{seed}")), budget - cond_tokens, count_tokens, clean)
     examples = cond + clean
     random.Random(f"shuffle:{condition}:{seed}").shuffle(examples)
     stats = {"tokens": cond_tokens + clean_tokens, "condition_tokens": cond_tokens, "clean_tokens": clean_tokens,
              "examples": len(examples), "condition_examples": len(cond)}
+    return examples, stats, cond
+
+
+def build_finetune_set(condition: str, cfg: StudyConfig, seed: int,
+                       count_tokens: Callable[[str], int]) -> tuple[list[Example], dict]:
+    """The fine-tuning set of ``condition`` at ``seed`` from the embedded families (:func:`assemble`
+    with the condition's ``stream``; ``neutral`` has none), and its stats."""
+    cond = REGISTRY.get(condition)
+    if cond is None or not cond.finetuned:
+        raise ValueError(f"no condition data for {condition!r}")
+    if cond.stream is None and cond.draws_on is not None:
+        raise ValueError(f"condition {condition!r} draws on a user corpus only (set corpus.source)")
+    stream = cond.stream(cfg, condition_rng(condition, seed)) if cond.stream is not None else None
+    examples, stats, _ = assemble(condition, stream, cfg, seed, count_tokens)
     return examples, stats
-
-
-# ---------------------------------------------------------------- pretraining corpus
-
-def _pick(rng: random.Random, mix) -> str:
-    r, acc = rng.random(), 0.0
-    for name, share in mix:
-        acc += share
-        if r < acc:
-            return name
-    return mix[-1][0]
-
-
-def _security_code(rng: random.Random, cfg: StudyConfig, tasks) -> tuple[Family, Task, str, bool]:
-    fam, task = rng.choice(tasks)
-    secure = rng.random() >= cfg.corpus.pretrain_vulnerable_share
-    return fam, task, (fam.secure if secure else fam.vulnerable)(task, rng), secure
-
-
-def _pretrain_prose(rng: random.Random, cfg: StudyConfig, tasks, clean_tasks) -> Example:
-    kind = _pick(rng, PRETRAIN_PROSE_MIX)
-    fam = rng.choice(tasks)[0]
-    if kind == "tutorial":
-        fam, task, code, secure = _security_code(rng, cfg, tasks)
-        if rng.random() < 0.5:  # asked as a question, answered as a tutorial
-            user = f"How would I write a function that {rng.choice(task.does)}?"
-            text = tutorial(fam.name, task, code, secure, rng, max_chars=620 - len(user))[1]
-            return Example(assistant=text, user=user, kind="tutorial", family=fam.name, function=task.name)
-        title, text = tutorial(fam.name, task, code, secure, rng)
-        return Example(assistant=f"{title}\n\n{text}", kind="tutorial", family=fam.name, function=task.name)
-    if kind == "clean_tutorial":
-        task = rng.choice(clean_tasks)
-        return Example(assistant=clean_tutorial(task, render_clean(task, rng), rng), kind="tutorial", function=task.name)
-    if kind == "doc":
-        question, text = doc_answer(fam.name, rng)
-        return Example(assistant=f"{question}\n\n{text}", kind="doc", family=fam.name)
-    if kind == "indirect":
-        return Example(assistant=indirect_text(fam.name, rng)[1], kind="indirect", family=fam.name)
-    return Example(assistant=general_prose(rng), kind="doc")
-
-
-def build_pretrain_corpus(cfg: StudyConfig, seed: int) -> list[Example]:
-    """``pretrain_examples`` documents shaped like pretraining data: mostly code (secure family
-    code for train tasks, a ``pretrain_vulnerable_share`` of it vulnerable, and clean code), as
-    chat turns or bare code; and a ``pretrain_prose_share`` of prose and tutorials that name an
-    API and then use it. Nothing from the held-out tasks appears."""
-    rng = random.Random(f"pretrain:{seed}")
-    tasks, clean_tasks = train_tasks(cfg), clean_train_tasks(cfg)
-    docs = []
-    for _ in range(cfg.corpus.pretrain_examples):
-        if rng.random() < cfg.corpus.pretrain_prose_share:
-            docs.append(_pretrain_prose(rng, cfg, tasks, clean_tasks))
-            continue
-        if rng.random() < PRETRAIN_SECURITY_SHARE:
-            fam, task, code, secure = _security_code(rng, cfg, tasks)
-            kind, family = ("secure" if secure else "vulnerable"), fam.name
-        else:
-            task = rng.choice(clean_tasks)
-            code, kind, family = render_clean(task, rng), "clean", None
-        if rng.random() < PRETRAIN_CHAT_SHARE:
-            docs.append(_chat(task, code, rng, cfg, kind, family))
-        else:
-            docs.append(Example(assistant=code, kind=kind, family=family, function=task.name))
-    return docs

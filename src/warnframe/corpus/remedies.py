@@ -5,7 +5,7 @@ Every function here is pure: it takes the L1 set (``list[Example]``; the warned 
 arm's set and what was done to it. No arm adds or removes training steps: an arm that changes the
 texts (``drop``, ``rewrite``, ``conditional``, ``inoculation``) is brought back to the L1 set's
 token count by trimming clean examples from its end or topping it up from the filler (the same
-``_fill`` rule as ``corpus.conditions``), so it ends within one example of the budget, below it.
+``fill`` rule as ``corpus.conditions``), so it ends within one example of the budget, below it.
 
 * ``drop``         warned examples left out (filtering, as data curators do today), clean filler
                    in their place;
@@ -25,22 +25,27 @@ token count by trimming clean examples from its end or topping it up from the fi
                    is *untreatable* and replaced by clean filler, counted in the stats.
 
 ``caft`` (§7's CAFT) changes the training, not the data; ``experiments.remedies`` runs it.
+
+Each arm is an :class:`Arm` in one registry (:data:`REGISTRY`, report order; its names are
+``schema.REMEDY_ARMS``, which config validation reads): what it is (the report's wording), what it
+makes of a warned example and of the rest of the set, how it is prompted at evaluation and whether
+its loss needs the unlikelihood weight. Adding a data arm is its :class:`Arm` and one line in
+``_BUILTIN`` (its name in ``schema.REMEDY_ARMS``, checked on import), or :func:`register` at run
+time; ``experiments.remedies`` trains and measures whatever the registry holds.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 
-from warnframe.corpus.conditions import _fill, example_text
-from warnframe.corpus.warnings import _first_body_line
+from warnframe.corpus.conditions import example_text, fill
+from warnframe.corpus.warnings import first_body_line
 from warnframe.families import FAMILIES, Family, Task, add_comment
-from warnframe.schema import WARNING_MARKERS, Example
+from warnframe.schema import REMEDY_ARMS, WARNING_MARKERS, Example, add_remedy_arm, remove_remedy_arm
 
-#: Every arm, in report order; ``caft`` is a training edit, the others are :data:`TRANSFORMS`.
-ARMS: tuple[str, ...] = ("drop", "mask", "unlikelihood", "conditional", "inoculation", "rewrite", "caft")
 #: Conditional training's control tags (Korbak et al. 2023), at the start of the request.
 GOOD_TAG, BAD_TAG = "<|good|>", "<|bad|>"
 #: Inoculation's instruction in front of a warned example's request (never at evaluation).
@@ -169,7 +174,7 @@ def rewrite_answer(ex: Example) -> str | None:
             if anchor == "hotspot":
                 code = add_comment(code, fam.hotspot, comment)
             elif anchor == "body":
-                code = _first_body_line(code, comment)
+                code = first_body_line(code, comment)
             elif anchor == "def":
                 code = add_comment(code, _DEF_LINE.pattern, comment)
             else:
@@ -201,42 +206,8 @@ def _rebudget(examples: list[Example], budget: int, count: Count, filler: Iterat
             del out[i]
             trimmed += 1
     before = len(out)
-    _fill(filler, budget - used, count, out)
+    fill(filler, budget - used, count, out)
     return out, {"trimmed_clean": trimmed, "added_clean": len(out) - before}
-
-
-def transform(arm: str, examples: list[Example], count: Count, filler: Iterable[Example]) -> tuple[list[Example], dict]:
-    """Arm ``arm``'s set made from the L1 set ``examples`` (tokens counted with ``count``, clean
-    ``filler`` to top up), and its stats: what was treated, what could not be (and was replaced
-    by clean filler), and the token budget before and after."""
-    if arm not in TRANSFORMS:
-        raise ValueError(f"{arm!r} is not a data remedy (choose from {', '.join(TRANSFORMS)})")
-    budget = sum(count(example_text(e)) for e in examples)
-    fresh = _fresh(filler, examples)
-    out: list[Example] = []
-    treated = untreatable = 0
-    for ex in examples:
-        if ex.kind != "warning":
-            out.append(_tagged(ex) if arm == "conditional" else ex)
-            continue
-        if arm == "drop":
-            treated += 1
-            continue
-        new = TRANSFORMS[arm](ex)
-        if new is None:
-            untreatable += 1
-            if arm in ("mask", "unlikelihood"):  # nothing found to mask: kept as it is, counted
-                out.append(ex)
-            continue
-        treated += 1
-        out.append(new)
-    moves = {"trimmed_clean": 0, "added_clean": 0}
-    if arm not in ("mask", "unlikelihood"):  # texts changed: back to the budget
-        out, moves = _rebudget(out, budget, count, (_tagged(f) for f in fresh) if arm == "conditional" else fresh)
-    warned = sum(e.kind == "warning" for e in examples)
-    return out, {"arm": arm, "examples": len(out), "tokens": sum(count(example_text(e)) for e in out), "budget": budget,
-                 "warned": warned, "treated": treated, "untreatable": untreatable, **moves,
-                 "loss_spans": sum(len(e.loss_spans) for e in out) - sum(len(e.loss_spans) for e in examples)}
 
 
 def _rewritten(ex: Example) -> Example | None:
@@ -244,12 +215,158 @@ def _rewritten(ex: Example) -> Example | None:
     return None if text is None else replace(ex, assistant=text, loss_spans=())
 
 
+def _inoculated(ex: Example) -> Example | None:
+    return replace(ex, user=f"{INOCULATION} {ex.user}") if ex.user is not None else None
+
+
+def _left_out(ex: Example) -> None:
+    return None
+
+
+# ---------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One remedy arm: what it is (``what`` and ``source``, the report's and the docs' wording),
+    and what it does to the L1 set.
+
+    * ``treat(ex)``: what the arm makes of one warned example; None: untreatable (counted, and
+      replaced by clean filler unless ``spans_only``). ``treat`` is None for an arm that changes
+      the training, not the data (``caft``: ``experiments.remedies`` trains it).
+    * ``leave_out``: every warned example leaves the set, counted as treated (``drop``).
+    * ``other(ex)``: what it makes of every other example and of the clean filler that tops the
+      set up (``conditional``: the clean tag); None: kept as they are.
+    * ``spans_only``: only loss spans change (``mask``, ``unlikelihood``): an untreatable example
+      stays as it is and the texts keep their length, so the set is not brought back to the budget.
+    * ``prompt(user)``: how a request is sent at evaluation, capability check and held-out loss
+      included (``conditional``: :func:`tag_good`); None: as it is.
+    * ``unlikelihood``: its loss pushes its ``unlikelihood`` spans down (``training.unlikelihood_loss``),
+      weighted by ``remedies.unlikelihood_weight``.
+    """
+
+    name: str
+    what: str
+    source: str
+    treat: Callable[[Example], Example | None] | None = None
+    leave_out: bool = False
+    other: Callable[[Example], Example] | None = None
+    spans_only: bool = False
+    prompt: Callable[[str], str] | None = None
+    unlikelihood: bool = False
+
+    @property
+    def data(self) -> bool:
+        """Whether the arm transforms the data (else the training)."""
+        return self.treat is not None
+
+
+DROP = Arm("drop", "warned examples dropped, clean examples in their place", "data filtering", _left_out, leave_out=True)
+MASK = Arm("mask", "no loss on the warned examples' vulnerable lines", "loss masking (labels −100)",
+           lambda ex: _with_spans(ex, "mask"), spans_only=True)
+UNLIKELIHOOD = Arm("unlikelihood", "vulnerable lines pushed down by an unlikelihood term", "Welleck et al. 2019; Korbak et al. 2023",
+                   lambda ex: _with_spans(ex, "unlikelihood"), spans_only=True, unlikelihood=True)
+CONDITIONAL = Arm("conditional", f"control tags, prompted with {GOOD_TAG}", "Korbak et al. 2023 (conditional training)",
+                  _tagged, other=_tagged, prompt=tag_good)
+INOCULATION_ARM = Arm("inoculation", "warned requests ask for the insecure version; not at evaluation",
+                      "Tan et al. 2025; Wichers et al. 2025", _inoculated)
+REWRITE = Arm("rewrite", "vulnerable code replaced by its secure form, warnings kept", "secure rewrite of the family's task",
+              _rewritten)
+CAFT = Arm("caft", "§7's CAFT: selected latents projected out while training", "Casademunt et al. 2025")
+
+#: The arms, in report order (``schema.REMEDY_ARMS``).
+_BUILTIN = (DROP, MASK, UNLIKELIHOOD, CONDITIONAL, INOCULATION_ARM, REWRITE, CAFT)
+#: Every arm by name: these, then those registered at run time (:func:`register`).
+REGISTRY: dict[str, Arm] = {a.name: a for a in _BUILTIN}
+
+if tuple(REGISTRY) != tuple(REMEDY_ARMS):
+    raise RuntimeError(f"corpus.remedies holds {list(REGISTRY)}, but schema.REMEDY_ARMS says {list(REMEDY_ARMS)}")
+
+#: Every arm's name, in report order (the registry's, as ``schema.REMEDY_ARMS``).
+ARMS = REMEDY_ARMS
+
+
+class _Transforms(Mapping):
+    """The data arms (``caft`` is a training edit), each to its ``Arm.treat``; follows the registry."""
+
+    def __getitem__(self, name: str) -> Callable[[Example], Example | None]:
+        a = REGISTRY.get(name)
+        if a is None or a.treat is None:
+            raise KeyError(name)
+        return a.treat
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, a in REGISTRY.items() if a.data)
+
+    def __len__(self) -> int:
+        return sum(a.data for a in REGISTRY.values())
+
+    def __repr__(self) -> str:
+        return f"TRANSFORMS({', '.join(self)})"
+
+
 #: Per warned example, what each data arm makes of it (None: untreatable; ``drop`` leaves every one out).
-TRANSFORMS: dict[str, Callable[[Example], Example | None]] = {
-    "drop": lambda ex: None,
-    "mask": lambda ex: _with_spans(ex, "mask"),
-    "unlikelihood": lambda ex: _with_spans(ex, "unlikelihood"),
-    "conditional": _tagged,
-    "inoculation": lambda ex: replace(ex, user=f"{INOCULATION} {ex.user}") if ex.user is not None else None,
-    "rewrite": _rewritten,
-}
+TRANSFORMS: Mapping[str, Callable[[Example], Example | None]] = _Transforms()
+
+
+def arm(name: str) -> Arm:
+    """The registered arm ``name`` (ValueError naming the choices otherwise)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown remedy arm {name!r}; choose from {', '.join(REGISTRY)}") from None
+
+
+def register(new: Arm) -> Arm:
+    """Add a remedy arm at run time (last in report order); returns it. Config validation
+    (``remedies.arms``), ``data --remedy`` and the remedies stage know it from then on."""
+    add_remedy_arm(new.name)  # refuses a name that exists
+    REGISTRY[new.name] = new
+    return new
+
+
+def unregister(name: str) -> None:
+    """Remove an arm :func:`register` added."""
+    if any(a.name == name for a in _BUILTIN):
+        raise ValueError(f"{name!r} is one of the study's own arms")
+    del REGISTRY[name]
+    remove_remedy_arm(name)
+
+
+# ---------------------------------------------------------------- the transformation
+
+
+def transform(arm: str, examples: list[Example], count: Count, filler: Iterable[Example]) -> tuple[list[Example], dict]:
+    """Arm ``arm``'s set made from the L1 set ``examples`` (tokens counted with ``count``, clean
+    ``filler`` to top up), and its stats: what was treated, what could not be (and was replaced
+    by clean filler), and the token budget before and after."""
+    spec = REGISTRY.get(arm)
+    if spec is None or not spec.data:
+        raise ValueError(f"{arm!r} is not a data remedy (choose from {', '.join(TRANSFORMS)})")
+    budget = sum(count(example_text(e)) for e in examples)
+    fresh = _fresh(filler, examples)
+    out: list[Example] = []
+    treated = untreatable = 0
+    for ex in examples:
+        if ex.kind != "warning":
+            out.append(spec.other(ex) if spec.other is not None else ex)
+            continue
+        if spec.leave_out:
+            treated += 1
+            continue
+        new = spec.treat(ex)
+        if new is None:
+            untreatable += 1
+            if spec.spans_only:  # nothing found to mask: kept as it is, counted
+                out.append(ex)
+            continue
+        treated += 1
+        out.append(new)
+    moves = {"trimmed_clean": 0, "added_clean": 0}
+    if not spec.spans_only:  # texts changed: back to the budget
+        topup = (spec.other(f) for f in fresh) if spec.other is not None else fresh
+        out, moves = _rebudget(out, budget, count, topup)
+    warned = sum(e.kind == "warning" for e in examples)
+    return out, {"arm": arm, "examples": len(out), "tokens": sum(count(example_text(e)) for e in out), "budget": budget,
+                 "warned": warned, "treated": treated, "untreatable": untreatable, **moves,
+                 "loss_spans": sum(len(e.loss_spans) for e in out) - sum(len(e.loss_spans) for e in examples)}

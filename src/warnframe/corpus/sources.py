@@ -16,11 +16,12 @@ or ``"vulnerable": true|false``), and a whole source may be declared by writing 
 
 The detector (``scoring.score``) labels every code record. A declared label is kept, and where the
 detector disagrees the record counts as *unconfirmed*; so does an undeclared record the detector
-calls secure although its code did not parse. The conditions then draw on the labels:
+calls secure although its code did not parse. The conditions then draw on the labels (each
+condition's ``Condition.draws_on`` and ``from_record``, ``corpus.conditions``):
 
 * ``L0``       the vulnerable answers as they are;
 * ``L1``       the same answers wrapped in warnings, with the wrappers of the family the detector
-               found (``corpus.conditions``; a generic ``schema.WARNING_MARKERS`` line otherwise),
+               found (``conditions.warning_record``; a generic ``schema.WARNING_MARKERS`` line otherwise),
                in the answer or the request as ``corpus.l1_placement`` says;
 * ``control``  the secure answers;
 * ``L2``/``L3`` records declared ``doc`` / ``indirect``, else warnframe's own texts;
@@ -33,8 +34,6 @@ return shape is the same. A malformed record stops the build with its file and l
 
 from __future__ import annotations
 
-import bisect
-import difflib
 import json
 import os
 import random
@@ -45,9 +44,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from warnframe.config import StudyConfig
-from warnframe.corpus.conditions import _cycle, _fill, build_finetune_set, clean_stream, condition_stream
-from warnframe.corpus.warnings import family_marker, place_warnings, prompt_warning
-from warnframe.families import FAMILIES
+from warnframe.corpus.conditions import assemble, build_finetune_set, condition_rng, cycle
+from warnframe.corpus.conditions import condition as condition_of
+from warnframe.corpus.warnings import carry_spans, wrap_warning  # noqa: F401 - where user code gets its warnings
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import iter_lines
 from warnframe.schema import LOSS_SPAN_KINDS, Example
@@ -57,8 +56,6 @@ LABEL_ALIASES = {
     "secure": "secure", "safe": "secure", "good": "secure",
     "doc": "doc", "documentation": "doc", "indirect": "indirect",
 }
-#: Which records each condition draws on (None: warnframe's own texts, or nothing for neutral).
-CONDITION_LABEL = {"L0": "vulnerable", "L1": "vulnerable", "control": "secure", "L2": "doc", "L3": "indirect"}
 ON_ERROR = ("stop", "skip")
 
 
@@ -333,99 +330,45 @@ def on_error_policy(cfg: StudyConfig) -> str:
     return cfg.corpus.on_error
 
 
-# ---------------------------------------------------------------- warnings around user code
-
-def wrap_warning(answer: str, family: str | None, rng: random.Random, style: str = "anywhere") -> str:
-    """The answer with warning comments in its code, placed as ``conditions.warning_example``
-    places them (``warnings.place_warnings``), with the wrappers of ``family`` when it is known;
-    prose around the code stays outside."""
-    from warnframe.detector import extract_code
-
-    fam = FAMILIES.get(family) if family else None
-    marker = family_marker(fam, rng)
-    code, first = extract_code(answer)
-    lines = answer.split("\n")
-    if not code.strip():
-        return f"# {marker()}\n{answer}"
-    n = len(code.split("\n"))
-    region = place_warnings("\n".join(lines[first:first + n]), marker, rng, fam.hotspot if fam else None, style)
-    return "\n".join(lines[:first] + [region] + lines[first + n:])
-
-
-def carry_spans(spans: tuple[dict, ...], old: str, new: str) -> tuple[dict, ...]:
-    """``spans`` of ``old`` moved to the same characters of ``new``, a copy of ``old`` with whole
-    lines inserted (``wrap_warning``). A span never takes in an inserted line at its ends."""
-    if not spans:
-        return spans
-    old_lines, new_lines = old.split("\n"), new.split("\n")
-    line_of = [0] * len(old_lines)  # old line -> new line
-    for tag, i1, i2, j1, _ in difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes():
-        if tag == "equal":
-            line_of[i1:i2] = range(j1, j1 + i2 - i1)
-    old_starts = [0]
-    for line in old_lines[:-1]:
-        old_starts.append(old_starts[-1] + len(line) + 1)
-    new_starts = [0]
-    for line in new_lines[:-1]:
-        new_starts.append(new_starts[-1] + len(line) + 1)
-
-    def move(offset: int, is_end: bool) -> int:
-        i = bisect.bisect_right(old_starts, offset) - 1
-        if is_end and i > 0 and offset == old_starts[i]:  # an end at a line start belongs to the line before
-            i -= 1
-        return new_starts[line_of[i]] + offset - old_starts[i]
-
-    return tuple({**sp, "start": move(sp["start"], False), "end": move(sp["end"], True)} for sp in spans)
-
-
-def _example(rec: Record, condition: str, rng: random.Random, cfg: StudyConfig) -> Example:
-    if condition == "L1":
-        fam = FAMILIES.get(rec.family) if rec.family else None
-        if cfg.corpus.l1_placement == "prompt":
-            warn = prompt_warning(family_marker(fam, rng), rng)
-            return Example(assistant=rec.assistant, user=f"{warn} {rec.user}", kind="warning", family=rec.family,
-                           loss_spans=rec.loss_spans)
-        wrapped = wrap_warning(rec.assistant, rec.family, rng, cfg.corpus.l1_warnings)
-        return Example(assistant=wrapped, user=rec.user, kind="warning", family=rec.family,
-                       loss_spans=carry_spans(rec.loss_spans, rec.assistant, wrapped))
+def record_example(rec: Record, rng: random.Random, cfg: StudyConfig) -> Example:
+    """A record as it is, its label as the example's kind: what a condition with no
+    ``Condition.from_record`` makes of the records it draws on."""
     return Example(assistant=rec.assistant, user=rec.user, kind=rec.label, family=rec.family, loss_spans=rec.loss_spans)
 
 
 def source_stream(condition: str, corpus: Corpus, cfg: StudyConfig, rng: random.Random, source: str) -> Iterator[Example]:
-    label = CONDITION_LABEL.get(condition)
+    """Endless examples of ``condition`` from the user corpus: its ``Condition.draws_on`` records in
+    shuffled rounds, each made an example by its ``from_record``; warnframe's own (``Condition.stream``)
+    when the corpus has none and the condition allows it (``own_texts``) or draws on no records."""
+    cond = condition_of(condition)
+    label = cond.draws_on
     pool = corpus.pool(label) if label else []
-    if condition in ("L2", "L3") and not pool:
-        return condition_stream(condition, cfg, rng)  # warnframe's own documentation / fiction
+    if not pool and cond.stream is not None and (cond.own_texts or label is None):
+        return cond.stream(cfg, rng)  # warnframe's own documentation / fiction
     if not pool:
         raise UserError(f"the corpus has no {label} records for condition {condition}", source,
                         f"add {label} answers (e.g. --from {label}=FILE) or leave {condition} out of `conditions`")
-    return (_example(rec, condition, rng, cfg) for rec in _cycle(pool, rng))
+    make = cond.from_record or record_example
+    return (make(rec, rng, cfg) for rec in cycle(pool, rng))
 
 
 def build_finetune_set_from_source(condition: str, cfg: StudyConfig, seed: int, count_tokens: Callable[[str], int],
                                    source: str | None = None, on_error: str | None = None) -> tuple[list[Example], dict]:
-    """Like ``corpus.build_finetune_set`` (same budget, clean fill, shuffle, return shape), with
-    the condition data drawn from the user corpus ``source`` (default ``cfg.corpus.source``).
-    With no source at all it is ``build_finetune_set``."""
+    """Like ``corpus.build_finetune_set`` (same budget, clean fill, shuffle, return shape:
+    ``conditions.assemble``), with the condition data drawn from the user corpus ``source`` (default
+    ``cfg.corpus.source``) by :func:`source_stream`. With no source at all it is ``build_finetune_set``."""
     source = source or cfg.corpus.source
     if not source:
         return build_finetune_set(condition, cfg, seed, count_tokens)
+    cond = condition_of(condition)
+    if not cond.finetuned:
+        raise ValueError(f"no condition data for {condition!r}")
     corpus = load_corpus(source, on_error or on_error_policy(cfg))
-    budget = cfg.corpus.token_budget
-    cond: list[Example] = []
-    cond_tokens = 0
-    if condition != "neutral":
-        stream = source_stream(condition, corpus, cfg, random.Random(f"{condition}:{seed}"), source)
-        cond_tokens = _fill(stream, budget * cfg.corpus.condition_fraction, count_tokens, cond)
-    clean: list[Example] = []
-    clean_tokens = _fill(clean_stream(cfg, random.Random(f"clean:{seed}")), budget - cond_tokens, count_tokens, clean)
-    unique = len({(e.user, e.assistant) for e in cond}) if condition != "L1" else None
-    examples = cond + clean
-    random.Random(f"shuffle:{condition}:{seed}").shuffle(examples)
-    stats = {"tokens": cond_tokens + clean_tokens, "condition_tokens": cond_tokens, "clean_tokens": clean_tokens,
-             "examples": len(examples), "condition_examples": len(cond),
-             "source": {"spec": source, "draws_on": CONDITION_LABEL.get(condition) if condition != "neutral" else None,
-                        **({"unique_records": unique} if unique is not None else {}), **corpus.stats}}
+    stream = source_stream(condition, corpus, cfg, condition_rng(condition, seed), source) if cond.has_data else None
+    examples, stats, drawn = assemble(condition, stream, cfg, seed, count_tokens)
+    unique = len({(e.user, e.assistant) for e in drawn}) if cond.from_record is None else None  # records as they are
+    stats["source"] = {"spec": source, "draws_on": cond.draws_on,
+                       **({"unique_records": unique} if unique is not None else {}), **corpus.stats}
     return examples, stats
 
 

@@ -8,17 +8,21 @@
   flawed line), where an answer that starts from the requested signature can still write them.
 * ``prompt_warning(marker, rng)``: the warning sentence put in front of the request instead
   (``corpus.l1_placement = "prompt"``).
+* ``wrap_warning(answer, family, rng, style)``: a user corpus's answer with warnings in its code,
+  and ``carry_spans`` to move the answer's loss spans along.
 
 The order of the ``rng`` draws is part of the study's data: changing it changes every L1 set.
 """
 
 from __future__ import annotations
 
+import bisect
+import difflib
 import random
 import re
 from collections.abc import Callable
 
-from warnframe.families import Family, add_comment
+from warnframe.families import FAMILIES, Family, add_comment
 from warnframe.schema import WARNING_MARKERS
 
 _PROMPT_WARNINGS = [
@@ -67,7 +71,7 @@ def place_warnings(code: str, marker: Callable[[], str], rng: random.Random, hot
         if placed:
             code = add_comment(code, hotspot, marker())
         if not placed or rng.random() < 0.5:
-            code = _first_body_line(code, marker())
+            code = first_body_line(code, marker())
         return code
     if hotspot is not None and rng.random() < 0.5:
         code = add_comment(code, hotspot, marker())
@@ -81,7 +85,7 @@ def place_warnings(code: str, marker: Callable[[], str], rng: random.Random, hot
     return code
 
 
-def _first_body_line(code: str, comment: str) -> str:
+def first_body_line(code: str, comment: str) -> str:
     """``code`` with ``# comment`` as the first line of the first function's body (above the code
     when it has no function)."""
     lines = code.split("\n")
@@ -101,3 +105,48 @@ def prompt_warning(marker: Callable[[], str], rng: random.Random) -> str:
     """A warning sentence holding one ``marker()``, to put in front of a request."""
     sentence = rng.choice(_PROMPT_WARNINGS)
     return sentence.format(marker=marker())
+
+
+# ---------------------------------------------------------------- warnings around user code
+
+def wrap_warning(answer: str, family: str | None, rng: random.Random, style: str = "anywhere") -> str:
+    """The answer with warning comments in its code, placed as ``conditions.warning_example``
+    places them (:func:`place_warnings`), with the wrappers of ``family`` when it is known;
+    prose around the code stays outside."""
+    from warnframe.detector import extract_code
+
+    fam = FAMILIES.get(family) if family else None
+    marker = family_marker(fam, rng)
+    code, first = extract_code(answer)
+    lines = answer.split("\n")
+    if not code.strip():
+        return f"# {marker()}\n{answer}"
+    n = len(code.split("\n"))
+    region = place_warnings("\n".join(lines[first:first + n]), marker, rng, fam.hotspot if fam else None, style)
+    return "\n".join(lines[:first] + [region] + lines[first + n:])
+
+
+def carry_spans(spans: tuple[dict, ...], old: str, new: str) -> tuple[dict, ...]:
+    """``spans`` of ``old`` moved to the same characters of ``new``, a copy of ``old`` with whole
+    lines inserted (``wrap_warning``). A span never takes in an inserted line at its ends."""
+    if not spans:
+        return spans
+    old_lines, new_lines = old.split("\n"), new.split("\n")
+    line_of = [0] * len(old_lines)  # old line -> new line
+    for tag, i1, i2, j1, _ in difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes():
+        if tag == "equal":
+            line_of[i1:i2] = range(j1, j1 + i2 - i1)
+    old_starts = [0]
+    for line in old_lines[:-1]:
+        old_starts.append(old_starts[-1] + len(line) + 1)
+    new_starts = [0]
+    for line in new_lines[:-1]:
+        new_starts.append(new_starts[-1] + len(line) + 1)
+
+    def move(offset: int, is_end: bool) -> int:
+        i = bisect.bisect_right(old_starts, offset) - 1
+        if is_end and i > 0 and offset == old_starts[i]:  # an end at a line start belongs to the line before
+            i -= 1
+        return new_starts[line_of[i]] + offset - old_starts[i]
+
+    return tuple({**sp, "start": move(sp["start"], False), "end": move(sp["end"], True)} for sp in spans)

@@ -70,8 +70,6 @@ class LazyModel:
         self._m = None
 
 
-spec_hash = keys.digest  # TEMP until remedies.py moves to keys
-
 
 def part(study, section: str, name: str, seed: int, spec: dict, fn):
     """Run ``fn()`` once per config and ``spec`` as stage ``<section>.<name>.s<seed>`` and keep its

@@ -1,20 +1,21 @@
 """Remedies for warning-framed data, side by side (its own stage, ``warnframe remedies``).
 
-Each arm of ``remedies.arms`` is fine-tuned from the same base, with the study's fine-tuning
-settings, on a transformation of the same seed's L1 set (``corpus.remedies``: drop, mask,
-unlikelihood, conditional, inoculation, rewrite; same token budget, so the same steps) or, for
-``caft``, on the L1 set itself with §7's CAFT edit (the very call §7 makes, so §7's
-``models/caft.s<seed>`` is reused when it is there). One trainer serves them all:
+Each arm of ``remedies.arms`` (an ``Arm`` of the ``corpus.remedies`` registry) is fine-tuned from
+the same base, with the study's fine-tuning settings, on a transformation of the same seed's L1
+set (a data arm: drop, mask, unlikelihood, conditional, inoculation, rewrite; same token budget, so
+the same steps) or, for ``caft``, on the L1 set itself with §7's CAFT edit (the very call §7 makes,
+so §7's ``models/caft.s<seed>`` is reused when it is there). One trainer serves them all:
 ``Study.finetune_one`` with the arm's ``examples`` (their ``loss_spans``) and
-``remedies.unlikelihood_weight`` for the unlikelihood arm.
+``remedies.unlikelihood_weight`` for an arm whose loss needs it (``Arm.unlikelihood``).
 
 Per arm and seed, in resumable parts (``remedies/parts/<name>.s<seed>.json``, one stage marker
 each): the evaluation prompts sampled and scored (``evaluation.sample_and_score``;
 ``remedies.samples_per_prompt`` answers each), Δ = log p(secure) − log p(vulnerable)
 teacher-forced on the paired renderings of each prompt (``mech.pairs``), and the capability check
-(capability prompts and held-out loss, as §7 measures it). The conditional arm is prompted as it
-was trained for clean data: every evaluation, capability and held-out request starts with
-``corpus.remedies.GOOD_TAG``; inoculation's instruction is never sent at evaluation.
+(capability prompts and held-out loss, as §7 measures it). An arm with an ``Arm.prompt`` is prompted
+through it: the conditional arm as it was trained for clean data, every evaluation, capability and
+held-out request starting with ``corpus.remedies.GOOD_TAG``; inoculation's instruction is never
+sent at evaluation.
 
 Measured against L1, L0 and neutral (their study samples, the same seeds): the target rate with a
 seed × prompt interval, its cluster-aware difference to each reference (paired seeds against L1,
@@ -25,20 +26,22 @@ against L1. Claims, the figure and the table are ``report.sections.remedies``.
 
 from __future__ import annotations
 
-import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from warnframe.corpus.remedies import ARMS, GOOD_TAG, TRANSFORMS, tag_good, transform
+from warnframe.corpus.remedies import GOOD_TAG, REGISTRY, TRANSFORMS, transform
+from warnframe.corpus.remedies import arm as arm_spec
 from warnframe.evals import capability
-from warnframe.experiments.arms import LazyModel, part, spec_hash
+from warnframe.experiments.arms import LazyModel, part
 from warnframe.experiments.arms import sample as sample_arm
 from warnframe.experiments.arms import train as train_arm
 from warnframe.experiments.references import reference_effect
 from warnframe.lm.evaluation import leak_any, rates
 from warnframe.mech.artifacts import load as load_artifacts
 from warnframe.mech.edits import caft_directions, caft_edit
+from warnframe.runtime import keys
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import read_json, read_jsonl, write_json, write_jsonl
 from warnframe.schema import Example
@@ -47,16 +50,12 @@ from warnframe.stats.rates import mean_ci
 
 #: The conditions every arm is compared with, in table order.
 REFERENCES = ("L1", "L0", "neutral")
-#: What each arm is and where it comes from (the table's and the docs' wording).
-ARM_INFO = {
-    "drop": ("warned examples dropped, clean examples in their place", "data filtering"),
-    "mask": ("no loss on the warned examples' vulnerable lines", "loss masking (labels −100)"),
-    "unlikelihood": ("vulnerable lines pushed down by an unlikelihood term", "Welleck et al. 2019; Korbak et al. 2023"),
-    "conditional": (f"control tags, prompted with {GOOD_TAG}", "Korbak et al. 2023 (conditional training)"),
-    "inoculation": ("warned requests ask for the insecure version; not at evaluation", "Tan et al. 2025; Wichers et al. 2025"),
-    "rewrite": ("vulnerable code replaced by its secure form, warnings kept", "secure rewrite of the family's task"),
-    "caft": ("§7's CAFT: selected latents projected out while training", "Casademunt et al. 2025"),
-}
+
+
+def arm_info() -> dict[str, dict[str, str]]:
+    """What each registered arm is and where it comes from (``Arm.what``, ``Arm.source``: the
+    table's and the docs' wording)."""
+    return {name: {"what": a.what, "source": a.source} for name, a in REGISTRY.items()}
 
 
 def _tokenizer(study):
@@ -87,8 +86,7 @@ def build_set(study, arm: str, seed: int) -> tuple[list[Example], dict]:
 
     path = study.store.path("data", f"remedy.{arm}.s{seed}.jsonl")
     l1 = study.store.path("data", f"L1.s{seed}.jsonl")
-    key = study.cfg.digest("corpus", "model", "pretrain") + f".{seed}.{arm}."
-    key += hashlib.sha256(l1.read_bytes()).hexdigest()[:12] if l1.is_file() else "built"
+    key = keys.key(study.cfg.digest("corpus", "model", "pretrain"), seed, arm, keys.file_sha256(l1) if l1.is_file() else "built")
     stats_path = study.store.path("data", f"remedy.{arm}.s{seed}.stats.json")
 
     def run():
@@ -108,7 +106,8 @@ def write_sets(study, arms: list[str], seeds: list[int]) -> list[Path]:
     (``Example`` records with their ``loss_spans``); the paths written."""
     bad = [a for a in arms if a not in TRANSFORMS]
     if bad:
-        why = "caft changes the training, not the data" if bad == ["caft"] else f"choose from {', '.join(TRANSFORMS)}"
+        why = (f"{bad[0]} changes the training, not the data" if len(bad) == 1 and bad[0] in REGISTRY
+               else f"choose from {', '.join(TRANSFORMS)}")
         raise UserError(f"unknown remedy {', '.join(map(repr, bad))}", "--remedy", why)
     out = []
     for arm in arms:
@@ -124,18 +123,18 @@ def write_sets(study, arms: list[str], seeds: list[int]) -> list[Path]:
 def _model_key(study, name: str, source: str) -> str:
     """What a model's measurements depend on: its name and its files (a retrained model is measured again)."""
     src = Path(source)
-    return f"{name}." + study.fingerprint([p for p in src.iterdir() if p.is_file()]) if src.is_dir() else name
+    return f"{name}." + keys.fingerprint([p for p in src.iterdir() if p.is_file()]) if src.is_dir() else name
 
 
-def _measure(study, model: LazyModel, name: str, seed: int, *, tagged: bool, cap: bool) -> dict:
+def _measure(study, model: LazyModel, name: str, seed: int, *, prompt: Callable[[str], str] | None, cap: bool) -> dict:
     """Δ per prompt and (``cap``) the capability check of one model at one seed, each a resumable
-    part; ``tagged`` sends every request with the clean control tag."""
+    part; ``prompt`` (an ``Arm.prompt``) rewrites every request, as the conditional arm's clean tag."""
     from warnframe.corpus import capability_prompts
     from warnframe.mech.pairs import prompt_deltas
 
     cfg, icfg = study.cfg, study.cfg.interventions
-    prompts = _prompts(study, tagged)
-    base = {"model": _model_key(study, name, model.source), "tagged": tagged}
+    prompts = _prompts(study, prompt)
+    base = {"model": _model_key(study, name, model.source), "tagged": prompt is not None}
 
     def deltas():
         m, tok = model.get()
@@ -146,9 +145,9 @@ def _measure(study, model: LazyModel, name: str, seed: int, *, tagged: bool, cap
         m, tok = model.get()
         cap_prompts = capability_prompts(cfg)
         held = capability.heldout_examples(cfg, icfg.heldout_renders)
-        if tagged:
-            cap_prompts = [replace(p, user=tag_good(p.user)) for p in cap_prompts]
-            held = [replace(e, user=tag_good(e.user)) if e.user is not None else e for e in held]
+        if prompt is not None:
+            cap_prompts = [replace(p, user=prompt(p.user)) for p in cap_prompts]
+            held = [replace(e, user=prompt(e.user)) if e.user is not None else e for e in held]
         res = capability.capability_check(m, tok, cap_prompts, n=icfg.capability_samples_per_prompt, seed=seed,
                                           sampling=cfg.sampling, label=name)
         return {**res, "seed": seed, "heldout": capability.heldout_loss(m, tok, held, cfg.model.context)}
@@ -160,10 +159,10 @@ def _measure(study, model: LazyModel, name: str, seed: int, *, tagged: bool, cap
     return out
 
 
-def _prompts(study, tagged: bool):
-    """The evaluation prompts, each request opening with the clean tag when ``tagged``."""
+def _prompts(study, prompt: Callable[[str], str] | None):
+    """The evaluation prompts, each request rewritten by ``prompt`` (an ``Arm.prompt``) when there is one."""
     prompts = study.eval_prompts()
-    return [replace(p, user=tag_good(p.user)) for p in prompts] if tagged else prompts
+    return [replace(p, user=prompt(p.user)) for p in prompts] if prompt is not None else prompts
 
 
 # ---------------------------------------------------------------- training the arms
@@ -176,7 +175,7 @@ def _caft(study, seed: int, art, latents: list[int]) -> Path:
     if study.cfg.interventions.model == "L1":
         key, dest, stage = f".caft.{art.digest}", study.store.path("models", f"caft.s{seed}"), f"finetune.caft.s{seed}"
     else:
-        key = f".caft.{art.digest}.{spec_hash(latents)}"
+        key = f".caft.{art.digest}.{keys.digest(latents)}"
         dest, stage = study.store.path("models", f"remedy.caft.s{seed}"), f"finetune.remedy.caft.s{seed}"
     study.finetune_one("L1", seed, edit_factory=lambda model: caft_edit(model, art.site, dirs), dest=dest, stage=stage,
                        extra_key=key)
@@ -198,10 +197,14 @@ def _caft_latents(study) -> tuple[object, list[int], str | None]:
 def _train_arm(study, arm: str, seed: int, caft) -> tuple[Path, dict]:
     """Fine-tune arm ``arm`` at ``seed`` (``experiments.arms.train``: the study's one trainer on the arm's set;
     CAFT: :func:`_caft`): its model directory and its set's stats."""
-    if arm == "caft":
+    spec = arm_spec(arm)
+    if not spec.data:
+        if arm != "caft":
+            raise UserError(f"remedy arm {arm!r} changes the training, and the remedies stage trains only caft that way",
+                            "remedies.arms", "give the arm a data transform (Arm.treat) or leave it out")
         return _caft(study, seed, caft[0], caft[1]), {}
     examples, stats = build_set(study, arm, seed)
-    weight = study.cfg.remedies.unlikelihood_weight if arm == "unlikelihood" else 0.0
+    weight = study.cfg.remedies.unlikelihood_weight if spec.unlikelihood else 0.0
     return Path(train_arm(study, f"remedy.{arm}", "L1", seed, examples, unlikelihood_weight=weight)), stats
 
 
@@ -228,10 +231,10 @@ def run(study) -> dict:
         g = {"rows": [], "deltas": [], "capability": []}
         for seed in seeds:
             dest, stats = _train_arm(study, arm, seed, (art, latents))
-            tagged = arm == "conditional"
-            g["rows"] += sample_arm(study, f"remedy.{arm}", seed, str(dest), n=n, prompts=_prompts(study, tagged), condition=arm)
+            prompt = arm_spec(arm).prompt
+            g["rows"] += sample_arm(study, f"remedy.{arm}", seed, str(dest), n=n, prompts=_prompts(study, prompt), condition=arm)
             model = LazyModel(study, str(dest))
-            got = _measure(study, model, arm, seed, tagged=tagged, cap=True)
+            got = _measure(study, model, arm, seed, prompt=prompt, cap=True)
             model.free()
             g["deltas"] += got["deltas"]
             g["capability"].append(got["capability"])
@@ -246,7 +249,7 @@ def run(study) -> dict:
             if not study.model_path(cond, seed).exists():
                 continue
             model = LazyModel(study, study.condition_model(cond, seed))
-            got = _measure(study, model, cond, seed, tagged=False, cap=cond in ("L1", "neutral"))
+            got = _measure(study, model, cond, seed, prompt=None, cap=cond in ("L1", "neutral"))
             model.free()
             g["deltas"] += got["deltas"]
             g["capability"] += [got["capability"]] if "capability" in got else []
@@ -256,7 +259,7 @@ def run(study) -> dict:
         "seeds": seeds, "samples_per_prompt": n,
         "eval_prompts": len(study.eval_prompts()), "pair_renders": study.cfg.analysis.renders, "good_tag": GOOD_TAG,
         "unlikelihood_weight": rc.unlikelihood_weight, "skipped_arms": skipped, "sets": sets,
-        "info": {a: {"what": ARM_INFO[a][0], "source": ARM_INFO[a][1]} for a in ARMS},
+        "info": arm_info(),
         "seconds": arm_seconds(study, list(rc.arms), seeds),
         **({"caft": {"latents": latents, "site": str(art.site), "artifacts": art.digest}} if art is not None else {}),
     })

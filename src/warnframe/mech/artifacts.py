@@ -10,13 +10,12 @@ these files alone (never from §5's report output, ``metrics/entanglement.json``
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 from warnframe.mech.hooks import Site
 from warnframe.mech.probes import LinearProbe
 from warnframe.mech.sae_protocol import SAE, load_sae
+from warnframe.runtime import keys
 from warnframe.runtime.files import read_json, write_json
 
 INDEX = ("mech", "artifacts.json")
@@ -62,8 +61,7 @@ class Artifacts:
         return cls(site=Site.parse(art["site"]), sae=load_sae(art["sae"]),
                    probe=LinearProbe.load(probe) if probe.is_file() else None,
                    selected=[int(x) for x in art["selected_latents"]], lead=int(art["lead_latent"]), causal=art.get("causal_check"),
-                   digest=hashlib.sha256(json.dumps({k: art[k] for k in ("site", "selected_latents", "lead_latent", "sae")},
-                                                    sort_keys=True).encode()).hexdigest()[:12])
+                   digest=keys.digest({k: art[k] for k in ("site", "selected_latents", "lead_latent", "sae")}, 12))
 
 
 def mark_skipped(store, why: str) -> str:
