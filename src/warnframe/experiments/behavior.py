@@ -27,10 +27,13 @@ from warnframe.stats.rates import fisher, mean_ci, rate, ratio, spread
 
 #: Paired renderings per eval prompt for Δ (fixed: §4's results depend on no section config).
 
-#: Every comparison a claim or the table reads (a vs b): L1 vs L0, each condition vs baseline and vs
-#: neutral (the fine-tune on clean code alone), and the links of the semantic order L1 > L2 > L3.
-COMPARISONS = ([("L1", "L0")] + [(c, "baseline") for c in CONDITIONS[1:]] + [(c, "neutral") for c in ("L0", "L1", "L2", "L3", "control")]
-               + [("L1", "L2"), ("L0", "L2"), ("L2", "L3")])
+def comparisons() -> list[tuple[str, str]]:
+    """Every comparison a claim or the table reads (a vs b): L1 vs L0, each registered condition vs
+    baseline and vs neutral (the fine-tune on clean code alone), and the links of the semantic order
+    L1 > L2 > L3. Built when asked, so a condition registered at run time is compared too."""
+    tuned = [c for c in CONDITIONS if c != "baseline"]
+    return ([("L1", "L0")] + [(c, "baseline") for c in tuned] + [(c, "neutral") for c in tuned if c != "neutral"]
+            + [("L1", "L2"), ("L0", "L2"), ("L2", "L3")])
 
 #: The outcomes with a cluster-aware interval, as flat fields of :func:`_flat` rows.
 OUTCOMES = {"target": "vulnerable", "leak_exact": "leak_exact", "leak_any": "leak_any"}
@@ -60,7 +63,7 @@ def analyse(scored: Iterable[dict]) -> dict:
         fams = sorted({r["family"] for r in by_cond[c]})
         per_family[c] = {f: rate(sum(r["vulnerable"] for r in by_cond[c] if r["family"] == f), sum(r["family"] == f for r in by_cond[c])) for f in fams}
     tests = {}
-    for a, b in COMPARISONS:
+    for a, b in comparisons():
         if a in pooled and b in pooled and a != b:
             tests[f"{a}_vs_{b}"] = {
                 "cluster": cluster_diff(flat[a], flat[b], "vulnerable"),
