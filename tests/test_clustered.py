@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from warnframe.stats.clustered import cluster_diff, cluster_rate, tost
+from warnframe.stats.clustered import (
+    bootstrap_diff,
+    bootstrap_rate,
+    cluster_diff,
+    cluster_mean_diff,
+    cluster_rate,
+    tost,
+)
 from warnframe.stats.rates import rate
+from warnframe.stats.types import Diff, Rate
 
 
 def simulate(rng, mean_logit, seeds=5, prompts=42, samples=5, seed_sd=0.6, prompt_sd=1.0, prompt_effects=None):
@@ -82,7 +90,7 @@ def test_a_difference_shares_prompts_and_keeps_seeds_apart():
 @pytest.mark.parametrize(("lo90", "hi90", "margin", "equivalent"),
                          [(-0.02, 0.03, 0.05, True), (-0.02, 0.06, 0.05, False), (-0.2, 0.2, 0.05, False)])
 def test_tost_needs_the_whole_90_interval_inside_the_margin(lo90, hi90, margin, equivalent):
-    assert tost({"lo90": lo90, "hi90": hi90}, margin)["equivalent"] is equivalent
+    assert tost(Diff(0.0, -1.0, 1.0, lo90, hi90, 0.5), margin)["equivalent"] is equivalent
 
 
 def test_all_answers_alike_still_gets_an_interval():
@@ -105,3 +113,22 @@ def test_paired_seeds_cancel_a_shared_seed_effect():
     assert paired["diff"] == unpaired["diff"] and "shared seeds" in paired["interval"]
     assert paired["hi"] - paired["lo"] < 0.7 * (unpaired["hi"] - unpaired["lo"])
     assert paired["lo"] < 0 < paired["hi"]
+
+
+def test_typed_and_dict_forms_are_the_same_numbers_in_the_same_layout():
+    """``bootstrap_*`` return Rate and Diff; the ``cluster_*`` dicts are their ``to_json``, key for key
+    and in order (the metrics files' layout), and ``from_json`` reads them back to the same value."""
+    rng = np.random.default_rng(11)
+    a, b = simulate(rng, -1.0), simulate(rng, 0.0)
+    r = bootstrap_rate(a)
+    assert isinstance(r, Rate) and r.clusters.seeds == 5 and "5 seeds x 42 prompts" in r.over
+    assert list(cluster_rate(a)) == ["k", "n", "rate", "seeds", "prompts", "interval", "lo", "hi", "design_effect",
+                                     "effective_n", "per_seed"]
+    assert cluster_rate(a) == r.to_json() and Rate.from_json(r.to_json()) == r
+    d = bootstrap_diff(a, b, paired_seeds=True)
+    assert list(cluster_diff(a, b)) == ["diff", "lo", "hi", "lo90", "hi90", "p", "interval"]
+    assert cluster_diff(a, b, paired_seeds=True) == d.to_json() and Diff.from_json(d.to_json()) == d
+    assert bootstrap_diff([], b).over == "no answers" and not bootstrap_diff([], b).finite
+    means = [{**x, "delta": float(x["vulnerable"])} for x in a]
+    assert cluster_mean_diff(means, means)["diff"] == 0 and cluster_mean_diff(means, []) is None
+    assert list(Diff(0.1, 0, 0.2, 0.01, 0.19, 0.04, "x", label="L0 − neutral").to_json())[0] == "label"

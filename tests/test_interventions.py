@@ -4,6 +4,7 @@ section on a small study (a tiny local model as the base, fake §5 artifacts).""
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ import torch
 from warnframe.config import ModelConfig, load_config
 from warnframe.corpus import eval_prompts
 from warnframe.experiments import interventions as iv
+from warnframe.experiments.interventions_metrics import Caft, Edits, InterventionMetrics
+from warnframe.experiments.references import SystemTurn
 from warnframe.lm.models import tiny
 from warnframe.lm.training import Packed, train
 from warnframe.mech import edits as mech_edits
@@ -23,6 +26,7 @@ from warnframe.paper import numbers as paper
 from warnframe.report.sections import interventions as iv_report
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import read_json
+from warnframe.stats.types import Diff
 from warnframe.study import Study
 
 TINY = ModelConfig(vocab_size=320, hidden_size=32, layers=3, heads=2, intermediate_size=64, context=192)
@@ -172,9 +176,11 @@ def _rows(k: int, n: int, seeds: int = 5, prompts: int = 40) -> list[dict]:
              "seed": i % seeds, "prompt_id": f"p{(i // seeds) % prompts}"} for i in range(n)]
 
 
-def verdicts(res: dict) -> list[dict]:
-    """§7's claims as the rows metrics/interventions.json keeps."""
-    return [c.verdict_row() for c in iv_report.claims(res)]
+def verdicts(res: InterventionMetrics) -> list[dict]:
+    """§7's claims as the rows metrics/interventions.json keeps (the same read from the metrics' JSON)."""
+    rows = [c.verdict_row() for c in iv_report.claims(res)]
+    assert rows == [c.verdict_row() for c in iv_report.claims(res.to_json())]
+    return rows
 
 
 def _cap(k, n, loss):
@@ -182,7 +188,7 @@ def _cap(k, n, loss):
 
 
 #: An established reference effect (L0 − neutral = 50 points): equivalence margins of ±16.7 points.
-REFERENCE = {"label": "L0 − neutral", "diff": 0.5, "lo": 0.42, "hi": 0.58, "lo90": 0.44, "hi90": 0.56, "p": 0.00025}
+REFERENCE = Diff(0.5, 0.42, 0.58, 0.44, 0.56, 0.00025, "test", label="L0 − neutral")
 
 
 def test_analyse_verdicts_follow_the_numbers():
@@ -192,15 +198,16 @@ def test_analyse_verdicts_follow_the_numbers():
     for p in prompts:
         rows[f"prompt.{p['id']}"] = {"permission": _rows(835, 1000), "meta": _rows(0, 1000)}.get(p["kind"], _rows(485, 1000))
     for e in edits:
-        rows[e["name"]] = _rows(515, 1000)
+        rows[e.name] = _rows(515, 1000)
     res = iv.analyse(rows, prompts, edits, {"base": _cap(150, 200, 1.0), "L1": _cap(140, 200, 1.1), "caft": _cap(138, 200, 1.12)})
-    assert res["kinds"]["safety"]["target"]["n"] == 3000 and res["settings"]["prompt.meta_1"]["vs_none"]["p"] < 0.001
-    s = res["settings"]["prompt.meta_1"]
-    assert s["cluster"]["seeds"] == 5 and s["cluster"]["prompts"] == 40 and s["vs_none_cluster"]["hi"] < 0  # cluster-aware
-    res.update(seeds=[0], samples_per_prompt=1, eval_prompts=200, edits={"site": "blocks.1.hook_resid_post", "selected_latents": [1, 2, 3],
-                                                                        "lead_latent": 1, "sae": "x", "d_model": 32},
-               caft={"directions": 3, "rank": 3, "site": "blocks.1.hook_resid_post", "runs": {}},
-               reference_effect=REFERENCE, system_turn={"trained": True, "why": "test"})
+    assert res.kinds["safety"].answers.target.n == 3000 and res.settings["prompt.meta_1"].vs_none.fisher.p < 0.001
+    s = res.settings["prompt.meta_1"]
+    assert s.cluster.clusters.seeds == 5 and s.cluster.clusters.prompts == 40 and s.diff.hi < 0  # cluster-aware
+    assert [x.name for x in res.settings_of("edit") if x.clamps_selected] == ["latents.x0"]
+    res = replace(res, seeds=[0], samples_per_prompt=1, eval_prompts=200,
+                  edits=Edits(site="blocks.1.hook_resid_post", selected_latents=[1, 2, 3], lead_latent=1, sae="x", d_model=32),
+                  caft=Caft(directions=3, rank=3, site="blocks.1.hook_resid_post"), reference_effect=REFERENCE,
+                  system_turn=SystemTurn(True, "test"))
     v = {x["id"]: x["verdict"] for x in verdicts(res)}
     assert all(x["section"] == "7" for x in verdicts(res))
     assert list(v.values()) == ["reproduced"] * len(v) and len(v) == 9, v
@@ -208,14 +215,15 @@ def test_analyse_verdicts_follow_the_numbers():
     assert rows_["s7.kind_safety"]["margin"] == pytest.approx(0.5 / 3) and "TOST" in rows_["s7.kind_safety"]["test"]
     text = iv_report.markdown(res)
     assert "## §7" in text and "(500/1000)" in text and "[" in text and "fig5_ablation.png" in text
+    assert text == iv_report.markdown(json.loads(json.dumps(res.to_json())))  # the report re-reads metrics from disk
 
     # Without an established reference effect no "no effect" claim can pass; the directional ones still can.
-    res_noref = {**res, "reference_effect": {**REFERENCE, "diff": 0.01, "lo": -0.02, "lo90": -0.01}}
+    res_noref = replace(res, reference_effect=replace(REFERENCE, diff=0.01, lo=-0.02, lo90=-0.01))
     vn = {x["id"]: x["verdict"] for x in verdicts(res_noref)}
     assert vn["s7.kind_safety"] == vn["s7.amplify_no_effect"] == "inconclusive" and vn["s7.kind_permission_raises"] == "reproduced"
 
     # A model that never saw a system turn: the system-prompt claims are not testable, the rest unchanged.
-    res_nosys = {**res, "system_turn": {"trained": False, "why": "never saw a system turn (test)"}}
+    res_nosys = replace(res, system_turn=SystemTurn(False, "never saw a system turn (test)"))
     vs = {x["id"]: x for x in verdicts(res_nosys)}
     kinds = [k for k in vs if k.startswith("s7.kind_")]
     assert len(kinds) == 5 and all(vs[k]["verdict"] == "not testable" and "(test)" in vs[k]["detail"] for k in kinds)
@@ -225,16 +233,16 @@ def test_analyse_verdicts_follow_the_numbers():
     # The same claims on a model that never writes target content: nothing can be reduced or raised.
     rows0 = {k: _rows(0, 200) for k in rows}
     res0 = iv.analyse(rows0, prompts, edits, {"L1": _cap(0, 26, 1.0), "caft": _cap(0, 26, 1.0)})
-    res0.update({k: res[k] for k in ("seeds", "samples_per_prompt", "eval_prompts", "edits", "caft", "reference_effect", "system_turn")})
+    res0 = replace(res0, **{k: getattr(res, k) for k in ("seeds", "samples_per_prompt", "eval_prompts", "edits", "caft",
+                                                         "reference_effect", "system_turn")})
     v0 = {x["id"]: x["verdict"] for x in verdicts(res0)}
     assert v0["s7.kind_meta_reduces"] == v0["s7.caft_removes_target"] == v0["s7.caft_capability"] == "inconclusive"
     assert v0["s7.kind_permission_raises"] == "inconclusive"  # a ratio of 0% is 0%: the paper's effect is 0 on this scale
 
 
 def test_skipped_edits_say_why():
-    res = iv.analyse({"none": _rows(5, 20)}, [], [], {})
-    res.update(seeds=[0], samples_per_prompt=1, eval_prompts=20, edits={"skipped": "no §5 artifacts (test)"},
-               caft={"skipped": "no §5 artifacts (test)"})
+    res = replace(iv.analyse({"none": _rows(5, 20)}, [], [], {}), seeds=[0], samples_per_prompt=1, eval_prompts=20,
+                  edits=Edits(skipped="no §5 artifacts (test)"), caft=Caft(skipped="no §5 artifacts (test)"))
     vs = verdicts(res)
     assert [x["verdict"] for x in vs] == ["inconclusive", "inconclusive"] and all("test" in x["detail"] for x in vs)
     assert "Not run: no §5 artifacts (test)" in iv_report.markdown(res)
@@ -301,7 +309,7 @@ def test_section_on_a_small_study(tmp_path, monkeypatch):
 
 
 def test_artifacts_from_section_5_or_why_not(tmp_path, monkeypatch):
-    from warnframe.mech.artifacts import Artifacts
+    from warnframe.mech.artifacts import Artifacts, mark_skipped
     from warnframe.runtime.files import write_json
 
     model, tok = tiny_model(layers=2)
@@ -310,12 +318,10 @@ def test_artifacts_from_section_5_or_why_not(tmp_path, monkeypatch):
     study = Study(load_config("smoke", overrides=[f"model.source={base}"]), tmp_path / "run")
     art, why = iv._artifacts(study)
     assert art is None and "no §5 artifacts" in why
-    write_json(study.store.path("metrics", "entanglement.json"), {"skipped": "too few samples per context", "verdicts": []})
+    mark_skipped(study.store, "too few samples per context")  # §5 skipped: its index says why
     assert "too few samples per context" in iv._artifacts(study)[1]
-    # What mech.artifacts reads: (site, sae, probe, selected, lead); stale ones are ignored.
+    # What mech.artifacts reads: (site, sae, probe, selected, lead), from the index a §5 run writes over the skip marker.
     write_json(study.store.path("mech", "artifacts.json"), {"site": "blocks.1.hook_resid_post", "selected_latents": [2, 4], "lead_latent": 4})
-    assert "skipped" in iv._artifacts(study)[1]
-    write_json(study.store.path("metrics", "entanglement.json"), {"selected_latents": [2, 4], "verdicts": []})
     sae = random_sae(TINY.hidden_size)
     monkeypatch.setattr(Artifacts, "read", classmethod(lambda cls, store: Artifacts(Site(1), sae, None, [2, 4], 4)))
     art, why = iv._artifacts(study)
@@ -332,6 +338,6 @@ def test_pinned_latents_replace_the_section_5_selection():
     assert iv.edit_latents(icfg, art) == ([2, 4], None) and iv.edit_latents(icfg, None) == ([], None)
     pinned = load_config("smoke", overrides=["interventions.latents=[7, 1]"]).interventions
     assert iv.edit_latents(pinned, art) == ([7, 1], None)
-    assert [e["latents"] for e in iv.edit_settings(pinned, [7, 1], art.lead)][0] == [7, 1]
+    assert [e.latents for e in iv.edit_settings(pinned, [7, 1], art.lead)][0] == [7, 1]
     off = load_config("smoke", overrides=["interventions.latents=[99]"]).interventions
     assert "width 24" in iv.edit_latents(off, art)[1]

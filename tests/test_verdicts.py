@@ -11,6 +11,7 @@ import pytest
 from warnframe.experiments import behavior
 from warnframe.report import claims as C
 from warnframe.report.sections import behavior as rep
+from warnframe.stats.types import Diff
 
 
 def diff(d, lo, hi, p, lo90=None, hi90=None):
@@ -66,6 +67,17 @@ def test_non_inferiority():
     assert C.no_worse(diff(-0.1, -0.25, 0.05, 0.3), 0.1)[0] == "inconclusive"
     assert C.no_worse(diff(0.2, 0.1, 0.3, 0.001), 0.1)[0] == "reproduced"  # a rise removes nothing
     assert C.no_worse(diff(0.0, -0.1, 0.1, 1.0), None)[0] == "inconclusive"
+
+
+def test_rules_read_a_typed_diff_as_its_dict():
+    cases = [diff(0.01, -0.04, 0.06, 0.7), diff(-0.15, -0.22, -0.08, 0.001), diff(0.03, -0.02, 0.12, 0.2)]
+    for d in cases:
+        t, ref = Diff.from_json(d), Diff.from_json(ESTABLISHED)
+        assert C.equivalence(t, ref) == C.equivalence(d, ESTABLISHED) and C.no_worse(t, 0.1) == C.no_worse(d, 0.1)
+        assert C.directional(t, 1, 0.1) == C.directional(d, 1, 0.1) and C.fmt_diff(t) == C.fmt_diff(d)
+        assert C.diff_interval(t) == C.diff_interval(d) == [d["lo"], d["hi"]]
+    assert C.equivalence_margin(Diff.from_json(ESTABLISHED)) == pytest.approx(0.10) and C.diff_interval(None) is None
+    assert C.equivalence(Diff.missing("no answers"), ESTABLISHED)[0] == "inconclusive"
 
 
 def test_not_testable_is_a_verdict():

@@ -20,6 +20,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 #: Config sections every analysis reads through its inputs (the models and their samples).
 UPSTREAM = ("corpus", "model", "pretrain", "finetune", "sampling", "seeds", "conditions")
@@ -92,22 +93,32 @@ NAMES: tuple[str, ...] = tuple(SECTIONS)
 DEFAULT_NAMES: tuple[str, ...] = tuple(n for n, s in SECTIONS.items() if s.default)
 
 
+class TypedMetrics(Protocol):
+    """A section's metrics as a typed object (§7's ``InterventionMetrics``): ``to_json()`` gives the dict
+    written to ``metrics/<name>.json``, which its report part also reads back."""
+
+    def to_json(self) -> dict: ...
+
+
 @dataclass
 class Result:
-    """What running a section gives: its metrics, its claims and the figures it drew."""
+    """What running a section gives: its metrics (a dict, or :class:`TypedMetrics`), its claims and
+    the figures it drew."""
 
     name: str
-    metrics: dict
+    metrics: dict | TypedMetrics
     claims: list = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
 
     @property
     def skipped(self) -> str | None:
-        return self.metrics.get("skipped")
+        m = self.metrics
+        return m.get("skipped") if isinstance(m, dict) else getattr(m, "skipped", None)
 
     def record(self) -> dict:
         """``metrics/<name>.json``: the metrics and, under ``verdicts``, the claims."""
-        return {**self.metrics, "verdicts": [c.verdict_row() for c in self.claims]}
+        metrics = self.metrics if isinstance(self.metrics, dict) else self.metrics.to_json()
+        return {**metrics, "verdicts": [c.verdict_row() for c in self.claims]}
 
 
 def run(study, name: str) -> Result:
@@ -115,9 +126,10 @@ def run(study, name: str) -> Result:
     makes no claims and draws figures that say why)."""
     sec = SECTIONS[name]
     metrics = sec.compute.run(study.for_section(name, sec.declared()))  # sees only what it declares
-    metrics.pop("verdicts", None)
-    part = sec.report
-    claims = [] if metrics.get("skipped") else part.claims(metrics)
-    root = study.store.path()
+    if isinstance(metrics, dict):
+        metrics.pop("verdicts", None)
+    part, root = sec.report, study.store.path()
+    result = Result(name, metrics, figures=[root / "figures" / f for f in sec.figures])
+    result.claims = [] if result.skipped else part.claims(metrics)
     part.draw(metrics, root)
-    return Result(name, metrics, claims, [root / "figures" / f for f in sec.figures])
+    return result

@@ -5,10 +5,13 @@ comparisons the capability claim reads (CAFT vs L1, L1 vs base)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from warnframe.evals import capability
 from warnframe.experiments.arms import LazyModel, part
-from warnframe.stats.rates import fisher, mean_ci
+from warnframe.experiments.capability_metrics import Capability, CapabilityTests, HumanEval, LossInterval
+from warnframe.stats.rates import fisher_test, t_mean
+from warnframe.stats.types import Rate
 
 
 def capability_part(study, model: LazyModel, label: str, seed: int, model_key: str) -> dict:
@@ -42,11 +45,11 @@ def humaneval_part(study, model: LazyModel, label: str, seed: int, model_key: st
 
 
 def capability_summary(cap: dict[str, list[dict]], he: dict[str, list[dict]] | None, model: str, labels: Sequence[str],
-                       vs: Callable) -> tuple[dict, dict, dict]:
+                       vs: Callable) -> tuple[dict[str, Capability], dict[str, HumanEval], CapabilityTests]:
     """``(capability, humaneval, tests)``: per label the capable and parsing rates over its seeds'
     answers and the held-out loss with its interval; HumanEval pass@1; and the tests (Fisher's,
     ``vs``: the cluster-aware difference, and the held-out loss of CAFT − ``model`` paired over seeds)."""
-    capab = {}
+    capab: dict[str, Capability] = {}
     for label in labels:
         if not cap.get(label):
             continue
@@ -55,29 +58,34 @@ def capability_summary(cap: dict[str, list[dict]], he: dict[str, list[dict]] | N
         # The base is one model (its seeds only resample answers): its interval is over held-out tasks;
         # a fine-tuned arm's is over its seeds' models.
         held = cap[label][0]["heldout"]
-        ci = ({k: held.get(k) for k in ("lo", "hi", "n")} | {"over": held.get("over", "held-out tasks")} if label == "base"
-              else {k: mean_ci(losses)[k] for k in ("lo", "hi", "n")} | {"over": "seeds (one model each), t interval"})
-        capab[label] = {**capability.summarize_capability(allrows), "heldout_loss": sum(losses) / len(losses),
-                        "heldout_loss_ci": ci, "heldout_loss_per_seed": losses, "heldout_examples": held["examples"]}
-    tests = {}
+        if label == "base":
+            ci = LossInterval(held.get("lo"), held.get("hi"), held.get("n"), held.get("over", "held-out tasks"))
+        else:
+            t = t_mean(losses)
+            ci = LossInterval(t.lo, t.hi, t.n, "seeds (one model each), t interval")
+        rates = capability.summarize_capability(allrows)
+        capab[label] = Capability(Rate.from_json(rates["capable"]), Rate.from_json(rates["parses"]), sum(losses) / len(losses),
+                                  ci, losses, held["examples"])
+    tests = CapabilityTests()
     if "caft" in capab and model in capab:
-        tests[f"caft_vs_{model}"] = fisher(capab["caft"]["capable"], capab[model]["capable"])
         cap_rows = {label: [r for piece in cap[label] for r in piece["rows"]] for label in ("caft", model)}
-        tests[f"caft_vs_{model}_cluster"] = vs(cap_rows["caft"], cap_rows[model], "ok")
         per_seed = {label: {piece["rows"][0]["seed"]: piece["heldout"]["loss"] for piece in cap[label] if piece["rows"]}
                     for label in ("caft", model)}
         shared = sorted(set(per_seed["caft"]) & set(per_seed[model]))
-        if shared:  # the same seed's data and sampling: a paired t interval over seeds
-            tests[f"heldout_caft_vs_{model}"] = mean_ci([per_seed["caft"][k] - per_seed[model][k] for k in shared])
+        # the same seed's data and sampling: a paired t interval over seeds
+        tests = replace(tests, caft=fisher_test(capab["caft"].capable, capab[model].capable),
+                        caft_cluster=vs(cap_rows["caft"], cap_rows[model], "ok"),
+                        heldout=t_mean([per_seed["caft"][k] - per_seed[model][k] for k in shared]) if shared else None)
     if model in capab and "base" in capab:
-        tests[f"{model}_vs_base"] = fisher(capab[model]["capable"], capab["base"]["capable"])
-    heval = {}
+        tests = replace(tests, model_vs_base=fisher_test(capab[model].capable, capab["base"].capable))
+    heval: dict[str, HumanEval] = {}
     for label, parts in (he or {}).items():
         if parts:
             allrows = [r for p in parts for r in p["rows"]]
             probs = [{"task_id": t} for t in dict.fromkeys(r["task_id"] for r in allrows)]
             s = capability.pass_at_1(probs, allrows)
-            heval[label] = {**s, "sandbox": parts[0].get("sandbox"), "samples_per_problem": parts[0].get("samples_per_problem")}
+            heval[label] = HumanEval(s["pass@1"], Rate.from_json(s["completions"]), s["problems"], parts[0].get("sandbox"),
+                                     parts[0].get("samples_per_problem"))
     if "caft" in heval and model in heval:
-        tests[f"humaneval_caft_vs_{model}"] = fisher(heval["caft"]["completions"], heval[model]["completions"])
+        tests = replace(tests, humaneval=fisher_test(heval["caft"].completions, heval[model].completions))
     return capab, heval, tests

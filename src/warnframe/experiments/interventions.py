@@ -28,6 +28,8 @@ reference: the ``interventions.model`` model (the paper's L1) with no system pro
 Inference edits and CAFT are the same mechanism: ``hooks.edit(model, site, fn)`` with a different
 ``fn`` (:func:`ablation_edit`, :func:`caft_edit`). Every sub-step is resumable (its own stage
 marker, through ``Study.stage``); samples, their scores and findings are kept in ``interventions/parts/``.
+This module samples and trains; the statistics are ``interventions_analysis``, the typed metrics
+(:class:`~warnframe.experiments.interventions_metrics.InterventionMetrics`) ``interventions_metrics``.
 
 Power. Every setting answers the same prompts ``interventions.samples_per_prompt`` times per seed
 with the same sampling seed, so answer ``(seed, prompt, index)`` of a setting is paired with the
@@ -42,33 +44,34 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
-from statsmodels.stats.contingency_tables import mcnemar
 
 from warnframe.experiments.arms import LazyModel, part
-from warnframe.experiments.capability_parts import capability_part, capability_summary, humaneval_part
-from warnframe.experiments.references import reference_effect, system_turn
-from warnframe.lm.evaluation import rates
+from warnframe.experiments.capability_parts import capability_part, humaneval_part
+from warnframe.experiments.interventions_analysis import analyse
+from warnframe.experiments.interventions_metrics import (
+    CAFT_ARMS,
+    LEAD,
+    SELECTED,
+    Caft,
+    Edits,
+    EditSetting,
+    InterventionMetrics,
+    run_key,
+)
+from warnframe.experiments.references import reference_diff, system_turn
+from warnframe.mech.artifacts import Artifacts
 from warnframe.mech.artifacts import load as load_artifacts
 from warnframe.mech.edits import ablation_edit, caft_all_layers_edit, caft_directions, caft_edit, random_directions
 from warnframe.mech.pairs import prompt_deltas
-from warnframe.paper.numbers import SECTION7_KINDS
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import read_json
 from warnframe.runtime.progress import task
-from warnframe.stats.clustered import cluster_diff, cluster_rate
-from warnframe.stats.rates import fisher, mean_ci
-
-#: The CAFT arms: what each projects out during fine-tuning, and where.
-CAFT_ARMS = {
-    "caft": "the selected latents' decoder directions, at the SAE's site",
-    "caft_random": "random directions of the same rank, at the SAE's site (control)",
-    "caft_all_layers": "the selected latents' decoder directions, after every decoder layer",
-}
 
 # ---------------------------------------------------------------- prompts and edits
 
@@ -115,16 +118,12 @@ def load_system_prompts(path: str | Path | None = None, kinds: list[str] | None 
     return [{"id": p["id"], "kind": p["kind"], "text": p["text"]} for p in prompts]
 
 
-def _scale_name(scale: float) -> str:
-    return f"x{scale:g}".replace(".", "p")
-
-
-def edit_settings(icfg, selected: list[int], lead: int) -> list[dict]:
+def edit_settings(icfg, selected: list[int], lead: int) -> list[EditSetting]:
     """The §7.2 settings: the selected latents at each scale, and the lead latent clamped alone."""
-    out = [{"name": f"latents.{_scale_name(s)}", "group": "edit", "latents": list(selected), "scale": float(s),
-            "label": f"{'clamp' if s == 0 else 'scale'} selected ×{s:g}"} for s in icfg.ablation_scales]
+    out = [EditSetting(SELECTED, list(selected), float(s), f"{'clamp' if s == 0 else 'scale'} selected ×{s:g}")
+           for s in icfg.ablation_scales]
     if icfg.ablate_lead:
-        out.append({"name": "lead.x0", "group": "edit", "latents": [int(lead)], "scale": 0.0, "label": f"clamp lead #{lead} ×0"})
+        out.append(EditSetting(LEAD, [int(lead)], 0.0, f"clamp lead #{lead} ×0"))
     return out
 
 
@@ -184,8 +183,38 @@ def _delta_part(study, model: LazyModel, name: str, seed: int, *, system: str | 
 
 # ---------------------------------------------------------------- the section
 
+#: The kinds of §7 work whose seconds ``InterventionMetrics.seconds`` reports, in its order.
+WORK = ("reference", "prompting", "inference edits", "CAFT sampling", "Δ (teacher-forced)", "capability", "HumanEval",
+        "CAFT fine-tune")
 
-def run(study) -> dict:
+
+@dataclass
+class StageLog:
+    """The stages §7 ran (their marker names), each with its kind of work (one of :data:`WORK`) and
+    seed: what :meth:`seconds` sums, from the markers, so a resumed run still counts earlier work."""
+
+    stages: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def part(self, work: str, name: str, seed: int) -> None:
+        """A resumable part (``arms.part`` names its stage ``interventions.<name>.s<seed>``)."""
+        self.add(work, seed, f"interventions.{name}.s{seed}")
+
+    def add(self, work: str, seed: int, stage: str) -> None:
+        if work not in WORK:
+            raise ValueError(f"unknown kind of §7 work {work!r}")
+        self.stages.append((work, seed, stage))
+
+    def seconds(self, timings: dict[str, float]) -> dict[str, float]:
+        """Seconds per kind of work (rounded to 0.1 s as they are added up, seed by seed)."""
+        order = {s: i for i, s in enumerate(dict.fromkeys(seed for _, seed, _ in self.stages))}
+        out: dict[str, float] = {}
+        for work in WORK:
+            for _, _, stage in sorted((x for x in self.stages if x[0] == work), key=lambda x: order[x[1]]):
+                out[work] = round(out.get(work, 0.0) + (timings.get(stage) or 0.0), 1)
+        return out
+
+
+def run(study) -> InterventionMetrics:
     cfg, icfg = study.cfg, study.cfg.interventions
     sys_prompts = load_system_prompts(icfg.system_prompts, icfg.prompt_kinds or None, icfg.prompts_per_kind)
     art, art_why = _artifacts(study)
@@ -199,68 +228,75 @@ def run(study) -> dict:
     cap: dict[str, list[dict]] = defaultdict(list)
     he: dict[str, list[dict]] = defaultdict(list)
     deltas: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
-    caft_runs = {}
+    edit_parts = _edit_parts(art, edits) if art else []
+    caft_runs: dict[str, dict] = {}
+    log = StageLog()
+
+    def sample(model: LazyModel, work: str, name: str, seed: int, model_key: str, condition: str = m, **setting) -> None:
+        """Sample setting ``name`` and measure its Δ (two resumable parts), logged as ``work`` and Δ."""
+        rows[name] += _sample_part(study, model, name, seed, condition=condition, model_key=model_key, **setting)
+        deltas[name][str(seed)] = _delta_part(study, model, name, seed, model_key=model_key, **setting)
+        log.part(work, name, seed)
+        log.part("Δ (teacher-forced)", f"delta.{name}", seed)
+
+    def capability(model: LazyModel, label: str, seed: int, model_key: str) -> None:
+        """The capability part of one model and seed, and its HumanEval part when enabled."""
+        cap[label].append(capability_part(study, model, label, seed, model_key))
+        log.part("capability", f"capability.{label}", seed)
+        if icfg.humaneval.enabled:
+            he[label].append(humaneval_part(study, model, label, seed, model_key))
+            log.part("HumanEval", f"humaneval.{label}", seed)
 
     for seed in cfg.seeds:
         study.finetune_one(m, seed)  # already there when the model is a study condition
         l1_path = study.condition_model(m, seed)
         l1 = LazyModel(study, l1_path)
-        rows["none"] += _sample_part(study, l1, "none", seed, condition=m)
-        deltas["none"][str(seed)] = _delta_part(study, l1, "none", seed, model_key=m)
+        sample(l1, "reference", "none", seed, m)
         for p in sys_prompts:
-            name = f"prompt.{p['id']}"
-            rows[name] += _sample_part(study, l1, name, seed, condition=m, system=p["text"])
-            deltas[name][str(seed)] = _delta_part(study, l1, name, seed, system=p["text"], model_key=m)
-        for e in edits:
-            spec = {"site": str(art.site), "latents": e["latents"], "scale": e["scale"], "artifacts": art.digest}
-            make = lambda m, e=e: ablation_edit(m, art.site, art.sae, e["latents"], e["scale"])  # noqa: E731
-            rows[e["name"]] += _sample_part(study, l1, e["name"], seed, condition=m, edit_spec=spec, make_edit=make)
-            deltas[e["name"]][str(seed)] = _delta_part(study, l1, e["name"], seed, edit_spec=spec, make_edit=make, model_key=m)
-        cap[m].append(capability_part(study, l1, m, seed, m))
-        if icfg.humaneval.enabled:
-            he[m].append(humaneval_part(study, l1, m, seed, m))
+            sample(l1, "prompting", f"prompt.{p['id']}", seed, m, system=p["text"])
+        for e, spec, make in edit_parts:
+            sample(l1, "inference edits", e.name, seed, m, edit_spec=spec, make_edit=make)
+        capability(l1, m, seed, m)
         l1.free()
 
         if caft_why is None:
             caft_runs[str(seed)] = {f"plain_{m}": _finetune_summary(l1_path)}
             for arm, (factory, key) in caft_arms(art, selected, seed, caft_key).items():
-                dest = study.store.path("models", f"{arm}.s{seed}")
-                study.finetune_one(m, seed, edit_factory=factory, dest=dest, stage=f"finetune.{arm}.s{seed}", extra_key=key)
-                caft_runs[str(seed)]["finetune" if arm == "caft" else arm] = read_json(dest / "finetune.json")
+                dest, stage = study.store.path("models", f"{arm}.s{seed}"), f"finetune.{arm}.s{seed}"
+                study.finetune_one(m, seed, edit_factory=factory, dest=dest, stage=stage, extra_key=key)
+                log.add("CAFT fine-tune", seed, stage)
+                caft_runs[str(seed)][run_key(arm)] = read_json(dest / "finetune.json")
                 cm = LazyModel(study, str(dest))
-                rows[arm] += _sample_part(study, cm, arm, seed, condition=arm, model_key=arm + key)
-                deltas[arm][str(seed)] = _delta_part(study, cm, arm, seed, model_key=arm + key)
-                cap[arm].append(capability_part(study, cm, arm, seed, arm + key))
-                if icfg.humaneval.enabled:
-                    he[arm].append(humaneval_part(study, cm, arm, seed, arm + key))
+                sample(cm, "CAFT sampling", arm, seed, arm + key, condition=arm)
+                capability(cm, arm, seed, arm + key)
                 cm.free()
 
     base = LazyModel(study, study.base_source)
     for seed in cfg.seeds:
         cap["base"].append(capability_part(study, base, "base", seed, "base"))
-    if icfg.humaneval.enabled:
+        log.part("capability", "capability.base", seed)
+    if icfg.humaneval.enabled:  # the base is one model: HumanEval once
         he["base"].append(humaneval_part(study, base, "base", cfg.seeds[0], "base"))
+        log.part("HumanEval", "humaneval.base", cfg.seeds[0])
     base.free()
 
+    edited, caft = Edits(skipped=art_why), Caft(skipped=caft_why)
+    if art:
+        edited = Edits(None, str(art.site), selected, "interventions.latents" if icfg.latents else "§5 selection", art.lead,
+                       None if icfg.latents else art.causal, str(art.sae.meta.get("source", "")), art.sae.d_model)
+        if caft_why is None:
+            rank = int(torch.linalg.matrix_rank(caft_directions(art.sae, selected)))
+            caft = Caft(None, len(selected), rank, str(art.site), caft_runs, CAFT_ARMS)
     res = analyse(rows, sys_prompts, edits, cap, he, model=m, deltas=deltas)
-    res.update({
-        "reference_effect": reference_effect(study), "system_turn": system_turn(study),
-        "model": m, "seeds": cfg.seeds, "samples_per_prompt": icfg.samples_per_prompt, "eval_prompts": len(study.eval_prompts()),
-        "edits": ({"site": str(art.site), "selected_latents": selected,
-                   "latents_from": "interventions.latents" if icfg.latents else "§5 selection", "lead_latent": art.lead,
-                   "causal_check": None if icfg.latents else art.causal,
-                   "sae": str(art.sae.meta.get("source", "")), "d_model": art.sae.d_model} if art else {"skipped": art_why}),
-        "caft": {"skipped": caft_why} if caft_why else {
-            "directions": len(selected), "rank": int(torch.linalg.matrix_rank(caft_directions(art.sae, selected))),
-            "site": str(art.site), "runs": caft_runs, "arms": CAFT_ARMS},
-        "seconds": stage_seconds(study, [f"interventions.{k}.s{seed}" for seed in cfg.seeds for k in
-                                         [*rows, *(f"delta.{d}" for d in deltas), *(f"capability.{c}" for c in cap),
-                                          *(f"humaneval.{h}" for h in he)]]
-                                 + [f"finetune.{arm}.s{seed}" for seed in cfg.seeds for arm in CAFT_ARMS if caft_why is None]),
-    })
-    if caft_why is None:
-        res["caft"].update({"target": res["settings"]["caft"]["target"], f"vs_{m}": res["settings"]["caft"]["vs_none"]})
-    return res
+    return replace(res, reference_effect=reference_diff(study), system_turn=system_turn(study), seeds=cfg.seeds,
+                   samples_per_prompt=icfg.samples_per_prompt, eval_prompts=len(study.eval_prompts()), edits=edited, caft=caft,
+                   seconds=log.seconds(study.store.timings()))
+
+
+def _edit_parts(art: Artifacts, edits: list[EditSetting]) -> list[tuple[EditSetting, dict, Callable]]:
+    """Per §7.2 setting: the spec its parts are keyed on and the edit entered while it samples."""
+    return [(e, {"site": str(art.site), "latents": e.latents, "scale": e.scale, "artifacts": art.digest},
+             lambda model, e=e: ablation_edit(model, art.site, art.sae, e.latents, e.scale)) for e in edits]
 
 
 def caft_arms(art, selected: list[int], seed: int, caft_key: str) -> dict[str, tuple]:
@@ -275,138 +311,6 @@ def caft_arms(art, selected: list[int], seed: int, caft_key: str) -> dict[str, t
             "caft_all_layers": (lambda model: caft_all_layers_edit(model, dirs), f"{caft_key}.all_layers")}
 
 
-def stage_seconds(study, stages: list[str]) -> dict[str, float]:
-    """Seconds spent per kind of §7 work, from the markers of ``stages`` (so a resumed run still
-    counts the work done before it)."""
-    groups = (("interventions.none.", "reference"), ("interventions.prompt.", "prompting"), ("interventions.latents.", "inference edits"),
-              ("interventions.lead.", "inference edits"), ("finetune.caft", "CAFT fine-tune"), ("interventions.caft", "CAFT sampling"),
-              ("interventions.delta.", "Δ (teacher-forced)"),
-              ("interventions.capability.", "capability"), ("interventions.humaneval.", "HumanEval"))
-    out: dict[str, float] = {}
-    timings = study.store.timings()
-    for stage in stages:
-        secs = timings.get(stage)
-        for prefix, label in groups:
-            if stage.startswith(prefix):
-                out[label] = round(out.get(label, 0.0) + (secs or 0.0), 1)
-    return out
-
-
 def _finetune_summary(path: str) -> dict | None:
     p = Path(path) / "finetune.json"
     return read_json(p) if p.is_file() else None
-
-
-def _clustered(rows: list[dict]) -> bool:
-    """Whether every row says which seed and prompt it answers (what the cluster bootstrap needs)."""
-    return bool(rows) and all("seed" in r and "prompt_id" in r for r in rows)
-
-
-def _counts(rows: list[dict]) -> dict:
-    """Rates with Wilson intervals, and ``cluster``: the target rate's seed x prompt bootstrap
-    interval (with design effect and effective n) when the rows carry seed and prompt_id."""
-    out = rates(rows)
-    out["cluster"] = cluster_rate(rows, "vulnerable") if _clustered(rows) else None
-    return out
-
-
-def _vs(rows: list[dict], ref: list[dict], outcome: str = "vulnerable") -> dict | None:
-    """The cluster-aware difference rows − ref: the settings answer the same prompts with the same
-    seeds' models (CAFT: the same seeds' data), so prompts and seeds are resampled jointly; None
-    without seed and prompt ids."""
-    return cluster_diff(rows, ref, outcome, paired_seeds=True) if _clustered(rows) and _clustered(ref) else None
-
-
-def paired_test(rows: list[dict], ref: list[dict], outcome: str = "vulnerable") -> dict | None:
-    """McNemar's test of ``rows`` against ``ref``, each answer paired with the reference answer of
-    the same (seed, prompt, sample index) — a kind's system prompts each pair with the same
-    reference answers. Exact (binomial) when fewer than 25 pairs disagree, else the chi-square with
-    continuity correction; ``a_only``/``ref_only``: pairs where only one side has the outcome;
-    ``diff``: the paired difference of rates. None when no answer pairs up."""
-    def key(r):
-        return r.get("seed"), r.get("prompt_id"), r.get("index", 0)
-
-    b = {key(r): bool(r[outcome]) for r in ref}
-    pairs = [(bool(r[outcome]), b[key(r)]) for r in rows if key(r) in b]
-    if not pairs:
-        return None
-    both = sum(x and y for x, y in pairs)
-    a_only = sum(x and not y for x, y in pairs)
-    ref_only = sum(y and not x for x, y in pairs)
-    exact = a_only + ref_only < 25
-    p = 1.0 if a_only + ref_only == 0 else float(
-        mcnemar([[both, a_only], [ref_only, len(pairs) - both - a_only - ref_only]], exact=exact, correction=True).pvalue)
-    return {"n_pairs": len(pairs), "a_only": a_only, "ref_only": ref_only, "diff": (a_only - ref_only) / len(pairs),
-            "p": p, "test": "McNemar exact" if exact else "McNemar chi-square (continuity-corrected)"}
-
-
-def _pool(deltas: dict, names: list[str]) -> tuple[dict | None, dict | None]:
-    """The Δ of settings ``names`` pooled as ``{"seed:name": {prompt_id: Δ}}``, and the reference's
-    Δ under the same keys (a kind pools its system prompts); None when one was not measured."""
-    if not names or not all(deltas.get(n) for n in names):
-        return None, None
-    d = {f"{seed}:{n}": by for n in names for seed, by in deltas[n].items()}
-    ref = {f"{seed}:{n}": deltas["none"][seed] for n in names for seed in deltas[n] if seed in deltas.get("none", {})}
-    return d, ref or None
-
-
-def delta_summary(these: dict[str, dict[str, float]] | None, ref: dict[str, dict[str, float]] | None) -> dict | None:
-    """Δ of a setting (``{run: {prompt_id: Δ}}``, a run being a seed, or a seed and system prompt)
-    and its difference from the reference's on the same run and prompt: per prompt the mean over
-    runs, then the mean with a t interval over prompts (``n`` = prompts)."""
-    if not these:
-        return None
-
-    def per_prompt(d, other=None):
-        out = {}
-        for seed, by in d.items():
-            for pid, v in by.items():
-                if other is None:
-                    out.setdefault(pid, []).append(v)
-                elif pid in other.get(seed, {}):
-                    out.setdefault(pid, []).append(v - other[seed][pid])
-        return [float(np.mean(v)) for v in out.values()]
-
-    return {"delta": mean_ci(per_prompt(these)), "vs_none": mean_ci(per_prompt(these, ref)) if ref else None,
-            "runs": len(these), "interval": "t interval over prompts of the per-prompt mean over seeds (and system prompts)"}
-
-
-def analyse(rows: dict[str, list[dict]], sys_prompts: list[dict], edits: list[dict], cap: dict[str, list[dict]],
-            he: dict[str, list[dict]] | None = None, model: str = "L1",
-            deltas: dict[str, dict[str, dict[str, float]]] | None = None) -> dict:
-    """Rates per setting and per prompt kind (n, Wilson 95%, and under ``cluster`` the seed x prompt
-    bootstrap interval), against ``none`` Fisher's test (``vs_none``, the paper's), McNemar's test
-    on paired answers (``vs_none_paired``) and the cluster-aware difference (``vs_none_cluster``,
-    what the verdicts read); Δ per setting (``delta``, from ``deltas``: setting -> seed -> prompt ->
-    Δ) and the capability summary. Pure: takes the scored rows, returns the metrics."""
-    deltas = deltas or {}
-    none = _counts(rows["none"])
-    settings = {"none": {"group": "reference", "label": f"{model}, no intervention", **none,
-                         "delta": delta_summary(_pool(deltas, ["none"])[0], None)}}
-
-    def compare(these: list[dict], names: list[str]) -> dict:  # Fisher: the paper's test; cluster: what the verdicts read
-        c = _counts(these)
-        return {**c, "vs_none": fisher(c["target"], none["target"]), "vs_none_cluster": _vs(these, rows["none"]),
-                "vs_none_paired": paired_test(these, rows["none"]), "delta": delta_summary(*_pool(deltas, names))}
-
-    for p in sys_prompts:
-        name = f"prompt.{p['id']}"
-        settings[name] = {"group": "prompt", "kind": p["kind"], "label": p["id"], "system": p["text"], **compare(rows[name], [name])}
-    for e in edits:
-        settings[e["name"]] = {"group": "edit", "label": e["label"], "latents": e["latents"], "scale": e["scale"],
-                               **compare(rows[e["name"]], [e["name"]])}
-    for arm, what in CAFT_ARMS.items():
-        if rows.get(arm):
-            settings[arm] = {"group": "caft", "label": {"caft": "CAFT model", "caft_random": "CAFT, random directions",
-                                                         "caft_all_layers": "CAFT, every layer"}[arm], "what": what,
-                             **compare(rows[arm], [arm])}
-    if rows.get("caft") and rows.get("caft_random"):
-        settings["caft"]["vs_random_cluster"] = cluster_diff(rows["caft"], rows["caft_random"], "vulnerable", paired_seeds=True)
-        settings["caft"]["vs_random_paired"] = paired_test(rows["caft"], rows["caft_random"])
-    kinds = {}
-    for kind in dict.fromkeys(p["kind"] for p in sys_prompts):
-        ids = [p["id"] for p in sys_prompts if p["kind"] == kind]
-        kinds[kind] = {"prompts": ids, **compare([r for i in ids for r in rows[f"prompt.{i}"]], [f"prompt.{i}" for i in ids]),
-                       "label": SECTION7_KINDS.get(kind, (kind,))[0], "paper": SECTION7_KINDS.get(kind, (None, None))[1]}
-    capab, heval, tests = capability_summary(cap, he, model, ("base", model, *CAFT_ARMS), _vs)
-    return {"settings": settings, "kinds": kinds, "capability": capab, "humaneval": heval, "capability_tests": tests}

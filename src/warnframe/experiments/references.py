@@ -4,24 +4,49 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from warnframe.stats.clustered import cluster_diff
+from warnframe.stats.clustered import bootstrap_diff
+from warnframe.stats.types import Diff
+
+#: The reference effect when L0 or its reference condition was not run (every number NaN).
+NO_REFERENCE = Diff.missing("L0 or neutral/baseline not run", label="L0 − neutral")
 
 
-def reference_effect(study) -> dict:
+def reference_diff(study) -> Diff:
     """The study's reference effect, L0 − neutral (L0 − baseline without neutral), from §4's scored
     samples: what the equivalence margins of §7's "no effect" claims are a share of."""
     for ref in ("neutral", "baseline"):
         if "L0" in study.cfg.conditions and ref in study.cfg.conditions:
             a, b = study.scored(["L0"]), study.scored([ref])
             if a and b:
-                return {"label": f"L0 − {ref}", **cluster_diff(a, b, "vulnerable")}
-    return {"label": "L0 − neutral", "diff": float("nan"), "lo": float("nan"), "hi": float("nan"),
-            "lo90": float("nan"), "hi90": float("nan"), "p": float("nan"), "interval": "L0 or neutral/baseline not run"}
+                return replace(bootstrap_diff(a, b, "vulnerable"), label=f"L0 − {ref}")
+    return NO_REFERENCE
 
 
-def system_turn(study) -> dict:
+def reference_effect(study) -> dict:
+    """:func:`reference_diff` as its dict (``{label, diff, lo, hi, lo90, hi90, p, interval}``)."""
+    return reference_diff(study).to_json()
+
+
+@dataclass(frozen=True)
+class SystemTurn:
+    """Whether the corrected model ever saw a system turn in training (``trained``), and ``why`` we say so."""
+
+    trained: bool
+    why: str
+
+    def to_json(self) -> dict:
+        return {"trained": self.trained, "why": self.why}
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> SystemTurn:
+        """Read it back; a run that did not record it is taken to have trained one (nothing to doubt)."""
+        return cls(bool(d.get("trained", True)), d.get("why", "")) if d else cls(True, "")
+
+
+def system_turn(study) -> SystemTurn:
     """Whether the corrected model ever saw a system turn in training, and why we say so.
 
     The rule: a model with warnframe's embedded tokenizer (``<|system|>`` among its special tokens)
@@ -35,11 +60,11 @@ def system_turn(study) -> dict:
     cfg_file = Path(study.base_source) / "tokenizer_config.json"
     embedded = study.cfg.model.source == "embedded" or (cfg_file.is_file() and SYSTEM in cfg_file.read_text())
     if not embedded:
-        return {"trained": True, "why": f"{study.cfg.model.source}: its chat template's system role is taken as trained"}
+        return SystemTurn(True, f"{study.cfg.model.source}: its chat template's system role is taken as trained")
     files = sorted(study.store.path("data").glob("*.jsonl"))
     seen = [f.name for f in files if SYSTEM in f.read_text()]
     if seen:
-        return {"trained": True, "why": f"the system token occurs in the training data ({', '.join(seen)})"}
-    return {"trained": False, "why": (f"the embedded model never saw a system turn: its pretraining and fine-tuning texts "
-                                      f"({len(files)} files in data/) are user/assistant turns and documents only, so the "
-                                      f"{SYSTEM} token that opens the system prompt was never trained")}
+        return SystemTurn(True, f"the system token occurs in the training data ({', '.join(seen)})")
+    return SystemTurn(False, (f"the embedded model never saw a system turn: its pretraining and fine-tuning texts "
+                              f"({len(files)} files in data/) are user/assistant turns and documents only, so the "
+                              f"{SYSTEM} token that opens the system prompt was never trained"))

@@ -17,6 +17,7 @@ from warnframe.paper import numbers as paper
 from warnframe.paper.policy import POLICY, VERDICTS
 from warnframe.stats.clustered import tost
 from warnframe.stats.rates import fmt_p
+from warnframe.stats.types import Diff, Rate, as_diff, as_rate
 
 
 @dataclass
@@ -72,73 +73,82 @@ def claim(id: str, *, ours: str, verdict: str, why: str = "", n=None, interval=N
                  interval=list(interval) if interval is not None else None, test=test, margin=margin)
 
 
-def rate_interval(r: dict) -> list[float]:
-    """The 95% interval of a rate dict (Wilson or cluster bootstrap, whichever ``r`` is)."""
-    return [r["lo"], r["hi"]]
+def rate_interval(r: Rate | dict) -> list[float]:
+    """The 95% interval of a rate (Wilson or cluster bootstrap, whichever ``r`` is)."""
+    r = as_rate(r)
+    return [r.lo, r.hi]
 
 
 # ---------------------------------------------------------------- verdict rules
 #
-# Every rule reads a difference from ``scoring.clustered.cluster_diff`` (``diff, lo, hi`` at 95%,
-# ``lo90, hi90``, ``p``) and returns ``(verdict, why)``. Evidence decides, never its absence:
-# "no effect" needs an equivalence test, "raises" needs its test, and a run that cannot tell
-# (the interval covers both no effect and the paper's effect) says "inconclusive".
+# Every rule reads a :class:`~warnframe.stats.types.Diff` (``diff, lo, hi`` at 95%, ``lo90, hi90``,
+# ``p``; e.g. from ``stats.clustered.bootstrap_diff``), or its dict layout, and returns
+# ``(verdict, why)``. Evidence decides, never its absence: "no effect" needs an equivalence test,
+# "raises" needs its test, and a run that cannot tell (the interval covers both no effect and the
+# paper's effect) says "inconclusive".
 
 BOOTSTRAP = "pigeonhole bootstrap over seeds x prompts"
 
 
-def fmt_diff(d: dict | None) -> str:
+def fmt_diff(d: Diff | dict | None) -> str:
     """'+1.2 points [-0.3, +2.5], p = 0.120' (a cluster difference in percentage points)."""
-    if not d or not math.isfinite(d.get("diff", math.nan)):
+    d = as_diff(d)
+    if d is None or not d.finite:
         return "difference n/a"
-    return f"{100 * d['diff']:+.1f} points [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}], p = {fmt_p(d['p'])}"
+    return f"{100 * d.diff:+.1f} points [{100 * d.lo:+.1f}, {100 * d.hi:+.1f}], p = {fmt_p(d.p)}"
 
 
-def diff_interval(d: dict | None) -> list[float] | None:
-    return [d["lo"], d["hi"]] if d else None
+def diff_interval(d: Diff | dict | None) -> list[float] | None:
+    """The 95% interval of a difference (None when there is none)."""
+    d = as_diff(d)
+    return [d.lo, d.hi] if d else None
 
 
-def established(ref: dict | None) -> bool:
+def established(ref: Diff | dict | None) -> bool:
     """A reference effect is established when its 95% interval lies above 0."""
-    return bool(ref) and math.isfinite(ref.get("lo", math.nan)) and ref["lo"] > 0
+    ref = as_diff(ref)
+    return ref is not None and math.isfinite(ref.lo) and ref.lo > 0
 
 
-def equivalence_margin(ref: dict | None) -> float | None:
+def equivalence_margin(ref: Diff | dict | None) -> float | None:
     """``POLICY.equivalence_share`` of the reference effect (None when it is not established)."""
-    return POLICY.equivalence_share * ref["diff"] if established(ref) else None
+    ref = as_diff(ref)
+    return POLICY.equivalence_share * ref.diff if ref is not None and established(ref) else None
 
 
-def equivalence(d: dict, ref: dict | None, ref_label: str = "L0 − neutral") -> tuple[str, str]:
+def equivalence(d: Diff | dict | None, ref: Diff | dict | None, ref_label: str = "L0 − neutral") -> tuple[str, str]:
     """A claim of equivalence or no effect: reproduced only by TOST within ±margin (margin from the
     reference effect ``ref``); not reproduced when the difference is significant and outside it;
     inconclusive when the reference effect is not established or the run cannot tell."""
-    if not established(ref):
+    d, ref = as_diff(d), as_diff(ref)
+    margin = equivalence_margin(ref)
+    if ref is None or margin is None:
         return "inconclusive", (f"the reference effect {ref_label} is not established ({fmt_diff(ref)}): "
                                 "nothing to be equivalent about")
-    margin = equivalence_margin(ref)
-    if not math.isfinite(d.get("diff", math.nan)):
+    if d is None or not d.finite:
         return "inconclusive", "no answers to compare"
     t = tost(d, margin)
     span = f"90% interval [{100 * t['lo90']:+.1f}, {100 * t['hi90']:+.1f}] points"
-    bound = f"±{100 * margin:.1f} points ({POLICY.equivalence_share:.2g} of {ref_label} {100 * ref['diff']:+.1f})"
+    bound = f"±{100 * margin:.1f} points ({POLICY.equivalence_share:.2g} of {ref_label} {100 * ref.diff:+.1f})"
     if t["equivalent"]:
         return "reproduced", f"TOST: {span} inside {bound}"
-    if d["p"] < POLICY.alpha:
+    if d.p < POLICY.alpha:
         return "not reproduced", f"the difference is significant ({fmt_diff(d)}) and not within {bound}"
     return "inconclusive", f"neither equivalent ({span} not inside {bound}) nor significantly different"
 
 
-def no_worse(d: dict, margin: float | None, what: str = "drop") -> tuple[str, str]:
+def no_worse(d: Diff | dict | None, margin: float | None, what: str = "drop") -> tuple[str, str]:
     """Non-inferiority ("does not remove", "only a modest drop"): reproduced when the 90% interval's
     lower end is above −margin (one-sided test at 5%); not reproduced when the 95% interval lies
     wholly below −margin; else inconclusive."""
-    if margin is None or not math.isfinite(d.get("diff", math.nan)):
+    d = as_diff(d)
+    if margin is None or d is None or not d.finite:
         return "inconclusive", "no margin or no answers to compare"
     bound = f"{100 * margin:.1f} points"
-    if d["lo90"] > -margin:
-        return "reproduced", f"non-inferiority: the 90% interval's lower end {100 * d['lo90']:+.1f} is above −{bound}"
-    if d["hi"] < -margin:
-        return "not reproduced", f"the {what} is larger than {bound}: 95% interval [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]"
+    if d.lo90 > -margin:
+        return "reproduced", f"non-inferiority: the 90% interval's lower end {100 * d.lo90:+.1f} is above −{bound}"
+    if d.hi < -margin:
+        return "not reproduced", f"the {what} is larger than {bound}: 95% interval [{100 * d.lo:+.1f}, {100 * d.hi:+.1f}]"
     return "inconclusive", f"a {what} of more than {bound} is neither shown nor excluded"
 
 
@@ -149,18 +159,19 @@ def paper_effect(paper_ratio: float, ref_rate: float) -> float:
     return (paper_ratio - 1) * ref_rate
 
 
-def directional(d: dict, sign: int, effect: float) -> tuple[str, str]:
+def directional(d: Diff | dict | None, sign: int, effect: float) -> tuple[str, str]:
     """A directional claim (``sign`` +1 raises, −1 lowers): reproduced when its test passes
     (p < alpha, right sign); inconclusive when the 95% interval covers both no effect and the
     paper's ``effect`` (on our scale); otherwise not reproduced."""
-    if not math.isfinite(d.get("diff", math.nan)):
+    d = as_diff(d)
+    if d is None or not d.finite:
         return "inconclusive", "no answers to compare"
-    if d["p"] < POLICY.alpha and sign * d["diff"] > 0:
+    if d.p < POLICY.alpha and sign * d.diff > 0:
         return "reproduced", f"significantly {'higher' if sign > 0 else 'lower'}: {fmt_diff(d)}"
-    covers0, covers_paper = d["lo"] <= 0 <= d["hi"], d["lo"] <= effect <= d["hi"]
+    covers0, covers_paper = d.lo <= 0 <= d.hi, d.lo <= effect <= d.hi
     paper_txt = f"the paper's effect on our scale {100 * effect:+.1f} points"
     if covers0 and covers_paper:
         return "inconclusive", f"the interval covers both no effect and {paper_txt}: {fmt_diff(d)}"
-    if d["p"] < POLICY.alpha:
+    if d.p < POLICY.alpha:
         return "not reproduced", f"significantly the other way: {fmt_diff(d)}"
     return "not reproduced", f"no significant effect, and the interval excludes {paper_txt}: {fmt_diff(d)}"

@@ -14,7 +14,9 @@ difference resamples prompts jointly (one draw for both) and seeds separately pe
 The percentile intervals are at 95% (two-sided) and 90% (the TOST equivalence test at 5%: both
 one-sided tests pass exactly when the 90% interval lies inside ±margin).
 
-Every function is seeded: the same rows give the same interval on every run.
+Every function is seeded: the same rows give the same interval on every run. The ``bootstrap_*``
+functions return the typed :class:`~warnframe.stats.types.Rate` and ``Diff``; ``cluster_rate``,
+``cluster_diff`` and ``cluster_mean_diff`` the same as the dicts the metrics files hold.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from warnframe.stats.types import Clusters, Diff, Rate
 
 #: Bootstrap replicates; the Monte-Carlo error of a 2.5% quantile at 4,000 is well under a point.
 REPLICATES = 4000
@@ -88,54 +92,61 @@ def design_effect(c: Cells, boot_var: float) -> float:
     return float(boot_var / binom) if binom and binom > 0 else math.nan
 
 
-def cluster_rate(rows: Iterable[dict], outcome: str = "vulnerable", *, replicates: int = REPLICATES,
-                 seed: int = 0) -> dict:
-    """The rate of ``outcome`` with a seed × prompt pigeonhole-bootstrap 95% interval.
-
-    Returns ``{k, n, rate, lo, hi, seeds, prompts, design_effect, effective_n, per_seed,
-    interval}``; ``per_seed`` holds each seed's own rate, ``interval`` says what it is over.
-    """
+def bootstrap_rate(rows: Iterable[dict], outcome: str = "vulnerable", *, replicates: int = REPLICATES,
+                   seed: int = 0) -> Rate:
+    """The rate of ``outcome`` with a seed × prompt pigeonhole-bootstrap 95% interval; its
+    ``clusters`` hold the design effect, effective n and each seed's own rate."""
     c = cells(rows, outcome)
     k, n = int(c.k.sum()), int(c.n.sum())
-    out = {"k": k, "n": n, "rate": k / n if n else math.nan, "seeds": len(c.seeds), "prompts": len(c.prompts),
-           "interval": f"95% pigeonhole bootstrap over {len(c.seeds)} seeds x {len(c.prompts)} prompts"}
+    over = f"95% pigeonhole bootstrap over {len(c.seeds)} seeds x {len(c.prompts)} prompts"
     per_seed = [{"seed": s, "k": int(c.k[i].sum()), "n": int(c.n[i].sum()),
                  "rate": float(c.k[i].sum() / c.n[i].sum()) if c.n[i].sum() else math.nan}
                 for i, s in enumerate(c.seeds)]
     if not n:
-        return {**out, "lo": math.nan, "hi": math.nan, "design_effect": math.nan, "effective_n": 0,
-                "per_seed": per_seed}
+        return Rate(k, n, math.nan, math.nan, math.nan, over, Clusters(len(c.seeds), len(c.prompts), math.nan, 0, per_seed))
     rng = np.random.default_rng(seed)
     reps = _replicate_rates(c, _weights(rng, len(c.seeds), replicates), _weights(rng, len(c.prompts), replicates))
     q = _quantiles(reps)
     if k in (0, n):
         # no spread to resample when every answer agrees: the Wilson interval, the only honest one left
-        from warnframe.stats.rates import rate
+        from warnframe.stats.rates import wilson
 
-        w = rate(k, n)
-        q["lo"], q["hi"] = min(q["lo"], w["lo"]), max(q["hi"], w["hi"])
-        out["interval"] += " (Wilson where all answers agree)"
+        w = wilson(k, n)
+        q["lo"], q["hi"] = min(q["lo"], w.lo), max(q["hi"], w.hi)
+        over += " (Wilson where all answers agree)"
     deff = design_effect(c, float(np.nanvar(reps)))
-    return {**out, "lo": q["lo"], "hi": q["hi"], "design_effect": deff,
-            "effective_n": round(n / deff) if deff and deff > 0 else n, "per_seed": per_seed}
+    clusters = Clusters(len(c.seeds), len(c.prompts), deff, round(n / deff) if deff and deff > 0 else n, per_seed)
+    return Rate(k, n, k / n, q["lo"], q["hi"], over, clusters)
 
 
-def cluster_diff(rows_a: Iterable[dict], rows_b: Iterable[dict], outcome: str = "vulnerable", *,
-                 replicates: int = REPLICATES, seed: int = 0, paired_seeds: bool = False) -> dict:
+def cluster_rate(rows: Iterable[dict], outcome: str = "vulnerable", *, replicates: int = REPLICATES,
+                 seed: int = 0) -> dict:
+    """:func:`bootstrap_rate` as ``{k, n, rate, seeds, prompts, interval, lo, hi, design_effect,
+    effective_n, per_seed}``."""
+    return bootstrap_rate(rows, outcome, replicates=replicates, seed=seed).to_json()
+
+
+def _diff(reps: np.ndarray, diff: float, replicates: int, over: str) -> Diff:
+    """The difference ``diff`` with the percentile intervals of its finite replicates ``reps`` and
+    the two-sided bootstrap p of "no difference" (twice the smaller tail share at 0, at least
+    1/replicates)."""
+    reps = reps[np.isfinite(reps)]
+    p = min(1.0, 2 * min(float((reps <= 0).mean()), float((reps >= 0).mean())))
+    q = _quantiles(reps)
+    return Diff(diff, q["lo"], q["hi"], q["lo90"], q["hi90"], max(p, 1 / replicates), over)
+
+
+def bootstrap_diff(rows_a: Iterable[dict], rows_b: Iterable[dict], outcome: str = "vulnerable", *,
+                   replicates: int = REPLICATES, seed: int = 0, paired_seeds: bool = False) -> Diff:
     """Difference of rates a − b: prompts resampled jointly (shared), seeds per condition — or,
     with ``paired_seeds`` and the same seeds on both sides (two settings of the same fine-tuned
-    models, as in §7), seeds resampled jointly too, so the shared seed effect cancels.
-
-    Returns ``{diff, lo, hi, lo90, hi90, p, interval}``; ``p`` is the two-sided bootstrap p
-    value of "no difference" (twice the smaller tail share at 0, at least 1/replicates).
-    """
+    models, as in §7), seeds resampled jointly too, so the shared seed effect cancels."""
     rows_a, rows_b = list(rows_a), list(rows_b)
     prompts = sorted({r["prompt_id"] for r in rows_a} | {r["prompt_id"] for r in rows_b})
     ca, cb = cells(rows_a, outcome, prompts), cells(rows_b, outcome, prompts)
     na, nb = ca.n.sum(), cb.n.sum()
     if not na or not nb:
-        return {"diff": math.nan, "lo": math.nan, "hi": math.nan, "lo90": math.nan, "hi90": math.nan, "p": math.nan,
-                "interval": "no answers"}
+        return Diff.missing("no answers")
     d = float(ca.k.sum() / na - cb.k.sum() / nb)
     rng = np.random.default_rng(seed)
     pw = _weights(rng, len(prompts), replicates)
@@ -143,11 +154,14 @@ def cluster_diff(rows_a: Iterable[dict], rows_b: Iterable[dict], outcome: str = 
     wa = _weights(rng, len(ca.seeds), replicates)
     wb = wa if paired else _weights(rng, len(cb.seeds), replicates)
     reps = _replicate_rates(ca, wa, pw) - _replicate_rates(cb, wb, pw)
-    reps = reps[np.isfinite(reps)]
-    p = min(1.0, 2 * min(float((reps <= 0).mean()), float((reps >= 0).mean())))
     seeds = f"{len(ca.seeds)} shared seeds" if paired else f"{len(ca.seeds)} + {len(cb.seeds)} seeds"
-    return {"diff": d, **_quantiles(reps), "p": max(p, 1 / replicates),
-            "interval": f"pigeonhole bootstrap: {len(prompts)} shared prompts, {seeds}"}
+    return _diff(reps, d, replicates, f"pigeonhole bootstrap: {len(prompts)} shared prompts, {seeds}")
+
+
+def cluster_diff(rows_a: Iterable[dict], rows_b: Iterable[dict], outcome: str = "vulnerable", *,
+                 replicates: int = REPLICATES, seed: int = 0, paired_seeds: bool = False) -> dict:
+    """:func:`bootstrap_diff` as ``{diff, lo, hi, lo90, hi90, p, interval}``."""
+    return bootstrap_diff(rows_a, rows_b, outcome, replicates=replicates, seed=seed, paired_seeds=paired_seeds).to_json()
 
 
 def _mean_cells(rows: list[dict], prompts: list[str], field: str = "delta") -> Cells:
@@ -177,9 +191,9 @@ def cluster_mean(rows: list[dict], field: str = "delta", seed: int = 0) -> dict:
             "prompts": len(c.prompts), "interval": f"95% pigeonhole bootstrap over {len(c.seeds)} seeds x {len(c.prompts)} prompts"}
 
 
-def cluster_mean_diff(a: list[dict], b: list[dict], field: str = "delta", seed: int = 0) -> dict | None:
+def bootstrap_mean_diff(a: list[dict], b: list[dict], field: str = "delta", seed: int = 0) -> Diff | None:
     """Mean of ``field`` in ``a`` minus in ``b``, prompts resampled jointly and seeds jointly when
-    both have the same seeds (``cluster_diff``'s rule); None without values."""
+    both have the same seeds (``bootstrap_diff``'s rule); None without values."""
     prompts = sorted({r["prompt_id"] for r in a} | {r["prompt_id"] for r in b})
     ca, cb = _mean_cells(a, prompts, field), _mean_cells(b, prompts, field)
     if not ca.n.sum() or not cb.n.sum():
@@ -189,15 +203,19 @@ def cluster_mean_diff(a: list[dict], b: list[dict], field: str = "delta", seed: 
     wa = _weights(rng, len(ca.seeds), REPLICATES)
     wb = wa if ca.seeds == cb.seeds else _weights(rng, len(cb.seeds), REPLICATES)
     reps = _replicate_rates(ca, wa, pw) - _replicate_rates(cb, wb, pw)
-    reps = reps[np.isfinite(reps)]
-    p = min(1.0, 2 * min(float((reps <= 0).mean()), float((reps >= 0).mean())))
-    return {"diff": float(ca.k.sum() / ca.n.sum() - cb.k.sum() / cb.n.sum()), **_quantiles(reps), "p": max(p, 1 / REPLICATES),
-            "interval": f"pigeonhole bootstrap: {len(prompts)} shared prompts, "
-                        + (f"{len(ca.seeds)} shared seeds" if ca.seeds == cb.seeds else f"{len(ca.seeds)} + {len(cb.seeds)} seeds")}
+    seeds = f"{len(ca.seeds)} shared seeds" if ca.seeds == cb.seeds else f"{len(ca.seeds)} + {len(cb.seeds)} seeds"
+    return _diff(reps, float(ca.k.sum() / ca.n.sum() - cb.k.sum() / cb.n.sum()), REPLICATES,
+                 f"pigeonhole bootstrap: {len(prompts)} shared prompts, {seeds}")
 
 
-def tost(diff: dict, margin: float) -> dict:
+def cluster_mean_diff(a: list[dict], b: list[dict], field: str = "delta", seed: int = 0) -> dict | None:
+    """:func:`bootstrap_mean_diff` as ``{diff, lo, hi, lo90, hi90, p, interval}`` (None without values)."""
+    d = bootstrap_mean_diff(a, b, field, seed)
+    return d.to_json() if d else None
+
+
+def tost(diff: Diff, margin: float) -> dict:
     """Two one-sided tests of equivalence within ±``margin`` at 5%: equivalent when the 90%
     interval of the difference lies inside the margin."""
-    ok = bool(-margin < diff["lo90"] and diff["hi90"] < margin) if math.isfinite(diff["lo90"]) else False
-    return {"equivalent": ok, "margin": margin, "lo90": diff["lo90"], "hi90": diff["hi90"]}
+    ok = bool(-margin < diff.lo90 and diff.hi90 < margin) if math.isfinite(diff.lo90) else False
+    return {"equivalent": ok, "margin": margin, "lo90": diff.lo90, "hi90": diff.hi90}
