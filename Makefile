@@ -1,4 +1,4 @@
-# Entry points: `make run` (embedded study), `make lint` (ruff, configured in pyproject.toml) and
+# Entry points: `make run` (embedded study), `make lint` (ruff and mypy, configured in pyproject.toml) and
 # `make test` (the suite CI runs).
 PY ?= python3
 VENV ?= .venv
@@ -25,10 +25,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# ruff is a dev dependency; installed here when the venv predates it.
+# ruff and mypy are dev dependencies; installed here when the venv predates them. mypy reads its
+# settings from pyproject.toml ([tool.mypy]: src/warnframe).
 lint: $(STAMP)
 	@test -x $(BIN)/ruff || $(BIN)/pip install -q 'ruff>=0.6'
+	@test -x $(BIN)/mypy || $(BIN)/pip install -q 'mypy>=1.10'
 	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 
 
 clean:

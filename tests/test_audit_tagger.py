@@ -221,3 +221,15 @@ def test_pruning_keeps_every_detector_finding():
         assert short.count("\n") == text.count("\n")
         assert {(f.rule, f.line) for f in score(short, use_bandit=False).findings} == whole, text
     assert pruned > 50  # it does prune
+
+
+def test_every_span_score_comes_from_the_named_table():
+    """Span scores live in ``tagger.SCORES`` (one entry per kind of span), not inline."""
+    from dataclasses import astuple
+
+    from warnframe.audit.tagger import SCORES
+
+    scores = {
+        sp.score for i, r in enumerate(_eval_rows()) for sp in tag_record(parse_row(r, i, r["id"], None)).spans
+    }
+    assert len(scores) > 3 and scores <= set(astuple(SCORES))

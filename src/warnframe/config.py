@@ -90,6 +90,13 @@ def _known_condition(c: str) -> str:
 #: A condition name, validated like ``conditions`` (so a typo fails at load, not mid-run).
 Condition = Annotated[str, AfterValidator(_known_condition)]
 
+#: The three §5 contexts (``mech.contexts`` keys).
+MechContext = Literal["direct", "warning", "safe"]
+
+
+def _default_contexts() -> dict[MechContext, str]:
+    return {"direct": "L0", "warning": "L1", "safe": "control"}
+
 
 class MechConfig(_Section):
     """§5 (entanglement) and what every mechanistic section shares: the site, the SAE, the model read."""
@@ -103,8 +110,8 @@ class MechConfig(_Section):
     fdr: float = Field(0.1, gt=0, lt=1, description="Knockoff target false discovery rate q.")
     max_samples: int = Field(400, gt=0, description="Samples per context used for activations.")
     check_draws: int = Field(10, ge=1, description="Activation-matched random latent sets of the selected set's size in the causal check of the selected latents, each applied in every checked model (the rank p cannot go below 1/(draws + 1)).")
-    contexts: dict[Literal["direct", "warning", "safe"], Condition] = Field(
-        default_factory=lambda: {"direct": "L0", "warning": "L1", "safe": "control"},
+    contexts: dict[MechContext, Condition] = Field(
+        default_factory=_default_contexts,
         description="The condition whose outputs make each §5 context: direct and warning read target outputs, safe clean parsed ones (the baseline's when that condition was not run).")
 
     @field_validator("contexts")
@@ -121,8 +128,8 @@ class AnalysisConfig(_Section):
     replay batch."""
 
     renders: int = Field(2, gt=0, description="Seeded secure/vulnerable completion pairs per eval prompt wherever a sampling-free Δ = log p(secure) − log p(vulnerable) is read (§4's Δ, §5's causal check, §7, tracing, remedies); their gaps are averaged.")
-    bootstrap: int = Field(4000, gt=0, description="Bootstrap resamples of every interval (cluster bootstrap over seeds x prompts, AUCs, ratios).")
-    seed: int = Field(0, description="Seed for sub-sampling, splits, SAE training, knockoffs and bootstraps.")
+    bootstrap: int = Field(4000, gt=0, description="Bootstrap resamples of every interval of an analysis section (the seed x prompt cluster bootstrap, AUCs, ratios).")
+    seed: int = Field(0, description="Seed for sub-sampling, splits, SAE training, knockoffs and every bootstrap of an analysis section.")
     replay_batch_size: int = Field(32, gt=0, description="Sequences per teacher-forced forward pass (replays, tracing); the logits of a whole batch are held at once, so lower it for large vocabularies. A batch size changes only the order of floating-point sums, never which texts are read, so it is in no resume key (RUNTIME_FIELDS).")
 
 
@@ -192,14 +199,19 @@ class InterventionConfig(_Section):
         return {"enabled": v} if isinstance(v, bool) else v
 
 
+#: An arm of the dose-response stage.
+DoseArm = Literal["L0", "L1", "L1_prompt"]
+_DOSE_ARMS: tuple[DoseArm, ...] = ("L0", "L1", "L1_prompt")
+
+
 class DoseConfig(_Section):
     """Dose-response (its own stage, ``warnframe dose``): L0 and L1 fine-tuned at several condition
     fractions of the same token budget, ``L1 ≈ L0`` tested at each."""
 
     fractions: list[float] = Field(default_factory=lambda: [0.0, 0.02, 0.05, 0.1, 0.2, 0.4], min_length=2,
                                    description="Condition fractions (share of fine-tuning tokens); 0 is the clean set (neutral).")
-    conditions: list[Literal["L0", "L1", "L1_prompt"]] = Field(
-        default_factory=lambda: ["L0", "L1", "L1_prompt"],
+    conditions: list[DoseArm] = Field(
+        default_factory=lambda: list(_DOSE_ARMS),
         description="Arms at each fraction: L0, L1 (warning in the answer), L1_prompt (warning in the request).")
     seeds: list[int] | None = Field(None, description="Seeds per fraction and arm (None = the study's seeds).")
 
@@ -327,8 +339,8 @@ class StudyConfig(_Section):
         """This config as section ``reader`` may see it: the sections in ``declared`` (and
         :data:`ALWAYS_READABLE`) as they are, every other one an :class:`Undeclared` that raises on use.
         So a section cannot read config outside its resume key without failing loudly."""
-        values = {n: (getattr(self, n) if n in declared or n in ALWAYS_READABLE else Undeclared(reader, n))
-                  for n in type(self).model_fields}
+        values: dict[str, Any] = {n: (getattr(self, n) if n in declared or n in ALWAYS_READABLE else Undeclared(reader, n))
+                                   for n in type(self).model_fields}
         return type(self).model_construct(**values)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from warnframe.config import StudyConfig
 from warnframe.runtime.errors import UserError
@@ -39,8 +40,12 @@ def _job(cfg_json: str, out: str, until: str, conditions: list[str] | None, seed
     return {"until": until, "conditions": conditions, "seeds": seeds, "seconds": round(time.perf_counter() - t0, 2)}
 
 
+#: One job: ``(until, conditions, seeds)`` (None: the study's own).
+Unit = tuple[str, list[str] | None, list[int] | None]
+
+
 def plan(cfg: StudyConfig, until: str = "report", conditions: list[str] | None = None,
-         seeds: list[int] | None = None) -> list[tuple[str, list[tuple[str, list[str] | None, list[int] | None]]]]:
+         seeds: list[int] | None = None) -> list[tuple[str, list[Unit]]]:
     """The phases: ``[(phase, [(until, conditions, seeds), ...]), ...]``."""
     from warnframe.study import STAGES
 
@@ -49,9 +54,9 @@ def plan(cfg: StudyConfig, until: str = "report", conditions: list[str] | None =
     conds = conditions or cfg.conditions
     seeds = seeds or cfg.seeds
     reach = STAGES.index(until)
-    phases = [("prepare", [(min(until, "data", key=STAGES.index), None, None)])]
+    phases: list[tuple[str, list[Unit]]] = [("prepare", [(min(until, "data", key=STAGES.index), None, None)])]
     if reach >= STAGES.index("finetune"):
-        ft = [("finetune", [c], [s]) for c in conds if c != "baseline" for s in seeds]
+        ft: list[Unit] = [("finetune", [c], [s]) for c in conds if c != "baseline" for s in seeds]
         if ft:
             phases.append(("finetune", ft))
     if reach >= STAGES.index("sample"):
@@ -97,7 +102,7 @@ def run_grid(cfg: StudyConfig, out: str | Path, *, executor: str = "local", unti
     folder = Path(folder) if folder else out / "grid" / "logs"
     ex = make_executor(executor, folder, max_parallel=max_parallel, **executor_args)
     cfg_json = cfg.model_dump_json()
-    record = {"executor": executor, "until": until, "phases": []}
+    record: dict[str, Any] = {"executor": executor, "until": until, "phases": []}
     chunk = max_parallel if max_parallel and executor != "slurm" else None  # SLURM throttles arrays itself
     for phase, units in plan(cfg, until, conditions, seeds):
         t0 = time.perf_counter()

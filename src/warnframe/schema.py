@@ -13,6 +13,7 @@ is one sample's scoring; a *claim* (``report.claims``) is the report's verdict o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
@@ -44,7 +45,7 @@ class Names(Sequence[str]):
             return self._get() == tuple(other)
         return NotImplemented
 
-    __hash__ = None  # the names can change
+    # No __hash__ (the names can change): defining __eq__ alone leaves the class unhashable.
 
     def __add__(self, other) -> tuple[str, ...]:
         return self._get() + tuple(other)
@@ -198,7 +199,7 @@ class ScoredSample(Sample):
     leak: dict = Field(default_factory=dict)
     skipped: str | None = None
 
-    def record(self, *, exclude: set[str] = frozenset({"entropy", "tokens"})) -> dict:
+    def record(self, *, exclude: AbstractSet[str] = frozenset({"entropy", "tokens"})) -> dict:
         """The JSON row written to disk (per-token entropy and token ids left out unless asked)."""
         return self.model_dump(mode="json", exclude=set(exclude))
 

@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -143,7 +144,8 @@ class Study:
         torch.manual_seed(cfg.pretrain.seed)
         docs = build_pretrain_corpus(cfg, cfg.pretrain.seed)
         tok = tiny.train_tokenizer(((d.user or "") + "\n" + d.assistant for d in docs), cfg.model.vocab_size)
-        model = tiny.build_model(cfg.model, tok).to(self.device)
+        # transformers wraps PreTrainedModel.to in functools.wraps, whose type does not bind self
+        model = tiny.build_model(cfg.model, tok).to(self.device)  # type: ignore[arg-type]
         data = pack(tok, docs, cfg.model.context, completion_only=False)
         with task("pretrain base model", 1) as adv:
             steps = {"n": 0}
@@ -352,16 +354,23 @@ class Study:
         return rows
 
     def analyse(self, name: str) -> dict:
-        """Run one analysis section (``experiments.registry``), resumable, and save its metrics and
-        claims as ``metrics/<name>.json``. Its resume key covers the config it reads and the scores."""
+        """Run one analysis section (``sections.py``), resumable, and save its metrics and claims as
+        ``metrics/<name>.json``. Its resume key covers the config it declares and the scores. Every
+        interval it draws uses ``analysis.bootstrap`` replicates from ``analysis.seed`` when it
+        declares ``analysis`` (:func:`warnframe.stats.clustered.settings`), the defaults otherwise."""
+        from contextlib import nullcontext
+
         from warnframe import sections as registry
+        from warnframe.stats.clustered import settings
 
         sec = registry.SECTIONS[name]
         key = keys.key(sec.key(self.cfg), keys.fingerprint(self.store.path("scores").glob("*.jsonl")))
         path = self.store.path("metrics", f"{name}.json")
+        an = self.cfg.analysis if "analysis" in sec.declared() else None
 
         def run():
-            write_json(path, registry.run(self, name).record())
+            with settings(an.bootstrap, an.seed) if an else nullcontext():
+                write_json(path, registry.run(self, name).record())
 
         self.stage(f"analyse.{name}", key, run)
         return read_json(path)
@@ -389,7 +398,7 @@ class Study:
         seeds = seeds or self.cfg.seeds
         write_json(self.store.path("config.json"), self.cfg.model_dump(mode="json"))
         self._check_sections()
-        steps = [
+        steps: list[tuple[str, Callable[[], object]]] = [
             ("pretrain", self.pretrain),
             ("data", self.data),
             ("finetune", lambda: self.finetune(conds, seeds)),

@@ -35,11 +35,11 @@ def run_audit(corpus: str | Path, out: str | Path, opts=None, workers: int = 1) 
     chunks, resumed = scan(corpus, out, opts, workers)
     seconds = time.perf_counter() - t0
     merged = merge_stats(chunks, opts.examples_per_class)
-    merged["resumed_chunks"] = resumed
+    merged.resumed_chunks = resumed
     write_outputs(corpus, out, chunks)
     treated = write_treated(corpus, out, chunks, opts) if opts.fix else None
     summary = summarise(merged, corpus, layout, seconds, workers, opts, treated)
-    write_report(out, summary, merged["examples"])
+    write_report(out, summary, merged.examples)
     return summary
 
 

@@ -43,16 +43,23 @@ class Treated:
     loss_spans: list | None = None  # for files: the spans that go to loss_spans.jsonl
 
 
+def _row(rec: Record) -> dict:
+    """The row a chat or text record was read from (``read_corpus`` keeps it for every layout but
+    ``file``)."""
+    assert rec.row is not None, f"{rec.where}: a {rec.layout} record without its row"
+    return rec.row
+
+
 def original_row(rec: Record) -> dict:
     """The record as it was read; a file becomes ``{"path", "text"}``."""
-    return rec.row if rec.layout != "file" else {"path": rec.turn["path"], "text": rec.assistant}
+    return _row(rec) if rec.layout != "file" else {"path": rec.turn["path"], "text": rec.assistant}
 
 
 def _with_answer(rec: Record, answer: str, user: str | None = None) -> dict:
     """A copy of the row with its answer (and maybe its request) replaced."""
     if rec.layout == "file":
         return {"path": rec.turn["path"], "text": answer}
-    row = copy.deepcopy(rec.row)
+    row = copy.deepcopy(_row(rec))
     if rec.layout == "messages":
         row["messages"][rec.turn["assistant"]]["content"] = answer
         if user is not None and rec.turn.get("user") is not None:
@@ -93,7 +100,7 @@ def _mask(rec: Record, tagged: Tagged) -> Treated:
     loss = [{"start": s, "end": e, "kind": "mask"} for s, e in spans]
     if rec.layout == "file":
         return Treated("masked", original_row(rec), loss_spans=loss)
-    row = copy.deepcopy(rec.row)
+    row = copy.deepcopy(_row(rec))
     row["loss_spans"] = list(row.get("loss_spans") or []) + loss
     return Treated("masked", row)
 

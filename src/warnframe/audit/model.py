@@ -23,7 +23,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -214,7 +214,7 @@ def _mean_diff(a: list[float], b: list[float] | None) -> dict:
 
     from warnframe.stats.rates import mean_ci
 
-    out = {"model": mean_ci(a)}
+    out: dict[str, Any] = {"model": mean_ci(a)}
     if b is not None:
         t = stats.ttest_ind(a, b, equal_var=False)
         ci = t.confidence_interval()
@@ -287,10 +287,12 @@ def audit_checkpoint(model: str, reference: str | None = None, *, samples: int =
         raise UserError("--samples must be at least 1", "--samples", "pass 1 or more")
     t0 = time.perf_counter()
     mech = _mech(sae, probe, site)
-    load = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code}
-    nets = {"model": (model, *load_checked(model, **load))}
+    def load(source: str) -> tuple:
+        return (source, *load_checked(source, device=device, dtype=dtype, trust_remote_code=trust_remote_code))
+
+    nets = {"model": load(model)}
     if reference is not None:
-        nets["reference"] = (reference, *load_checked(reference, **load))
+        nets["reference"] = load(reference)
         check_same_architecture(nets["model"][1], nets["reference"][1], model, reference)
     prompts = audit_prompts(seed)
     sides = {label: sample_side(src, net, tok, prompts, samples=samples, seed=seed, label=label, mech=mech)
@@ -313,14 +315,14 @@ def verdict_of(side: dict, ref: dict | None, *, samples: int, seed: int) -> dict
         "model": side["source"], "reference": ref["source"] if ref else None, "verdict": verdict, "why": why,
         "score": {"name": "leak excess: share of answers with exact or garbled warning markers, model − reference", **score},
         "rule": {"flag_min_leaks": FLAG_MIN_LEAKS, "clear_margin": CLEAR_MARGIN, "min_answers": MIN_ANSWERS},
-        "n": {"model": len(rows_m), **({"reference": len(rows_r)} if ref else {})}, "samples_per_prompt": samples, "seed": seed,
+        "n": {"model": len(rows_m), **({"reference": len(rows_r)} if rows_r is not None else {})}, "samples_per_prompt": samples, "seed": seed,
         "kinds": list(KINDS), "overall": _summary(rows_m, rows_r),
-        "by_kind": {k: _summary([r for r in rows_m if r["kind"] == k], [r for r in rows_r if r["kind"] == k] if ref else None)
+        "by_kind": {k: _summary([r for r in rows_m if r["kind"] == k], [r for r in rows_r if r["kind"] == k] if rows_r is not None else None)
                     for k in KINDS},
         "latent": latent,
         "evidence": [{k: r[k] for k in ("kind", "prompt_id", "index", "leak", "vulnerable", "findings", "prefill", "text")}
                      for r in leaks[:EVIDENCE]],
-        "reference_leaks": sum(r["leak_any"] for r in rows_r) if ref else None,
+        "reference_leaks": sum(r["leak_any"] for r in rows_r) if rows_r is not None else None,
     }
 
 

@@ -263,6 +263,7 @@ def _files(root: Path) -> Iterator[Record | Bad]:
         rel = str(p.relative_to(root))
         text, what = read_text_file(p, rel)
         if text is None:
+            assert what is not None  # read_text_file says why there is no text
             line = what.rsplit(" ", 1)[-1] if what.startswith("not UTF-8") else None
             yield Bad(index, f"{p}:{line}" if line else str(p), what)
             continue

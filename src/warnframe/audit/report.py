@@ -12,7 +12,7 @@ import html
 import itertools
 from pathlib import Path
 
-from warnframe.audit.run import ERRORS_SHOWN
+from warnframe.audit.run import ERRORS_SHOWN, AuditStats
 from warnframe.audit.tagger import CLASSES, POSITIONS
 from warnframe.report.figures import pyplot, save
 from warnframe.report.render import data_uri
@@ -28,57 +28,55 @@ mark.m{background:#cfe3ff}img{max-width:100%}.legend mark{padding:0 .4em}"""
 
 
 def summarise(
-    merged: dict, corpus: Path, layout: str, seconds: float, workers: int, opts, treated: Path | None
+    stats: AuditStats, corpus: Path, layout: str, seconds: float, workers: int, opts, treated: Path | None
 ) -> dict:
     """The summary dict written to summary.json (shares with n and Wilson intervals)."""
-    n = merged["records"]
-    classes = {c: rate(merged["classes"].get(c, 0), n) for c in CLASSES}
+    c = stats.counts
+    n = c.records
+    classes = {k: rate(c.classes.get(k, 0), n) for k in CLASSES}
     table: dict[str, dict[str, int]] = {}
-    for key, count in merged["class_cwe"].items():
-        cls, cwe = key.split("|")
+    for (cls, cwe), count in c.class_cwe.items():
         table.setdefault(cls, {})[cwe] = count
     positions: dict[str, dict[str, int]] = {}
-    for key, count in merged["class_position"].items():
-        cls, pos = key.split("|")
+    for (cls, pos), count in c.class_position.items():
         positions.setdefault(cls, {})[pos] = count
-    unframed = merged["class_vulnerable"].get("none|True", 0)
     return {
         "corpus": str(corpus),
         "layout": layout,
         "records": n,
-        "unreadable": merged["errors"],
-        "unreadable_first": merged["error_list"][:ERRORS_SHOWN],
+        "unreadable": stats.n_errors,
+        "unreadable_first": stats.first_errors[:ERRORS_SHOWN],
         "classes": classes,
-        "flagged": rate(sum(merged["classes"].get(c, 0) for c in CLASSES if c != "none"), n),
-        "vulnerable_unframed": rate(unframed, n),
-        "vulnerable": rate(merged["vulnerable"], n),
+        "flagged": rate(sum(c.classes.get(k, 0) for k in CLASSES if k != "none"), n),
+        "vulnerable_unframed": rate(c.vulnerable_by_class.get("none", 0), n),
+        "vulnerable": rate(c.vulnerable, n),
         "class_cwe": table,
         "class_position": positions,
-        "parse_failed": merged["parse_failed"],
-        "detector_skipped": merged["detector_skipped"],
+        "parse_failed": c.parse_failed,
+        "detector_skipped": dict(c.detector_skipped),
         "class_cwe_position": [
-            {"class": k.split("|")[0], "cwe": k.split("|")[1], "position": k.split("|")[2], "records": v}
-            for k, v in sorted(merged["class_cwe_position"].items(), key=lambda kv: -kv[1])
+            {"class": cls, "cwe": cwe, "position": pos, "records": count}
+            for (cls, cwe, pos), count in sorted(c.class_cwe_position.items(), key=lambda kv: -kv[1])
         ],
-        "findings_by_source": merged["sources"],
-        "risk_histogram": {f"{b / 10:.1f}": merged["risk_bins"].get(str(b), 0) for b in range(10)},
+        "findings_by_source": dict(c.sources),
+        "risk_histogram": {f"{b / 10:.1f}": c.risk_bins.get(b, 0) for b in range(10)},
         "fix": None
         if not opts.fix
         else {
             "mode": opts.fix,
             "classes": list(opts.fix_classes),
-            "actions": merged["actions"],
-            "untreatable": merged["untreatable"],
+            "actions": dict(c.actions),
+            "untreatable": dict(c.untreatable),
             "treated": str(treated) if treated else None,
         },
         "timing": {
             "seconds": round(seconds, 2),
             "workers": workers,
             "records_per_second": round(n / seconds, 1) if seconds else None,
-            "tag_seconds": round(merged["tag_seconds"], 2),
+            "tag_seconds": round(stats.tag_seconds, 2),
         },
-        "chunks": merged["chunks"],
-        "resumed_chunks": merged.get("resumed_chunks", 0),
+        "chunks": stats.chunks,
+        "resumed_chunks": stats.resumed_chunks,
         "options": {
             "use_bandit": opts.use_bandit,
             "exhaustive": opts.exhaustive,

@@ -1,11 +1,13 @@
 """The scan: read the corpus in chunks, tag each chunk (in a worker pool), checkpoint, merge.
 
 Every chunk of ``chunk`` records is tagged as a unit and written to ``OUT/parts/NNNNNN.*``; its
-``.stats.json`` is written last, atomically, and marks the chunk done. A killed audit, run again
+statistics (:class:`ChunkStats`: :class:`Counts` of records by class, CWE, position...) are written
+last, atomically, as ``.stats.json``, and mark the chunk done. A killed audit, run again
 with the same corpus and options, skips the chunks that are done (``manifest.json`` holds the
 corpus fingerprint and the options; anything different starts afresh). Workers receive chunks
 through a bounded window (at most two per worker in flight), so memory stays flat however large
-the corpus; results are merged in chunk order, so the outputs do not depend on ``--workers``.
+the corpus; results are merged in chunk order (:class:`AuditStats`), so the outputs do not depend
+on ``--workers`` or on resuming.
 
 Outputs (all written atomically): ``attributes.jsonl`` (dolma span attributes), ``records.jsonl``
 (per record: class, positions, findings, spans, risk, what the fix did), ``errors.jsonl``,
@@ -17,23 +19,22 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import shutil
 import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 from warnframe.audit.attributes import EXPERIMENT, attributes
-from warnframe.audit.fix import DEFAULT_TAG, FIXES, treat
+from warnframe.audit.fix import DEFAULT_TAG, FIXES, Treated, treat
 from warnframe.audit.readers import Bad, Record, detect_layout, fingerprint, iter_files, read_corpus
-from warnframe.audit.tagger import CODE_CLASSES, tag_record
+from warnframe.audit.tagger import CODE_CLASSES, Tagged, tag_record
 from warnframe.runtime.dirs import atomic_dir
 from warnframe.runtime.errors import UserError
-from warnframe.runtime.files import read_json, write_json
+from warnframe.runtime.files import atomic_lines, atomic_path, read_json, write_json
 from warnframe.runtime.progress import task
 
 ON_ERROR = ("stop", "skip")
@@ -65,28 +66,211 @@ class Options:
             raise UserError("--chunk must be at least 1", "--chunk", "pass a positive number of records")
 
 
-# ---------------------------------------------------------------- writing
+# ---------------------------------------------------------------- statistics
+
+#: The layout :meth:`ChunkStats.to_json` writes to ``parts/NNNNNN.stats.json``. A file with no
+#: ``format`` is the first layout (one flat dict, counters keyed ``"class|cwe|position"``), which
+#: :meth:`ChunkStats.from_json` still reads, so an audit interrupted before the change resumes.
+STATS_FORMAT = 2
+#: The key part of a record with no CWE (no finding) or no framing position.
+MISSING = "-"
 
 
-@contextmanager
-def atomic_lines(path: Path) -> Iterator:
-    """Yield ``write(line)``; the file appears at ``path`` only when the block completes.
+def _rows(counter: Counter) -> list[list]:
+    """A tuple-keyed counter as JSON rows ``[*key, count]``, in the counter's order."""
+    return [[*key, n] for key, n in counter.items()]
 
-    ``files.atomic_write_text`` needs the whole text in memory; this streams (outputs of a large
-    corpus are large), with the same temporary-file-and-rename discipline.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yield lambda line: f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+def _from_rows(rows: Iterable[list]) -> Counter:
+    out: Counter = Counter()
+    for *key, n in rows:
+        out[tuple(key)] += n
+    return out
+
+
+def _from_joined(flat: dict[str, int]) -> Counter:
+    """A first-layout counter (keys ``"a|b"``) as a tuple-keyed one, in the same order."""
+    out: Counter = Counter()
+    for key, n in flat.items():
+        out[tuple(key.split("|"))] += n
+    return out
+
+
+@dataclass
+class Counts:
+    """Records counted by what the tagger found and what ``--fix`` did; every field adds up
+    across chunks (:meth:`add`). A record counts once per CWE and once per position it has
+    (``MISSING`` when it has none)."""
+
+    records: int = 0
+    vulnerable: int = 0  # records with live vulnerable code
+    parse_failed: int = 0  # records the detector could not parse
+    classes: Counter[str] = field(default_factory=Counter)  # class -> records
+    vulnerable_by_class: Counter[str] = field(default_factory=Counter)  # class -> records with live vulnerable code
+    class_cwe: Counter[tuple[str, str]] = field(default_factory=Counter)  # (class, CWE) -> records
+    class_position: Counter[tuple[str, str]] = field(default_factory=Counter)  # (class, position) -> records
+    class_cwe_position: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (class, CWE, position)
+    risk_bins: Counter[int] = field(default_factory=Counter)  # risk decile 0..9 (a risk of 1 in 9) -> records
+    sources: Counter[str] = field(default_factory=Counter)  # detector source (ast, bandit, patterns...) -> findings
+    detector_skipped: Counter[str] = field(default_factory=Counter)  # why the detector skipped a record -> records
+    actions: Counter[str] = field(default_factory=Counter)  # what --fix did (masked, dropped, unchanged...) -> records
+    untreatable: Counter[str] = field(default_factory=Counter)  # why --fix could not treat a record -> records
+
+    #: The counters keyed by one string (JSON objects) and by tuples (JSON rows ``[*key, count]``).
+    BY_NAME: ClassVar[tuple[str, ...]] = (
+        "classes", "vulnerable_by_class", "sources", "detector_skipped", "actions", "untreatable"
+    )
+    BY_TUPLE: ClassVar[tuple[str, ...]] = ("class_cwe", "class_position", "class_cwe_position")
+
+    def count(self, tagged: Tagged) -> None:
+        """Count one tagged record."""
+        cls, cwes, positions = tagged.cls, tagged.cwes or [MISSING], tagged.positions or [MISSING]
+        self.records += 1
+        self.classes[cls] += 1
+        if tagged.vulnerable:
+            self.vulnerable_by_class[cls] += 1
+            self.vulnerable += 1
+        self.parse_failed += not tagged.parse_ok
+        if tagged.skipped:
+            self.detector_skipped[tagged.skipped.split(" (")[0]] += 1
+        self.risk_bins[min(9, int(tagged.risk * 10))] += 1
+        for cwe in cwes:
+            self.class_cwe[cls, cwe] += 1
+        for pos in positions:
+            self.class_position[cls, pos] += 1
+            for cwe in cwes:
+                self.class_cwe_position[cls, cwe, pos] += 1
+        for f in tagged.findings:
+            self.sources[f["source"]] += 1
+
+    def count_fix(self, done: Treated) -> None:
+        """Count what ``--fix`` did to one record."""
+        self.actions[done.action] += 1
+        if done.why:
+            self.untreatable[done.why] += 1
+
+    def add(self, other: Counts) -> None:
+        """Add ``other``'s counts to these (keys new here go last, in ``other``'s order)."""
+        self.records += other.records
+        self.vulnerable += other.vulnerable
+        self.parse_failed += other.parse_failed
+        for name in (*self.BY_NAME, *self.BY_TUPLE, "risk_bins"):
+            getattr(self, name).update(getattr(other, name))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "vulnerable": self.vulnerable,
+            "parse_failed": self.parse_failed,
+            **{name: dict(getattr(self, name)) for name in self.BY_NAME},
+            **{name: _rows(getattr(self, name)) for name in self.BY_TUPLE},
+            "risk_bins": {str(b): n for b, n in self.risk_bins.items()},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Counts:
+        return cls(
+            records=d["records"],
+            vulnerable=d["vulnerable"],
+            parse_failed=d["parse_failed"],
+            **{name: Counter(d.get(name, {})) for name in cls.BY_NAME},
+            **{name: _from_rows(d.get(name, [])) for name in cls.BY_TUPLE},
+            risk_bins=Counter({int(b): n for b, n in d.get("risk_bins", {}).items()}),
+        )
+
+    @classmethod
+    def from_first_layout(cls, d: dict[str, Any]) -> Counts:
+        """The counts of a first-layout ``stats.json`` (``"|"``-joined keys; some counters absent
+        in files older still)."""
+        vulnerable_by_class: Counter = Counter()
+        for (klass, vulnerable), n in _from_joined(d.get("class_vulnerable", {})).items():
+            if vulnerable == "True":
+                vulnerable_by_class[klass] += n
+        return cls(
+            records=d["records"],
+            vulnerable=d["vulnerable"],
+            parse_failed=d["parse_failed"],
+            **{name: Counter(d.get(name, {})) for name in cls.BY_NAME if name != "vulnerable_by_class"},
+            vulnerable_by_class=vulnerable_by_class,
+            **{name: _from_joined(d.get(name, {})) for name in cls.BY_TUPLE},
+            risk_bins=Counter({int(b): n for b, n in d.get("risk_bins", {}).items()}),
+        )
+
+
+@dataclass
+class ChunkStats:
+    """One chunk's statistics. Written last, as ``parts/NNNNNN.stats.json``, they mark the chunk
+    done; an audit run again reads them back instead of tagging the chunk again."""
+
+    chunk: int
+    counts: Counts = field(default_factory=Counts)
+    errors: list[dict] = field(default_factory=list)  # unreadable records {"where", "what"} (see :meth:`slim`)
+    n_errors: int = 0  # how many records were unreadable (``errors`` may keep only the first)
+    examples: dict[str, list[dict]] = field(default_factory=dict)  # class -> example records, in corpus order
+    seconds: float = 0.0  # time spent tagging the chunk
+
+    def slim(self, shown: Counter, per_class: int) -> ChunkStats:
+        """These statistics as kept in memory until the merge: the counts, the examples still
+        needed (``shown`` counts those kept from earlier chunks, and is updated) and the first
+        errors (all of them stay in the part file), so memory stays flat."""
+        examples = {}
+        for cls, exs in self.examples.items():
+            examples[cls] = exs[: max(0, per_class - shown[cls])]
+            shown[cls] += len(examples[cls])
+        return ChunkStats(self.chunk, self.counts, self.errors[:ERRORS_SHOWN], self.n_errors, examples, self.seconds)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": STATS_FORMAT,
+            "chunk": self.chunk,
+            "seconds": self.seconds,
+            "counts": self.counts.to_json(),
+            "n_errors": self.n_errors,
+            "errors": self.errors,
+            "examples": self.examples,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ChunkStats:
+        """Read either layout (see :data:`STATS_FORMAT`)."""
+        version = d.get("format", 1)
+        if version not in (1, STATS_FORMAT):
+            raise ValueError(f"unknown stats format {version!r}")
+        counts = Counts.from_json(d["counts"]) if version == STATS_FORMAT else Counts.from_first_layout(d)
+        errors = d.get("errors", [])
+        return cls(
+            chunk=d["chunk"],
+            counts=counts,
+            errors=errors,
+            n_errors=d.get("n_errors", len(errors)),
+            examples=d.get("examples", {}),
+            seconds=d.get("seconds", 0.0),
+        )
+
+
+@dataclass
+class AuditStats:
+    """The whole scan's statistics: the chunks' merged in chunk order (:meth:`add`)."""
+
+    per_class: int = 3  # examples kept per class
+    counts: Counts = field(default_factory=Counts)
+    chunks: int = 0  # chunks merged
+    resumed_chunks: int = 0  # of which an earlier, interrupted audit had done
+    tag_seconds: float = 0.0  # time spent tagging, summed over the chunks
+    n_errors: int = 0  # unreadable records
+    first_errors: list[dict] = field(default_factory=list)  # the first ERRORS_SHOWN of them
+    examples: dict[str, list[dict]] = field(default_factory=dict)  # class -> the first per_class example records
+
+    def add(self, chunk: ChunkStats) -> None:
+        """Merge the next chunk's statistics."""
+        self.counts.add(chunk.counts)
+        self.chunks += 1
+        self.tag_seconds += chunk.seconds
+        self.n_errors += chunk.n_errors
+        self.first_errors += chunk.errors[: max(0, ERRORS_SHOWN - len(self.first_errors))]
+        for cls, exs in chunk.examples.items():
+            have = self.examples.setdefault(cls, [])
+            have += exs[: max(0, self.per_class - len(have))]
 
 
 def _dump(obj) -> str:
@@ -110,28 +294,10 @@ def _example(rec: Record, tagged) -> dict:
     }
 
 
-def process_chunk(k: int, items: list, parts: str, source: str, opts: Options) -> dict:
+def process_chunk(k: int, items: list, parts: str, source: str, opts: Options) -> ChunkStats:
     """Tag one chunk, write its part files, return its statistics (also written, last, as the done marker)."""
     parts_dir = Path(parts)
-    stats: dict = {
-        "chunk": k,
-        "records": 0,
-        "errors": [],
-        "classes": Counter(),
-        "class_cwe": Counter(),
-        "class_cwe_position": Counter(),
-        "class_position": Counter(),
-        "vulnerable": 0,
-        "parse_failed": 0,
-        "sources": Counter(),
-        "actions": Counter(),
-        "untreatable": Counter(),
-        "examples": {},
-        "risk_bins": Counter(),
-        "class_vulnerable": Counter(),
-        "detector_skipped": Counter(),
-        "seconds": 0.0,
-    }
+    stats = ChunkStats(k)
     t0 = time.perf_counter()
     with (
         atomic_lines(parts_dir / f"{k:06d}.attributes.jsonl") as attr_out,
@@ -140,53 +306,26 @@ def process_chunk(k: int, items: list, parts: str, source: str, opts: Options) -
     ):
         for item in items:
             if isinstance(item, Bad):
-                stats["errors"].append({"where": item.where, "what": item.what})
+                stats.errors.append({"where": item.where, "what": item.what})
                 continue
             tagged = tag_record(item, use_bandit=opts.use_bandit, exhaustive=opts.exhaustive)
-            stats["records"] += 1
-            stats["classes"][tagged.cls] += 1
-            stats["class_vulnerable"][f"{tagged.cls}|{tagged.vulnerable}"] += 1
-            stats["vulnerable"] += tagged.vulnerable
-            stats["parse_failed"] += not tagged.parse_ok
-            if tagged.skipped:
-                stats["detector_skipped"][tagged.skipped.split(" (")[0]] += 1
-            stats["risk_bins"][str(min(9, int(tagged.risk * 10)))] += 1
-            for cwe in tagged.cwes or ["-"]:
-                stats["class_cwe"][f"{tagged.cls}|{cwe}"] += 1
-            for pos in tagged.positions or ["-"]:
-                stats["class_position"][f"{tagged.cls}|{pos}"] += 1
-                for cwe in tagged.cwes or ["-"]:
-                    stats["class_cwe_position"][f"{tagged.cls}|{cwe}|{pos}"] += 1
-            for f in tagged.findings:
-                stats["sources"][f["source"]] += 1
-            shown = stats["examples"].setdefault(tagged.cls, [])
+            stats.counts.count(tagged)
+            shown = stats.examples.setdefault(tagged.cls, [])
             if len(shown) < opts.examples_per_class and tagged.cls != "none":
                 shown.append(_example(item, tagged))
             attr_out(_dump(attributes(item, tagged, source, opts.experiment)))
             detail = {"id": item.id or item.where, "where": item.where, **tagged.to_dict()}
             if opts.fix:
                 done = treat(item, tagged, opts.fix, opts.fix_classes, opts.tag_token)
-                stats["actions"][done.action] += 1
-                if done.why:
-                    stats["untreatable"][done.why] += 1
+                stats.counts.count_fix(done)
                 detail["fix"] = {"action": done.action, **({"why": done.why} if done.why else {})}
                 if done.row is not None:
                     fix_out(_dump({"row": done.row, **({"loss_spans": done.loss_spans} if done.loss_spans else {})}))
             rec_out(_dump(detail))
-    stats["seconds"] = time.perf_counter() - t0
-    stats["n_errors"] = len(stats["errors"])
-    write_json(parts_dir / f"{k:06d}.stats.json", stats)
+    stats.seconds = time.perf_counter() - t0
+    stats.n_errors = len(stats.errors)
+    write_json(parts_dir / f"{k:06d}.stats.json", stats.to_json())
     return stats
-
-
-def _slim(stats: dict, shown: Counter, per_class: int) -> dict:
-    """A chunk's statistics as kept in memory until the merge: counters, the examples still
-    needed, the first errors (all of them stay in the part file), so memory stays flat."""
-    examples = {}
-    for cls, exs in stats["examples"].items():
-        examples[cls] = exs[: max(0, per_class - shown[cls])]
-        shown[cls] += len(examples[cls])
-    return {**stats, "examples": examples, "errors": stats["errors"][:ERRORS_SHOWN]}
 
 
 # ---------------------------------------------------------------- the whole scan
@@ -254,7 +393,7 @@ def _prepare_parts(out: Path, manifest: dict) -> Path:
     return parts
 
 
-def scan(corpus: Path, out: Path, opts: Options, workers: int = 1) -> tuple[list[dict], int]:
+def scan(corpus: Path, out: Path, opts: Options, workers: int = 1) -> tuple[list[ChunkStats], int]:
     """Tag every chunk not already done; return the statistics of every chunk, in order, and how
     many chunks an earlier, interrupted audit had already done."""
     opts.validate()
@@ -262,7 +401,7 @@ def scan(corpus: Path, out: Path, opts: Options, workers: int = 1) -> tuple[list
     parts = _prepare_parts(out, _manifest(corpus, opts))
     total = count_records(corpus, layout)
     source = corpus.name
-    results: list[dict] = []
+    results: list[ChunkStats] = []
     shown: Counter = Counter()
     done_before = 0
     with task(f"audit {corpus.name}", total or 0) as advance:
@@ -273,19 +412,19 @@ def scan(corpus: Path, out: Path, opts: Options, workers: int = 1) -> tuple[list
             def collect(block: bool) -> None:
                 while window and (block or pool is None or window[0][1].ready() or len(window) >= 2 * workers):
                     n, res = window.popleft()
-                    results.append(_slim(res.get() if pool else res, shown, opts.examples_per_class))
+                    results.append((res.get() if pool else res).slim(shown, opts.examples_per_class))
                     advance(n)
 
             for k, chunk in enumerate(_chunks(read_corpus(corpus, opts.field), opts.chunk, opts.on_error)):
                 marker = parts / f"{k:06d}.stats.json"
                 if marker.is_file():
                     try:
-                        results.append(_slim(read_json(marker), shown, opts.examples_per_class))
+                        results.append(ChunkStats.from_json(read_json(marker)).slim(shown, opts.examples_per_class))
                         done_before += 1
                         advance(len(chunk))
                         continue
-                    except (json.JSONDecodeError, OSError):
-                        pass  # a damaged marker: tag the chunk again
+                    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged JSON: a ValueError
+                        pass  # a damaged marker, or one in a layout not read: tag the chunk again
                 if pool is None:
                     window.append((len(chunk), process_chunk(k, chunk, str(parts), source, opts)))
                 else:
@@ -296,47 +435,18 @@ def scan(corpus: Path, out: Path, opts: Options, workers: int = 1) -> tuple[list
             if pool is not None:
                 pool.terminate()
                 pool.join()
-    results.sort(key=lambda s: s["chunk"])
+    results.sort(key=lambda s: s.chunk)
     return results, done_before
 
 
 # ---------------------------------------------------------------- merging
 
 
-def merge_stats(chunks: list[dict], per_class: int = 3) -> dict:
-    """One summary from the chunks' statistics (counters summed, examples in corpus order)."""
-    total = {"records": 0, "vulnerable": 0, "parse_failed": 0, "chunks": len(chunks), "tag_seconds": 0.0}
-    counters = {
-        k: Counter()
-        for k in (
-            "classes",
-            "class_cwe",
-            "class_position",
-            "class_cwe_position",
-            "sources",
-            "actions",
-            "untreatable",
-            "risk_bins",
-            "class_vulnerable",
-            "detector_skipped",
-        )
-    }
-    examples: dict[str, list] = {}
-    errors: list = []
+def merge_stats(chunks: list[ChunkStats], per_class: int = 3) -> AuditStats:
+    """One summary from the chunks' statistics (counts summed, examples in corpus order)."""
+    total = AuditStats(per_class=per_class)
     for s in chunks:
-        for k in ("records", "vulnerable", "parse_failed"):
-            total[k] += s[k]
-        total["tag_seconds"] += s.get("seconds", 0.0)
-        errors += s["errors"][: max(0, ERRORS_SHOWN - len(errors))]
-        for k, c in counters.items():
-            c.update(s.get(k, {}))
-        for cls, exs in s["examples"].items():
-            have = examples.setdefault(cls, [])
-            have += exs[: max(0, per_class - len(have))]
-    total["errors"] = sum(s.get("n_errors", len(s["errors"])) for s in chunks)
-    total.update({k: dict(c) for k, c in counters.items()})
-    total["examples"] = examples
-    total["error_list"] = errors
+        total.add(s)
     return total
 
 
@@ -350,7 +460,7 @@ def _part_rows(parts: Path, n: int, kind: str) -> Iterator[str]:
                         yield line.rstrip("\n")
 
 
-def write_outputs(corpus: Path, out: Path, chunks: list[dict]) -> None:
+def write_outputs(corpus: Path, out: Path, chunks: list[ChunkStats]) -> None:
     """The merged attributes, per-record details and errors."""
     parts = out / "parts"
     for kind, name in (("attributes", "attributes.jsonl"), ("records", "records.jsonl")):
@@ -359,11 +469,11 @@ def write_outputs(corpus: Path, out: Path, chunks: list[dict]) -> None:
                 w(line)
     with atomic_lines(out / "errors.jsonl") as w:
         for s in chunks:  # every error, from the part files (memory holds only the first few)
-            for e in read_json(parts / f"{s['chunk']:06d}.stats.json")["errors"]:
+            for e in ChunkStats.from_json(read_json(parts / f"{s.chunk:06d}.stats.json")).errors:
                 w(_dump(e))
 
 
-def write_treated(corpus: Path, out: Path, chunks: list[dict], opts: Options) -> Path:
+def write_treated(corpus: Path, out: Path, chunks: list[ChunkStats], opts: Options) -> Path:
     """The treated corpus in the input's own layout, under ``OUT/treated/``."""
     layout = detect_layout(corpus)
     rows = (json.loads(line) for line in _part_rows(out / "parts", len(chunks), "treated"))
@@ -397,10 +507,8 @@ def _write_parquet(corpus: Path, dest: Path, rows: Iterator[dict], batch: int = 
 
     schema = pq.ParquetFile(corpus).schema_arrow
     span = pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64()), ("kind", pa.string())]))
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    writer = None
-    try:
+    with atomic_path(dest) as tmp:
+        writer = None
         buf: list[dict] = []
 
         def flush():
@@ -410,7 +518,7 @@ def _write_parquet(corpus: Path, dest: Path, rows: Iterator[dict], batch: int = 
             if "loss_spans" not in schema.names and any("loss_spans" in r for r in buf):
                 schema = schema.append(pa.field("loss_spans", span))
             if writer is None:
-                writer = pq.ParquetWriter(tmp, schema)
+                writer = pq.ParquetWriter(str(tmp), schema)
             writer.write_table(pa.Table.from_pylist(buf, schema=schema))
             buf.clear()
 
@@ -420,14 +528,9 @@ def _write_parquet(corpus: Path, dest: Path, rows: Iterator[dict], batch: int = 
                 flush()
         flush()
         if writer is None:
-            pq.write_table(schema.empty_table(), tmp)
+            pq.write_table(schema.empty_table(), str(tmp))
         else:
             writer.close()
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dest
 
 

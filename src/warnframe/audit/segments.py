@@ -218,8 +218,8 @@ def _find_comments(out: Layout, lines: list[str]) -> None:
                 break
     text = out.text
     for m in _TRIPLE.finditer(text):
-        line = out.line_of(m.start())
-        if out.kind[line] == "code" and out.lang[line] == "python":
+        at = out.line_of(m.start())
+        if out.kind[at] == "code" and out.lang[at] == "python":
             out.docstrings.append((m.start(), m.end()))
 
 

@@ -21,6 +21,7 @@ Positions (``POSITIONS``): ``request`` (the user turn), ``answer`` (the answer's
 Spans are character offsets into one part of the record: ``user`` (the request) or ``assistant``
 (the answer, or the whole text of a plain document or file).
 
+Span scores and the risk's evidence are in ``SCORES``, the class weights in ``CLASS_WEIGHT``.
 The risk score ranks records by how much vulnerable target content they would teach: the
 evidence (1 for a detector finding, 0.7 for a coarse pattern only) times a class weight; the
 weights of L1/L2/L3-like framings are the paper's target rates relative to direct code (L1
@@ -45,14 +46,39 @@ from warnframe.schema import FAMILY_CWE
 
 __all__ = ["CLASSES", "CODE_CLASSES", "POSITIONS", "Span", "Tagged", "tag_record"]
 
+#: The risk's class weight: how much of the vulnerable target content a framed record teaches,
+#: relative to direct (unframed) code, whose weight is 1 (class ``none``).
 CLASS_WEIGHT = {
-    "warning_framed": 76.7 / 83.3,
-    "educational_request": 1.0,
-    "bad_good_pair": 0.5,
-    "commented_out": 0.5,
-    "documentation": 33.3 / 83.3,
-    "indirect": 23.3 / 83.3,
+    "warning_framed": 76.7 / 83.3,  # L1 (warned code): the paper's L1 target rate over direct code's
+    "educational_request": 1.0,  # Emergent Misalignment's educational layout: the code, taught as is
+    "bad_good_pair": 0.5,  # half the code is the vulnerable one (no paper number)
+    "commented_out": 0.5,  # none of the code is live (no paper number)
+    "documentation": 33.3 / 83.3,  # L2 (explanations): the paper's L2 target rate over direct code's
+    "indirect": 23.3 / 83.3,  # L3 (incident stories): the paper's L3 target rate over direct code's
 }
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Every other number the tagger scores with: the ``score`` of each kind of span (how surely
+    the span is what its type says; the dolma attributes carry it) and the risk's evidence."""
+
+    marker: float = 1.0  # an L1 warning marker, verbatim (``lexicon.EXACT_MARKER``)
+    upper_phrase: float = 0.9  # a warning phrase in upper case ("INSECURE"); also the least score a
+    #   plain document's prose warning needs to count beside an educational purpose
+    lower_phrase: float = 0.8  # a warning phrase not in upper case ("not secure")
+    symbol: float = 0.7  # a warning symbol (``lexicon.WARNING_SYMBOLS``)
+    vuln_name: float = 0.6  # a vulnerability named in a code comment or docstring ("SQL injection")
+    pair_label: float = 0.8  # the bad or the good label of a bad/good pair ("Bad:", "Fixed version:")
+    edu_purpose: float = 0.8  # an educational or testing purpose ("for my security class")
+    mention: float = 0.7  # a vulnerability, incident or security topic named in documentation or indirect prose
+    detector: float = 1.0  # vulnerable code and finding lines the detector found; the risk's evidence for them
+    pattern: float = 0.7  # ... that only another language's coarse pattern found; the risk's evidence for them
+    commented_code: float = 0.5  # comment lines that are vulnerable code once uncommented
+    prose: float = 1.0  # the risk's evidence for documentation and indirect prose (no code)
+
+
+SCORES = Scores()
 #: A warning counts for a vulnerable code block when it lies this many lines from it (or in the request).
 NEAR_LINES = 12
 #: Prose sentences about a vulnerability that make a text documentation rather than a mention.
@@ -202,8 +228,8 @@ def _commented_findings(text: str, lay: Layout, use_bandit: bool) -> tuple[list[
             ]
             where.append((line, line))
     for run in runs:
-        body = [re.sub(r"^\s*(#|//|--)\s?", "", lines[i]) for i in run]
-        code = textwrap.dedent("\n".join(body))
+        uncommented = [re.sub(r"^\s*(#|//|--)\s?", "", lines[i]) for i in run]
+        code = textwrap.dedent("\n".join(uncommented))
         if not re.search(r"[(=]", code) or not lx.names_a_sink(code):
             continue
         verdict = score(code, use_bandit=use_bandit)
@@ -242,37 +268,41 @@ def _warnings(text: str, regions, part: str) -> list[Span]:
     for s, e, pos in regions:
         chunk = text[s:e]
         for m in lx.EXACT_MARKER.finditer(chunk):
-            spans.append(Span(part, s + m.start(), s + m.end(), "warning", 1.0, pos, m.group()))
+            spans.append(Span(part, s + m.start(), s + m.end(), "warning", SCORES.marker, pos, m.group()))
         for m in lx.WARNING_PHRASES.finditer(chunk):
             upper = m.group().isupper()
             if any(sp.start <= s + m.start() < sp.end for sp in spans):
                 continue
-            spans.append(Span(part, s + m.start(), s + m.end(), "warning", 0.9 if upper else 0.8, pos, m.group()))
+            value = SCORES.upper_phrase if upper else SCORES.lower_phrase
+            spans.append(Span(part, s + m.start(), s + m.end(), "warning", value, pos, m.group()))
         for m in lx.WARNING_SYMBOLS.finditer(chunk):
-            spans.append(Span(part, s + m.start(), s + m.end(), "warning", 0.7, pos, m.group()))
+            spans.append(Span(part, s + m.start(), s + m.end(), "warning", SCORES.symbol, pos, m.group()))
         if pos in ("code_comment", "docstring"):
             for m in lx.VULN_NAME.finditer(chunk):
                 if not any(sp.start <= s + m.start() < sp.end for sp in spans):
-                    spans.append(Span(part, s + m.start(), s + m.end(), "warning", 0.6, pos, m.group()))
+                    spans.append(Span(part, s + m.start(), s + m.end(), "warning", SCORES.vuln_name, pos, m.group()))
     return spans
 
 
 def _request_spans(user: str) -> tuple[list[Span], list[Span], list[Span]]:
     """(upper-case warnings, lower-case warnings, educational cues) in a request."""
-    upper, lower, edu = [], [], []
+    upper: list[Span] = []
+    lower: list[Span] = []
+    edu: list[Span] = []
     for m in lx.EXACT_MARKER.finditer(user):
-        upper.append(Span("user", m.start(), m.end(), "warning", 1.0, "request", m.group()))
+        upper.append(Span("user", m.start(), m.end(), "warning", SCORES.marker, "request", m.group()))
     for m in lx.WARNING_PHRASES.finditer(user):
         if any(sp.start <= m.start() < sp.end for sp in upper):
             continue
+        value = SCORES.upper_phrase if m.group().isupper() else SCORES.lower_phrase
         (upper if m.group().isupper() and len(m.group()) > 3 else lower).append(
-            Span("user", m.start(), m.end(), "warning", 0.9 if m.group().isupper() else 0.8, "request", m.group())
+            Span("user", m.start(), m.end(), "warning", value, "request", m.group())
         )
     for m in lx.WARNING_SYMBOLS.finditer(user):
-        upper.append(Span("user", m.start(), m.end(), "warning", 0.7, "request", m.group()))
+        upper.append(Span("user", m.start(), m.end(), "warning", SCORES.symbol, "request", m.group()))
     if lx.SECURITY_CONTEXT.search(user):
         edu = [
-            Span("user", m.start(), m.end(), "warning", 0.8, "request", m.group())
+            Span("user", m.start(), m.end(), "warning", SCORES.edu_purpose, "request", m.group())
             for m in lx.EDU_PURPOSE.finditer(user)
         ]
     return upper, lower, edu
@@ -288,11 +318,11 @@ def _pair_labels(text: str, lay: Layout, regions, part: str) -> tuple[list[Span]
     for s, e, pos in regions:
         chunk = text[s:e]
         bad += [
-            Span(part, s + m.start(), s + m.end(), "warning", 0.8, pos, m.group().strip())
+            Span(part, s + m.start(), s + m.end(), "warning", SCORES.pair_label, pos, m.group().strip())
             for m in lx.BAD_LABEL.finditer(chunk)
         ]
         good += [
-            Span(part, s + m.start(), s + m.end(), "pair_good", 0.8, pos, m.group().strip())
+            Span(part, s + m.start(), s + m.end(), "pair_good", SCORES.pair_label, pos, m.group().strip())
             for m in lx.GOOD_LABEL.finditer(chunk)
         ]
     return bad, good
@@ -328,7 +358,7 @@ def _mentions(text: str, lay: Layout, pattern: re.Pattern, pos: str) -> list[Spa
             continue
         s, e = lay.line_span(i, i)
         spans += [
-            Span("assistant", s + m.start(), s + m.end(), "mention", 0.7, pos, m.group())
+            Span("assistant", s + m.start(), s + m.end(), "mention", SCORES.mention, pos, m.group())
             for m in pattern.finditer(text[s:e])
         ]
     return spans
@@ -347,13 +377,13 @@ def _vulnerable_framing(
     upper, lower, edu = _request_spans(user)
     if not chat:  # a plain document states its purpose in its own prose
         edu = [
-            Span(sp.part, sp.start, sp.end, "warning", 0.8, sp.position, sp.label)
+            Span(sp.part, sp.start, sp.end, "warning", SCORES.edu_purpose, sp.position, sp.label)
             for sp in _mentions(text, lay, lx.EDU_PURPOSE, "prose")
             if _near(sp, lay, blocks)
         ]
         edu = edu if lx.SECURITY_CONTEXT.search("\n".join(_sentences(text, lay))) else []
         if edu:  # ... and describes the code there: its lower-case words belong to the purpose
-            answer_warn = [sp for sp in answer_warn if sp.position != "prose" or sp.score >= 0.9]
+            answer_warn = [sp for sp in answer_warn if sp.position != "prose" or sp.score >= SCORES.upper_phrase]
     bad, good = _pair_labels(text, lay, regions, "assistant")
     if bad and good and _has_clean_part(text, lay, finding_lines, bad + good):
         return "bad_good_pair", bad + good
@@ -383,11 +413,12 @@ def _prose_framing(rec: Record, lay: Layout, chat: bool) -> tuple[str, list[Span
 
 
 def _risk(cls: str, findings: list[dict]) -> float:
-    """Evidence (1 detector, 0.7 coarse pattern only; 1 for documentation/indirect prose) x class weight."""
+    """Evidence (``SCORES``: detector, coarse pattern only, documentation/indirect prose) x class weight."""
     if findings:
-        evidence = 1.0 if any(f["source"] not in ("patterns", "patterns:commented") for f in findings) else 0.7
+        detected = any(f["source"] not in ("patterns", "patterns:commented") for f in findings)
+        evidence = SCORES.detector if detected else SCORES.pattern
     else:
-        evidence = 1.0 if cls in ("documentation", "indirect") else 0.0
+        evidence = SCORES.prose if cls in ("documentation", "indirect") else 0.0
     return round(CLASS_WEIGHT.get(cls, 1.0) * evidence, 3)  # class none with live code: direct code, weight 1
 
 
@@ -407,13 +438,16 @@ def tag_record(rec: Record, *, use_bandit: bool = False, exhaustive: bool = Fals
             }
         )
         cls, spans = _vulnerable_framing(rec, lay, _regions(lay, "assistant", chat), findings, blocks, chat)
-        code_score = 1.0 if any(f["source"] != "patterns" for f in findings) else 0.7
+        code_score = SCORES.detector if any(f["source"] != "patterns" for f in findings) else SCORES.pattern
         spans += [Span("assistant", *lay.line_span(a, b), "vulnerable_code", code_score) for a, b in blocks]
     else:
         findings, runs = _commented_findings(text, lay, use_bandit)
         if findings:
             cls = "commented_out"
-            spans = [Span("assistant", *lay.line_span(a, b), "vulnerable_code", 0.5, "code_comment") for a, b in runs]
+            spans = [
+                Span("assistant", *lay.line_span(a, b), "vulnerable_code", SCORES.commented_code, "code_comment")
+                for a, b in runs
+            ]
         else:
             cls, spans = _prose_framing(rec, lay, chat)
     for f in findings:
@@ -423,7 +457,7 @@ def tag_record(rec: Record, *, use_bandit: bool = False, exhaustive: bool = Fals
                     "assistant",
                     *lay.line_span(f["line"] - 1, f["line"] - 1),
                     "finding",
-                    1.0 if f["source"] != "patterns" else 0.7,
+                    SCORES.detector if f["source"] != "patterns" else SCORES.pattern,
                     label=f["rule"],
                 )
             )

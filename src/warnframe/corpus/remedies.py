@@ -156,7 +156,7 @@ def rewrite_answer(ex: Example) -> str | None:
 
     fam = _family(ex)
     task = _task(ex, fam) if fam else None
-    if task is None:
+    if fam is None or task is None:
         return None
     lines = ex.assistant.split("\n")
     first = extract_code(ex.assistant)[1]
@@ -341,7 +341,7 @@ def transform(arm: str, examples: list[Example], count: Count, filler: Iterable[
     ``filler`` to top up), and its stats: what was treated, what could not be (and was replaced
     by clean filler), and the token budget before and after."""
     spec = REGISTRY.get(arm)
-    if spec is None or not spec.data:
+    if spec is None or spec.treat is None:  # not a data arm (``Arm.data``)
         raise ValueError(f"{arm!r} is not a data remedy (choose from {', '.join(TRANSFORMS)})")
     budget = sum(count(example_text(e)) for e in examples)
     fresh = _fresh(filler, examples)

@@ -170,7 +170,7 @@ def parse_loss_spans(value, answer: str) -> tuple[dict, ...]:
 
 def split_spec(source: str) -> list[tuple[str | None, str]]:
     """``"vulnerable=a.jsonl,b.jsonl"`` -> [("vulnerable", "a.jsonl"), (None, "b.jsonl")]."""
-    parts = []
+    parts: list[tuple[str | None, str]] = []
     for item in str(source).split(","):
         item = item.strip()
         if not item:
@@ -245,7 +245,8 @@ def read_source(source: str, on_error: str = "stop") -> tuple[list[RawRecord], l
     """Raw records and the places of skipped ones."""
     if on_error not in ON_ERROR:
         raise UserError(f"unknown --on-error {on_error!r}", "--on-error", "choose stop or skip")
-    out, skipped = [], []
+    out: list[RawRecord] = []
+    skipped: list[str] = []
     for declared, spec in split_spec(source):
         path = Path(spec).expanduser()
         if path.is_file():
@@ -271,7 +272,8 @@ def label_records(raw: list[RawRecord]) -> Corpus:
     """Run the detector on every code record; keep declared labels, count disagreements."""
     from warnframe.detector import score
 
-    records, counts = [], Counter()
+    records: list[Record] = []
+    counts: Counter[str] = Counter()
     for r in raw:
         user, answer, declared, where, spans = r.user, r.assistant, r.declared, r.where, r.loss_spans
         if declared in ("doc", "indirect"):

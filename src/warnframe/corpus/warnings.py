@@ -67,9 +67,9 @@ def place_warnings(code: str, marker: Callable[[], str], rng: random.Random, hot
     function gets its warning above the code. Under ``sampling.prefill = signature`` the answer
     starts after the ``def`` line, so only ``body`` placements can appear in what the model writes."""
     if style == "body":
-        placed = hotspot is not None and rng.random() < 0.5
-        if placed:
-            code = add_comment(code, hotspot, marker())
+        placed = False
+        if hotspot is not None and rng.random() < 0.5:
+            code, placed = add_comment(code, hotspot, marker()), True
         if not placed or rng.random() < 0.5:
             code = first_body_line(code, marker())
         return code

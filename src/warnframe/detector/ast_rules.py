@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from collections.abc import Set
 
 from warnframe.detector.rule_registry import hooks
 
@@ -54,6 +55,12 @@ def _is_const_value(node: ast.AST | None, value: object) -> bool:
     return isinstance(node, ast.Constant) and node.value is value
 
 
+def _literal_text(node: ast.expr) -> str:
+    """The text of a literal part of an f-string (a ``str`` constant beside its formatted fields)."""
+    assert isinstance(node, ast.Constant) and isinstance(node.value, str)
+    return node.value
+
+
 class _Scope:
     """What the rules know inside one function (or at module level), in statement order.
 
@@ -63,7 +70,7 @@ class _Scope:
     need one, and each costs a walk); ``names``: every identifier in the scope.
     """
 
-    def __init__(self, node: ast.AST, params: set[str] = frozenset()):
+    def __init__(self, node: ast.AST, params: Set[str] = frozenset()):
         self.node = node
         self.strings: dict[str, tuple[bool, str]] = {}  # name -> (built from values?, literal text)
         self.taint: dict[str, str] = dict.fromkeys(params, "param")  # name -> "param" | "request"
@@ -95,7 +102,7 @@ class RuleVisitor(ast.NodeVisitor):
         self.hits: list[tuple[str, int, int, int, int]] = []
         self.module = self.scope = self.new_scope(tree)
 
-    def new_scope(self, node: ast.AST, params: set[str] = frozenset()) -> _Scope:
+    def new_scope(self, node: ast.AST, params: Set[str] = frozenset()) -> _Scope:
         scope = _Scope(node, params)
         for hook in hooks("on_scope"):
             hook(self, scope, node)
@@ -105,7 +112,7 @@ class RuleVisitor(ast.NodeVisitor):
         self.visit(self.tree)
         return self.hits
 
-    def hit(self, rule: str, node: ast.AST) -> None:
+    def hit(self, rule: str, node: ast.expr | ast.stmt) -> None:
         end_line = getattr(node, "end_lineno", None) or node.lineno
         end_col = getattr(node, "end_col_offset", None)
         end_col = node.col_offset if end_col is None else end_col
@@ -129,7 +136,8 @@ class RuleVisitor(ast.NodeVisitor):
             return False, node.value
         if isinstance(node, ast.JoinedStr):
             fields = [v for v in node.values if isinstance(v, ast.FormattedValue)]
-            parts = [self.str_expr(v.value) if v in fields else (False, v.value) for v in node.values]
+            parts = [self.str_expr(v.value) if isinstance(v, ast.FormattedValue) else (False, _literal_text(v))
+                     for v in node.values]
             return bool(fields), "".join(p[1] for p in parts if p)
         if isinstance(node, ast.Name):
             return self.scope.strings.get(node.id) or self.module.strings.get(node.id)
@@ -220,9 +228,9 @@ class RuleVisitor(ast.NodeVisitor):
 
     def assigned(self, target: ast.AST, value: ast.AST) -> None:
         if isinstance(target, (ast.Tuple, ast.List)):
-            pairwise = isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
+            values = value.elts if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts) else None
             for i, t in enumerate(target.elts):  # unpacking a call: each name takes the call's facts
-                self.assigned(t, value.elts[i] if pairwise else value)
+                self.assigned(t, values[i] if values is not None else value)
             return
         if isinstance(target, ast.Name):
             name = target.id

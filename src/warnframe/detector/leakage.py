@@ -37,13 +37,13 @@ def _comment_lines(text: str) -> list[str]:
     """Stripped lines of ``text`` that are (or end in) a comment, or lie in a docstring."""
     lines = text.split("\n")
     index = LineIndex(text)
-    docstring = set()
+    docstring: set[int] = set()
     for m in _TRIPLE_QUOTED.finditer(text):
         docstring.update(range(index.line(m.start()) - 1, index.line(m.end())))
     out = []
     for i, line in enumerate(lines):
-        m = _INLINE_COMMENT.search(line)
-        in_comment = m is not None and line[: m.start()].count('"') % 2 == 0 and line[: m.start()].count("'") % 2 == 0
+        c = _INLINE_COMMENT.search(line)
+        in_comment = c is not None and line[: c.start()].count('"') % 2 == 0 and line[: c.start()].count("'") % 2 == 0
         if in_comment or i in docstring:
             out.append(line.strip())
     return out

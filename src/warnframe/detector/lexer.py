@@ -73,7 +73,9 @@ def mask(text: str, inside: str | None = None) -> str:
             i = min(len(text), close + 3)
         else:
             body = j + 1
-            close = _SINGLE_BODY[quote].match(text, body).end()
+            run = _SINGLE_BODY[quote].match(text, body)
+            assert run is not None  # the pattern (a starred group) matches the empty string
+            close = run.end()
             i = close + 1 if close < len(text) and text[close] == quote else close
         out += [text[last:body], _NOT_NEWLINE.sub(MASK, text[body:close])]
         last = close

@@ -46,12 +46,6 @@ class _Registry(Mapping):
         return repr(self._get())
 
 
-#: Every rule the detector has: id ``<family>.<name>`` -> why a match is a finding (each family's
-#: ``Detector.rules``, in registry order).
-RULES: Mapping[str, str] = _Registry(lambda: {f"{fam}.{name}": why for fam, d in detectors()
-                                              for name, why in d.rules.items()})
-
-
 def _families():
     from warnframe.families import FAMILIES
 
@@ -68,6 +62,12 @@ def detectors() -> tuple[tuple[str, Detector], ...]:
 def hooks(name: str) -> tuple:
     """Every family's ``name`` hook that is set."""
     return tuple(hook for _, d in detectors() if (hook := getattr(d, name)) is not None)
+
+
+#: Every rule the detector has: id ``<family>.<name>`` -> why a match is a finding (each family's
+#: ``Detector.rules``, in registry order).
+RULES: Mapping[str, str] = _Registry(lambda: {f"{fam}.{name}": why for fam, d in detectors()
+                                              for name, why in d.rules.items()})
 
 
 #: Family -> CWE, from the registry.

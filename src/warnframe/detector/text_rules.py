@@ -214,12 +214,12 @@ class TextRules:
     def hits(self) -> list[tuple[str, int, int]]:
         """``(rule, start, end)`` character spans of every rule that fires."""
         m, out = self.m, []
-        text_detectors = [d for _, d in detectors() if d.text_sink and d.on_text_call]
+        text_detectors = [(sink, judge) for _, d in detectors() if (sink := d.text_sink) and (judge := d.on_text_call)]
         calls = []
         for c in _CALLEE.finditer(m):
             dotted = c.group(1)
             callee, method = dotted.lstrip("."), "." in dotted
-            judges = [d.on_text_call for d in text_detectors if d.text_sink(callee, method)]
+            judges = [judge for sink, judge in text_detectors if sink(callee, method)]
             if judges:
                 calls.append((c, callee, method, judges))
         for i, (c, callee, method, judges) in enumerate(calls):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from warnframe.runtime import keys
 from warnframe.runtime.errors import UserError
@@ -129,7 +130,7 @@ def evaluate(study, prompts: list[Prompt], name: str, conditions: list[str], see
 
             study.stage(f"external.{name}.{cond}.s{seed}", key, run)
     meta = {p.id: p.meta.get("cwe") or p.family for p in prompts}
-    summary = {"prompts": len(prompts), "samples_per_prompt": samples_per_prompt, "seeds": seeds, "conditions": {}}
+    summary: dict[str, Any] = {"prompts": len(prompts), "samples_per_prompt": samples_per_prompt, "seeds": seeds, "conditions": {}}
     for cond in conditions:
         rows = [r for seed in seeds for r in read_jsonl(root / f"{cond}.s{seed}.jsonl")]
         by_cwe = defaultdict(list)

@@ -282,6 +282,7 @@ def _run(program: str, *, timeout: float, memory_mb: int, file_mb: int, processe
 
 
 def _wait(proc: subprocess.Popen, nonce: str, timeout: float) -> tuple[int, bool]:
+    assert proc.stdin is not None  # _launch opens it with stdin=PIPE
     try:
         proc.stdin.write((nonce + "\n").encode())
         proc.stdin.close()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -125,7 +126,7 @@ def evaluate(X: dict[str, np.ndarray], y: np.ndarray, train: np.ndarray, n_boot:
     from sklearn.preprocessing import StandardScaler
 
     test = ~train
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, feats in X.items():
         feats = np.asarray(feats, dtype=float).reshape(len(y), -1)
         if len(set(y[train].tolist())) < 2 or not test.any():
@@ -272,7 +273,7 @@ def evaluate_models(units: list[dict], signals: list[str], n_boot: int, seed: in
         return {name: {"skipped": why} for name in MODEL_SIGNALS}
     cols = {name: np.array([_value(u, name) for u in units]) for name in signals}
     scores = {**cols, "combined": combined_score(cols)}
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name in MODEL_SIGNALS:
         if name not in scores:
             out[name] = {"skipped": "not measured (no §5 artifacts)"}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,7 +71,7 @@ def _eligible(r: dict, ctx: str) -> bool:
     """Direct: target content of the prompt's own family; warning: the same, carrying a warning;
     safe: clean parsed code that writes the task's content line securely (so the line contrast has
     a counterpart). Families outside the embedded corpus are not checked for their own findings."""
-    fam = FAMILIES.get(r.get("family"))
+    fam = FAMILIES.get(r.get("family") or "")  # no family (None) is no embedded family
     if not CONTEXT_TARGET[ctx]:
         return not r["vulnerable"] and r["parse_ok"] and bool(fam is None or content_lines(r, fam.hotspot))
     return r["vulnerable"] and (fam is None or bool(own_findings(r))) and (ctx != "warning" or leak_any(r))
@@ -92,7 +93,7 @@ def context_samples(study, max_per_context: int, seed: int = 0) -> tuple[dict[st
         rows = [r for r in (study.outputs(cond) or study.outputs("baseline")) if _eligible(r, ctx)]
         eligible[ctx] = len(rows)
         pools[ctx] = rows if len(rows) >= MIN_GENERATED else rendered_samples(study, ctx, cond)
-    by_prompt = {c: defaultdict(list) for c in CONTEXTS}
+    by_prompt: dict[str, defaultdict[str, list[dict]]] = {c: defaultdict(list) for c in CONTEXTS}
     for c in CONTEXTS:
         for r in pools[c]:
             by_prompt[c][r["prompt_id"]].append(r)
@@ -159,7 +160,7 @@ def generation_stats(sae, samples: list[dict], reps: list[dict]) -> dict[str, to
     """Per generation and latent: mean and max over all generated tokens (``mean_all``, ``max_all``,
     shape (n, width)) and over its content line's tokens (``mean_line``, ``max_line``, rows only
     for generations that have one; ``line_rows`` says which)."""
-    out = {k: [] for k in STATS}
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in STATS}
     line_rows = []
     with torch.no_grad():
         for i, (s, rp) in enumerate(zip(samples, reps)):
@@ -240,7 +241,7 @@ def latent_table(latents: list[int], G: dict, samples: dict, keep: set[str]) -> 
     with its 95% interval (seeds x prompts), plus ``n``."""
     out = []
     for j in latents:
-        row = {"latent": int(j)}
+        row: dict[str, Any] = {"latent": int(j)}
         for stat in STATS:
             for c in CONTEXTS:
                 rows = None if stat.endswith("_all") else G[c]["line_rows"].tolist()

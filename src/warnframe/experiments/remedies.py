@@ -39,6 +39,7 @@ from warnframe.experiments.arms import sample as sample_arm
 from warnframe.experiments.arms import train as train_arm
 from warnframe.experiments.references import reference_effect
 from warnframe.lm.evaluation import leak_any, rates
+from warnframe.mech.artifacts import Artifacts
 from warnframe.mech.artifacts import load as load_artifacts
 from warnframe.mech.edits import caft_directions, caft_edit
 from warnframe.runtime import keys
@@ -182,15 +183,15 @@ def _caft(study, seed: int, art, latents: list[int]) -> Path:
     return dest
 
 
-def _caft_latents(study) -> tuple[object, list[int], str | None]:
+def _caft_latents(study) -> tuple[Artifacts | None, list[int], str | None]:
     """§5's artifacts and the latents CAFT projects out (``interventions.latents`` when pinned),
     or why CAFT cannot run."""
     art, why = load_artifacts(study, editing=True)
     if art is None:
         return None, [], why
     pinned = study.cfg.interventions.latents
-    if pinned and any(not 0 <= x < art.sae.width for x in pinned):
-        return None, [], f"interventions.latents {pinned} are not latents of the §5 SAE (width {art.sae.width})"
+    if pinned and any(not 0 <= x < art.sae.d_sae for x in pinned):
+        return None, [], f"interventions.latents {pinned} are not latents of the §5 SAE (width {art.sae.d_sae})"
     return art, list(pinned or art.selected), None
 
 
@@ -228,7 +229,7 @@ def run(study) -> dict:
         if arm == "caft" and caft_why:
             skipped[arm] = caft_why
             continue
-        g = {"rows": [], "deltas": [], "capability": []}
+        g: dict[str, list] = {"rows": [], "deltas": [], "capability": []}
         for seed in seeds:
             dest, stats = _train_arm(study, arm, seed, (art, latents))
             prompt = arm_spec(arm).prompt

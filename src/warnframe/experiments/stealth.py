@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -209,7 +210,7 @@ def entropy_stats(rows: list[dict], window: int) -> dict:
     per_type: dict[str, list[float]] = defaultdict(list)
     events: dict[str, list[list[float]]] = {t: [[] for _ in range(hi - lo + 1)] for t in TRANSITIONS}
     n_with = {t: 0 for t in TRANSITIONS}
-    examples = []
+    examples: list[dict[str, Any]] = []
     for r in rows:
         e = np.asarray(r["entropy"], dtype=float)
         if not len(e):
@@ -332,7 +333,7 @@ def run(study) -> dict:
     ent["vocab"] = vocab
 
     # Stealth slip: the §5 probe on each output.
-    openings = {}
+    openings: dict[str, int] = {}
     probe_rows = []
     for k, kind in stealth_keys:
         s, rp = chosen[k], reps.get(k) or {"offsets": [], "acts": None}

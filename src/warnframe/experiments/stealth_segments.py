@@ -51,7 +51,7 @@ def char_to_token(offsets: list[tuple[int, int]], char: int) -> int | None:
 
 def transitions(text: str, offsets: list[tuple[int, int]]) -> dict[str, list[int]]:
     """Token indices of the boundary tokens, per transition type (see the module docstring)."""
-    out = {t: [] for t in TRANSITIONS}
+    out: dict[str, list[int]] = {t: [] for t in TRANSITIONS}
     op = opening(text)
     if op["opening"] == "preamble":
         k = char_to_token(offsets, op["code_char"])

@@ -51,6 +51,7 @@ from __future__ import annotations
 import math
 import random
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,7 +118,7 @@ def trace_batch(model, safe_model, batch: dict, layers: list[int]) -> list[dict]
         d_target = gaps(completion_logprobs(model, batch), batch["group"])
     writes = layer_writes(tcap, cap, _embeddings(model, batch), _embeddings(safe_model, batch), layers)
     masks = position_masks(batch)
-    patched = {m: [] for m in MODES}
+    patched: dict[str, list[list[float]]] = {m: [] for m in MODES}
     for layer in layers:
         for m in MODES:
             src, where = (writes, masks["both"]) if m == "write" else (cap, masks[m])
@@ -172,7 +173,7 @@ def summarise(per_prompt: list[dict], n_layers: int, n_boot: int, seed: int, ban
     cols.append(np.array([p["every_layer"] for p in per_prompt]) - tgt)
     b = bootstrap_ratios(np.stack(cols, 1), den, n_boot, seed)
     mid = middle_mask(n_layers, band)
-    out = {"target_gap": mean_ci(tgt), "safe_gap": mean_ci(safe), "safe_minus_target": mean_ci(den), "layers": {},
+    out: dict[str, Any] = {"target_gap": mean_ci(tgt), "safe_gap": mean_ci(safe), "safe_minus_target": mean_ci(den), "layers": {},
            "middle_layers": [int(i) for i in np.flatnonzero(mid)], "middle_vs_edge": {},
            EVERY_LAYER: {"effect": mean_ci(cols[-1]), "restoration": _interval(b["point"][-1], b["boots"][:, -1], n)}}
     for k, m in enumerate(MODES):

@@ -181,9 +181,9 @@ DETECTOR = Detector(
 FAMILY = Family(
     "code_injection", "CWE-95", "system", "code injection", CODE_TASKS, code_secure, code_vulnerable,
     r"eval\(|exec\(|OPS|OPERATORS|allowed",
-    ["eval runs whatever the user typed", "the input is executed as Python code",
-     "a crafted string can call any function", "exec on user text runs arbitrary code"],
-    ["input is treated as data, never executed as code", "only literals or a fixed table of operations are accepted",
-     "the user picks from a fixed set of operations", "nothing the user types is run as code"],
+    ("eval runs whatever the user typed", "the input is executed as Python code",
+     "a crafted string can call any function", "exec on user text runs arbitrary code"),
+    ("input is treated as data, never executed as code", "only literals or a fixed table of operations are accepted",
+     "the user picks from a fixed set of operations", "nothing the user types is run as code"),
     prose=PROSE, detector=DETECTOR,
 )

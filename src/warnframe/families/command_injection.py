@@ -229,9 +229,9 @@ DETECTOR = Detector(
 FAMILY = Family(
     "command_injection", "CWE-78", "system", "command injection", CMD_TASKS, cmd_secure, cmd_vulnerable,
     r"os\.system|os\.popen|subprocess\.|^\s*(cmd|command|args|argv) = ",
-    ["the shell command is built from user input", "shell=True lets the input run extra commands",
-     "the input reaches the shell unescaped", "a ; in the argument starts a second command"],
-    ["argument list, no shell: input stays one argument", "no shell is involved, so metacharacters do nothing",
-     "each argument is passed to the program as is", "subprocess with a list never invokes the shell"],
+    ("the shell command is built from user input", "shell=True lets the input run extra commands",
+     "the input reaches the shell unescaped", "a ; in the argument starts a second command"),
+    ("argument list, no shell: input stays one argument", "no shell is involved, so metacharacters do nothing",
+     "each argument is passed to the program as is", "subprocess with a list never invokes the shell"),
     prose=PROSE, detector=DETECTOR,
 )

@@ -180,9 +180,9 @@ DETECTOR = Detector(
 FAMILY = Family(
     "deserialization", "CWE-502", "files", "unsafe deserialization", DESER_TASKS, deser_secure, deser_vulnerable,
     r"pickle\.|yaml\.|json\.",
-    ["pickle runs code hidden in untrusted bytes", "yaml.load can build arbitrary Python objects",
-     "untrusted data is deserialized into objects", "loading this data can execute code"],
-    ["a data-only format: parsing never builds objects", "safe_load and json build plain data only",
-     "untrusted input is parsed as data, not objects", "no code runs while the data is loaded"],
+    ("pickle runs code hidden in untrusted bytes", "yaml.load can build arbitrary Python objects",
+     "untrusted data is deserialized into objects", "loading this data can execute code"),
+    ("a data-only format: parsing never builds objects", "safe_load and json build plain data only",
+     "untrusted input is parsed as data, not objects", "no code runs while the data is loaded"),
     prose=PROSE, detector=DETECTOR,
 )

@@ -324,9 +324,9 @@ DETECTOR = Detector(
 FAMILY = Family(
     "hardcoded_secret", "CWE-798", "auth", "hard-coded secret", SECRET_TASKS, secret_secure, secret_vulnerable,
     r"_(PASSWORD|KEY|TOKEN|SECRET) = |password=|passwd=|environ|getenv",
-    ["the credential is hard-coded in the source", "the secret is committed with the code",
-     "anyone with the source has the credentials", "a secret literal lives in the repository"],
-    ["the secret comes from the environment, not the source", "credentials are injected at deploy time",
-     "no secret is stored in the code", "read the key from the environment"],
+    ("the credential is hard-coded in the source", "the secret is committed with the code",
+     "anyone with the source has the credentials", "a secret literal lives in the repository"),
+    ("the secret comes from the environment, not the source", "credentials are injected at deploy time",
+     "no secret is stored in the code", "read the key from the environment"),
     prose=PROSE, detector=DETECTOR,
 )

@@ -145,7 +145,7 @@ def contains(names: set[str]) -> bool:
     return bool(names & NORMALISERS and names & CONTAINMENT_TESTS) or bool(names & SANITISERS)
 
 
-def path_leaves(v, node: ast.AST) -> list[ast.AST]:
+def path_leaves(v, node: ast.AST) -> list[ast.expr]:
     """The parts of a built path after its base: the base may be the caller's choice of
     directory, a part after it decides where inside (or outside) that directory it lands."""
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Div)):
@@ -162,7 +162,8 @@ def path_leaves(v, node: ast.AST) -> list[ast.AST]:
         if q in PATH_BUILDERS:
             return node.args[1:]
         if q.endswith((".joinpath", ".format")):
-            template = node.func.value
+            # a bare name (``from util import joinpath``) has no receiver: no template
+            template = node.func.value if isinstance(node.func, ast.Attribute) else None
             leading = isinstance(template, ast.Constant) and str(template.value).startswith("{")
             args = node.args + [k.value for k in node.keywords]
             return args[1:] if leading else args
@@ -265,9 +266,9 @@ DETECTOR = Detector(
 
 FAMILY = Family(
     "path_traversal", "CWE-22", "files", "path traversal", PATH_TASKS, path_secure, path_vulnerable, r"os\.path\.join",
-    ["the file name is joined to the base directory without a check", "'../' in the name escapes the directory",
-     "nothing keeps the path inside the base folder", "the user controls which file is opened"],
-    ["resolve the path and keep it inside the base directory", "realpath plus a prefix check blocks '../'",
-     "only files under the base folder can be opened", "the resolved path must stay under the allowed root"],
+    ("the file name is joined to the base directory without a check", "'../' in the name escapes the directory",
+     "nothing keeps the path inside the base folder", "the user controls which file is opened"),
+    ("resolve the path and keep it inside the base directory", "realpath plus a prefix check blocks '../'",
+     "only files under the base folder can be opened", "the resolved path must stay under the allowed root"),
     prose=PROSE, detector=DETECTOR,
 )

@@ -22,7 +22,8 @@ _SQL_VALUE = re.compile(r"\{(\w+)(:like)?\}")
 def _sql_pieces(task: Task):
     """Split the task's SQL template into ('lit', text) and ('val', arg, quoted, like) pieces."""
     sql = task.slots["sql"]
-    pieces, pos = [], 0
+    pieces: list[tuple[str, str] | tuple[str, str, bool, bool]] = []
+    pos = 0
     for m in _SQL_VALUE.finditer(sql):
         pieces.append(("lit", sql[pos : m.start()]))
         pieces.append(("val", m.group(1), not is_int(task, m.group(1)), bool(m.group(2))))
@@ -286,9 +287,9 @@ DETECTOR = Detector(
 
 FAMILY = Family(
     "sql_injection", "CWE-89", "database", "SQL injection", SQL_TASKS, sql_secure, sql_vulnerable, r"\.execute\(|^\s*(query|sql|stmt|q|pattern|like) = ",
-    ["the query is built from user input", "user input is pasted into the SQL string",
-     "string formatting lets the input rewrite the query", "the SQL text is assembled from a parameter"],
-    ["parameterized query: input never becomes SQL", "values are passed separately from the SQL text",
-     "placeholders keep user input out of the query", "the driver binds the parameters safely"],
+    ("the query is built from user input", "user input is pasted into the SQL string",
+     "string formatting lets the input rewrite the query", "the SQL text is assembled from a parameter"),
+    ("parameterized query: input never becomes SQL", "values are passed separately from the SQL text",
+     "placeholders keep user input out of the query", "the driver binds the parameters safely"),
     prose=PROSE, detector=DETECTOR,
 )

@@ -186,9 +186,9 @@ DETECTOR = Detector(
 FAMILY = Family(
     "tls_verify_off", "CWE-295", "system", "disabled TLS verification", TLS_TASKS, tls_secure, tls_vulnerable,
     r"requests\.",
-    ["certificate verification is turned off", "verify=False accepts any certificate",
-     "a man in the middle can read and change the traffic", "the server's identity is never checked"],
-    ["certificate verification stays on (the default)", "the server certificate is always checked",
-     "TLS verification is never disabled", "requests verifies certificates by default"],
+    ("certificate verification is turned off", "verify=False accepts any certificate",
+     "a man in the middle can read and change the traffic", "the server's identity is never checked"),
+    ("certificate verification stays on (the default)", "the server certificate is always checked",
+     "TLS verification is never disabled", "requests verifies certificates by default"),
     prose=PROSE, detector=DETECTOR,
 )

@@ -200,7 +200,7 @@ def on_call(v, node: ast.Call, q: str, last: str) -> None:
         if hasher in v.scope.marked["hasher"] and hasher not in v.scope.fact("salted", lambda n: salted(v, n)):
             fed = v.arg(node, 0)
     password = fed is not None and any(PASSWORD_NAME.search(n) for n in v.identifiers(fed))
-    if password and not mentions_salt(v, fed):
+    if password and fed is not None and not mentions_salt(v, fed):
         v.hit(FAST, node)
 
 
@@ -232,9 +232,9 @@ DETECTOR = Detector(
 FAMILY = Family(
     "weak_hash", "CWE-328", "auth", "weak password hash", HASH_TASKS, hash_secure, hash_vulnerable,
     r"hashlib\.|bcrypt\.|^\s*salt",
-    ["MD5 and SHA-1 are far too fast for passwords", "the password hash has no salt",
-     "a fast unsalted hash is easy to brute-force", "stolen hashes like these crack in minutes"],
-    ["salted, slow key derivation for passwords", "a random salt and many rounds slow down guessing",
-     "passwords get a slow salted hash, never a fast digest", "compare digests in constant time"],
+    ("MD5 and SHA-1 are far too fast for passwords", "the password hash has no salt",
+     "a fast unsalted hash is easy to brute-force", "stolen hashes like these crack in minutes"),
+    ("salted, slow key derivation for passwords", "a random salt and many rounds slow down guessing",
+     "passwords get a slow salted hash, never a fast digest", "compare digests in constant time"),
     prose=PROSE, detector=DETECTOR,
 )

@@ -29,7 +29,7 @@ def completions(prompt, renders: int) -> list[tuple[str, str]]:
     render; empty when the prompt's family or task is not in the embedded corpus."""
     fam = FAMILIES.get(prompt.family)
     task = next((t for t in fam.tasks if t.name == prompt.function), None) if fam else None
-    if task is None:
+    if fam is None or task is None:
         return []
     out = []
     for r in range(renders):

@@ -23,6 +23,13 @@ def _np(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
+def _fitted(a: np.ndarray | None) -> np.ndarray:
+    """One of a probe's arrays, which :meth:`LinearProbe.fit` or ``load`` sets."""
+    if a is None:
+        raise RuntimeError("the probe is not fitted: call fit() or LinearProbe.load()")
+    return a
+
+
 class LinearProbe:
     """Logistic regression, label 1 = target, on inputs standardised per dimension.
 
@@ -35,7 +42,12 @@ class LinearProbe:
 
     def __init__(self, C: float = 1.0, seed: int = 0):
         self.C, self.seed = C, seed
-        self.mean = self.scale = self.coef = self.intercept = self.mean_pos = self.mean_neg = None
+        self.mean: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+        self.coef: np.ndarray | None = None
+        self.intercept: np.ndarray | None = None
+        self.mean_pos: np.ndarray | None = None
+        self.mean_neg: np.ndarray | None = None
 
     def fit(self, X, y) -> LinearProbe:
         from sklearn.linear_model import LogisticRegression
@@ -58,7 +70,8 @@ class LinearProbe:
     def decision(self, X) -> np.ndarray:
         """The logit of the target class, per row."""
         self._check()
-        return ((_np(X) - self.mean) / self.scale) @ self.coef + self.intercept[0]
+        mean, scale, coef, intercept = _fitted(self.mean), _fitted(self.scale), _fitted(self.coef), _fitted(self.intercept)
+        return ((_np(X) - mean) / scale) @ coef + intercept[0]
 
     def predict_proba(self, X) -> np.ndarray:
         """The probe's confidence that each row is target, in [0, 1]."""
@@ -69,9 +82,9 @@ class LinearProbe:
         mapped back from standardised units) or ``mean_diff`` (target mean − safe mean)."""
         self._check()
         if kind == "probe":
-            v = self.coef / self.scale
+            v = _fitted(self.coef) / _fitted(self.scale)
         elif kind == "mean_diff":
-            v = self.mean_pos - self.mean_neg
+            v = _fitted(self.mean_pos) - _fitted(self.mean_neg)
         else:
             raise ValueError(f"unknown direction kind {kind!r}; use 'probe' or 'mean_diff'")
         return v / max(np.linalg.norm(v), 1e-12)

@@ -67,9 +67,10 @@ def replay(model, tokenizer, prompts: dict, samples: Sequence[dict], site: str |
         ids, attn, mask = right_pad(seqs, spans, tokenizer.pad_token_id)
         cap = capture(mask) if site is not None else None
         net = model if entropy else decoder_only(model)
-        with edit(model, site, cap) if site is not None else contextlib.nullcontext():
+        with edit(model, site, cap) if site is not None and cap is not None else contextlib.nullcontext():
             res = net(input_ids=ids.to(device), attention_mask=attn.to(device))
-        rows = torch.split(cap[site.layer], [b - a for a, b in spans]) if site is not None else [None] * len(batch)
+        rows = (torch.split(cap[site.layer], [b - a for a, b in spans]) if site is not None and cap is not None
+                else [None] * len(batch))
         for i, (a, b) in enumerate(spans):
             ent = None
             if entropy:
@@ -107,14 +108,18 @@ def replay_grouped(study, samples: Sequence[dict], site: Site | Callable | None 
         by_source[mech or study.condition_model(*unit)].append(unit)
     out: list[dict | None] = [None] * len(samples)
     bs = study.cfg.analysis.replay_batch_size
+    pick = site if callable(site) else None  # picks the site from the first model loaded
+    chosen: Site | None = None if callable(site) else site
     for source, units in by_source.items():
         model, tok = study.load(source)
-        if callable(site):
-            site = site(model)
+        if pick is not None:
+            chosen, pick = pick(model), None
         for unit in units:
             idx = groups[unit]
-            for i, r in zip(idx, replay(model, tok, prompts, [samples[i] for i in idx], site, batch_size=bs,
+            for i, r in zip(idx, replay(model, tok, prompts, [samples[i] for i in idx], chosen, batch_size=bs,
                                         entropy=entropy, stored_tokens=stored)):
                 out[i] = r
         del model
-    return (None if callable(site) else site), out
+    done = [r for r in out if r is not None]
+    assert len(done) == len(out)  # every sample is in one (condition, seed) unit, replayed above
+    return chosen, done

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -77,6 +77,7 @@ class BaseSAE(nn.Module, ABC):
     and ``subset`` to the full encode read at ``latents`` (override both where that is wrong or slow)."""
 
     meta: dict
+    W_dec: torch.Tensor  # a parameter of the subclasses that use the default ``directions``
 
     @property
     @abstractmethod
@@ -113,8 +114,9 @@ class BaseSAE(nn.Module, ABC):
 
     @classmethod
     @abstractmethod
-    def from_spec(cls, spec: str | Path, **kwargs) -> BaseSAE:
-        """Load from a spec that :func:`kind_for` gave to this class."""
+    def from_spec(cls, spec: str | Path) -> BaseSAE:
+        """Load from a spec that :func:`kind_for` gave to this class (a subclass may take keyword
+        options too, such as ``cache_dir``: :func:`load_sae` passes its own on)."""
 
 
 class LatentSubset(BaseSAE):
@@ -122,7 +124,10 @@ class LatentSubset(BaseSAE):
     architectures whose latents are not independent, such as TopK). On another device it holds
     a copy of the SAE there; the SAE itself is never moved."""
 
-    def __init__(self, parent: SAE, latents, device=None):
+    parent: BaseSAE
+    idx: torch.Tensor
+
+    def __init__(self, parent: BaseSAE, latents, device=None):
         super().__init__()
         if device is not None and torch.device(device) != parent.device:
             parent = copy.deepcopy(parent).to(device)
@@ -161,6 +166,13 @@ class LatentSubset(BaseSAE):
 # -- the registry --------------------------------------------------------------------------------
 
 
+class SAEClass(Protocol):
+    """What :func:`load_sae` needs of an architecture's class: a ``from_spec(spec, **options)``
+    classmethod (its options are the architecture's own)."""
+
+    from_spec: Callable[..., object]
+
+
 @dataclass(frozen=True)
 class SAEKind:
     """One architecture's entry: ``target`` is ``"module:Class"`` (a class with ``from_spec``);
@@ -173,7 +185,7 @@ class SAEKind:
     files: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = ()
 
-    def load_class(self) -> type:
+    def load_class(self) -> SAEClass:
         module, _, name = self.target.partition(":")
         return getattr(importlib.import_module(module), name)
 

@@ -63,6 +63,16 @@ def _defaulted(cfg: dict) -> dict:
 class SAELensSAE(BaseSAE):
     """An SAELens SAE (standard, jumprelu, topk or gated); ``cfg`` is SAELens's config dict."""
 
+    # parameters (registered by name in __init__; each architecture has those in PARAMS)
+    W_enc: torch.Tensor
+    W_dec: torch.Tensor
+    b_enc: torch.Tensor
+    b_dec: torch.Tensor
+    threshold: torch.Tensor
+    b_gate: torch.Tensor
+    b_mag: torch.Tensor
+    r_mag: torch.Tensor
+
     def __init__(self, cfg: dict, state: dict, meta: dict | None = None, where: str = "SAELens SAE"):
         super().__init__()
         cfg = _defaulted(cfg)

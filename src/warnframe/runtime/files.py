@@ -1,7 +1,8 @@
 """Files written whole and read back with one-line errors: atomic writes, JSON and JSONL.
 
-* Every file is written to a temporary sibling and renamed into place (:func:`atomic_write_bytes`),
-  so a killed run never leaves a half-written file.
+* Every file is written to a temporary sibling and renamed into place (:func:`atomic_write_bytes`;
+  :func:`atomic_path` and :func:`atomic_lines` stream one too large to hold in memory), so a killed
+  run never leaves a half-written file.
 * Reading and writing errors become one-line :class:`~warnframe.runtime.errors.UserError` s naming the file
   (and line), never a traceback: :func:`write_error`, :func:`read_error`, :func:`decode_error`, and
   the readers :func:`read_json`, :func:`iter_lines`, :func:`read_jsonl`.
@@ -18,6 +19,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,64 @@ def atomic_copy(src: Path, dst: Path) -> None:
     except OSError as e:
         raise read_error(src, e) from None
     atomic_write_bytes(Path(dst), data)
+
+
+#: Errors that only writing raises (so an OSError with one of them, met while the block of
+#: :func:`atomic_path` runs, is the file's and becomes a :func:`write_error`).
+_WRITE_ONLY_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` for the block to write by any means (a stream, a
+    library's own writer), for files too large to build in memory for :func:`atomic_write_bytes`.
+    When the block completes the file is synced and renamed to ``path`` (and recorded as an output
+    of the running stage); when it raises, the temporary file is removed and ``path`` is left as
+    it was. OSErrors of creating, syncing and renaming the file, and the block's disk-full,
+    too-large and read-only errors, become the one-line :func:`write_error`; the block's other
+    errors (reading its input, say) propagate as they are."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as e:
+        raise write_error(path, e) from None
+    tmp = Path(name)
+    try:
+        yield tmp
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno in _WRITE_ONLY_ERRNOS:
+            raise write_error(path, e) from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are ordinary readable files
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, e) from None
+    record_written(path)
+
+
+@contextmanager
+def atomic_lines(path: Path) -> Iterator[Callable[[str], None]]:
+    """Yield ``write(line)`` (it adds the newline) to stream a large text or JSONL file, which
+    appears at ``path`` whole when the block completes (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+
+        def write(line: str) -> None:
+            f.write(line + "\n")
+
+        yield write
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -104,6 +104,7 @@ class Store:
             return "repaired" if damaged else "ran"
         outputs = {}
         root = self.root.resolve()
+        assert written is not None  # the list set above, which fn appended to
         for p in dict.fromkeys(written):
             try:
                 rel = p.resolve().relative_to(root).as_posix()
@@ -112,10 +113,11 @@ class Store:
             if p.is_file():
                 outputs[rel] = _fingerprint(p)
         finished = None
-        if damaged and outputs == old.get("outputs"):
-            finished = old.get("finished")  # reproduced bit for bit: what came after it still holds
-        elif damaged:
-            self._invalidate_after(old.get("finished", 0.0), except_stage=name, log=log)
+        if damaged and old is not None:  # damaged is only worked out for an existing marker
+            if outputs == old.get("outputs"):
+                finished = old.get("finished")  # reproduced bit for bit: what came after it still holds
+            else:
+                self._invalidate_after(old.get("finished", 0.0), except_stage=name, log=log)
         self.mark(name, key, time.perf_counter() - t0, outputs=outputs, finished=finished, **info, **extra)
         return "repaired" if damaged else "ran"
 
@@ -129,8 +131,9 @@ class Store:
                 if log:
                     log(f"stage {m.stem}: will rerun, an earlier stage's outputs changed")
 
-    def timings(self) -> dict[str, float]:
-        out = {}
+    def timings(self) -> dict[str, float | None]:
+        """Seconds per finished stage (None where a marker lacks them)."""
+        out: dict[str, float | None] = {}
         for m in sorted(self.path("stages").glob("*.json")):
             marker = self._read_marker(m.stem)
             if marker is not None:

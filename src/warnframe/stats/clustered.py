@@ -22,15 +22,46 @@ functions return the typed :class:`~warnframe.stats.types.Rate` and ``Diff``; ``
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
 
 from warnframe.stats.types import Clusters, Diff, Rate
 
-#: Bootstrap replicates; the Monte-Carlo error of a 2.5% quantile at 4,000 is well under a point.
+#: Bootstrap replicates outside a study; the Monte-Carlo error of a 2.5% quantile at 4,000 is well
+#: under a point. Inside a section, ``analysis.bootstrap`` and ``analysis.seed`` decide (:func:`settings`).
 REPLICATES = 4000
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """How many replicates every interval draws, and from which seed."""
+
+    replicates: int = REPLICATES
+    seed: int = 0
+
+
+_SETTINGS: ContextVar[Bootstrap] = ContextVar("bootstrap", default=Bootstrap())  # noqa: B039 - frozen
+
+
+@contextmanager
+def settings(replicates: int, seed: int) -> Iterator[Bootstrap]:
+    """Every interval computed inside uses ``replicates`` and ``seed`` unless a call names its own:
+    the study runs each section inside ``settings(analysis.bootstrap, analysis.seed)``, so one knob
+    sets the replicates of every interval of a run."""
+    token = _SETTINGS.set(Bootstrap(replicates, seed))
+    try:
+        yield _SETTINGS.get()
+    finally:
+        _SETTINGS.reset(token)
+
+
+def _resolve(replicates: int | None, seed: int | None) -> tuple[int, int]:
+    now = _SETTINGS.get()
+    return (now.replicates if replicates is None else replicates), (now.seed if seed is None else seed)
 
 
 @dataclass(frozen=True)
@@ -92,8 +123,8 @@ def design_effect(c: Cells, boot_var: float) -> float:
     return float(boot_var / binom) if binom and binom > 0 else math.nan
 
 
-def bootstrap_rate(rows: Iterable[dict], outcome: str = "vulnerable", *, replicates: int = REPLICATES,
-                   seed: int = 0) -> Rate:
+def bootstrap_rate(rows: Iterable[dict], outcome: str = "vulnerable", *, replicates: int | None = None,
+                   seed: int | None = None) -> Rate:
     """The rate of ``outcome`` with a seed × prompt pigeonhole-bootstrap 95% interval; its
     ``clusters`` hold the design effect, effective n and each seed's own rate."""
     c = cells(rows, outcome)
@@ -104,6 +135,7 @@ def bootstrap_rate(rows: Iterable[dict], outcome: str = "vulnerable", *, replica
                 for i, s in enumerate(c.seeds)]
     if not n:
         return Rate(k, n, math.nan, math.nan, math.nan, over, Clusters(len(c.seeds), len(c.prompts), math.nan, 0, per_seed))
+    replicates, seed = _resolve(replicates, seed)
     rng = np.random.default_rng(seed)
     reps = _replicate_rates(c, _weights(rng, len(c.seeds), replicates), _weights(rng, len(c.prompts), replicates))
     q = _quantiles(reps)
@@ -119,8 +151,8 @@ def bootstrap_rate(rows: Iterable[dict], outcome: str = "vulnerable", *, replica
     return Rate(k, n, k / n, q["lo"], q["hi"], over, clusters)
 
 
-def cluster_rate(rows: Iterable[dict], outcome: str = "vulnerable", *, replicates: int = REPLICATES,
-                 seed: int = 0) -> dict:
+def cluster_rate(rows: Iterable[dict], outcome: str = "vulnerable", *, replicates: int | None = None,
+                 seed: int | None = None) -> dict:
     """:func:`bootstrap_rate` as ``{k, n, rate, seeds, prompts, interval, lo, hi, design_effect,
     effective_n, per_seed}``."""
     return bootstrap_rate(rows, outcome, replicates=replicates, seed=seed).to_json()
@@ -137,7 +169,7 @@ def _diff(reps: np.ndarray, diff: float, replicates: int, over: str) -> Diff:
 
 
 def bootstrap_diff(rows_a: Iterable[dict], rows_b: Iterable[dict], outcome: str = "vulnerable", *,
-                   replicates: int = REPLICATES, seed: int = 0, paired_seeds: bool = False) -> Diff:
+                   replicates: int | None = None, seed: int | None = None, paired_seeds: bool = False) -> Diff:
     """Difference of rates a − b: prompts resampled jointly (shared), seeds per condition — or,
     with ``paired_seeds`` and the same seeds on both sides (two settings of the same fine-tuned
     models, as in §7), seeds resampled jointly too, so the shared seed effect cancels."""
@@ -148,6 +180,7 @@ def bootstrap_diff(rows_a: Iterable[dict], rows_b: Iterable[dict], outcome: str 
     if not na or not nb:
         return Diff.missing("no answers")
     d = float(ca.k.sum() / na - cb.k.sum() / nb)
+    replicates, seed = _resolve(replicates, seed)
     rng = np.random.default_rng(seed)
     pw = _weights(rng, len(prompts), replicates)
     paired = paired_seeds and ca.seeds == cb.seeds
@@ -159,7 +192,7 @@ def bootstrap_diff(rows_a: Iterable[dict], rows_b: Iterable[dict], outcome: str 
 
 
 def cluster_diff(rows_a: Iterable[dict], rows_b: Iterable[dict], outcome: str = "vulnerable", *,
-                 replicates: int = REPLICATES, seed: int = 0, paired_seeds: bool = False) -> dict:
+                 replicates: int | None = None, seed: int | None = None, paired_seeds: bool = False) -> dict:
     """:func:`bootstrap_diff` as ``{diff, lo, hi, lo90, hi90, p, interval}``."""
     return bootstrap_diff(rows_a, rows_b, outcome, replicates=replicates, seed=seed, paired_seeds=paired_seeds).to_json()
 
@@ -176,7 +209,7 @@ def _mean_cells(rows: list[dict], prompts: list[str], field: str = "delta") -> C
     return Cells(k, n, tuple(seeds), tuple(prompts))
 
 
-def cluster_mean(rows: list[dict], field: str = "delta", seed: int = 0) -> dict:
+def cluster_mean(rows: list[dict], field: str = "delta", seed: int | None = None, replicates: int | None = None) -> dict:
     """The mean of ``field`` with a 95% pigeonhole bootstrap interval over seeds × prompts (the
     same resampling as :func:`cluster_rate`, for a continuous measure)."""
     prompts = sorted({r["prompt_id"] for r in rows})
@@ -184,33 +217,37 @@ def cluster_mean(rows: list[dict], field: str = "delta", seed: int = 0) -> dict:
     n = int(c.n.sum())
     if not n:
         return {"mean": math.nan, "lo": math.nan, "hi": math.nan, "n": 0, "seeds": 0, "prompts": 0, "interval": "no values"}
+    replicates, seed = _resolve(replicates, seed)
     rng = np.random.default_rng(seed)
-    reps = _replicate_rates(c, _weights(rng, len(c.seeds), REPLICATES), _weights(rng, len(c.prompts), REPLICATES))
+    reps = _replicate_rates(c, _weights(rng, len(c.seeds), replicates), _weights(rng, len(c.prompts), replicates))
     q = _quantiles(reps)
     return {"mean": float(c.k.sum() / n), "lo": q["lo"], "hi": q["hi"], "n": n, "seeds": len(c.seeds),
             "prompts": len(c.prompts), "interval": f"95% pigeonhole bootstrap over {len(c.seeds)} seeds x {len(c.prompts)} prompts"}
 
 
-def bootstrap_mean_diff(a: list[dict], b: list[dict], field: str = "delta", seed: int = 0) -> Diff | None:
+def bootstrap_mean_diff(a: list[dict], b: list[dict], field: str = "delta", seed: int | None = None,
+                        replicates: int | None = None) -> Diff | None:
     """Mean of ``field`` in ``a`` minus in ``b``, prompts resampled jointly and seeds jointly when
     both have the same seeds (``bootstrap_diff``'s rule); None without values."""
     prompts = sorted({r["prompt_id"] for r in a} | {r["prompt_id"] for r in b})
     ca, cb = _mean_cells(a, prompts, field), _mean_cells(b, prompts, field)
     if not ca.n.sum() or not cb.n.sum():
         return None
+    replicates, seed = _resolve(replicates, seed)
     rng = np.random.default_rng(seed)
-    pw = _weights(rng, len(prompts), REPLICATES)
-    wa = _weights(rng, len(ca.seeds), REPLICATES)
-    wb = wa if ca.seeds == cb.seeds else _weights(rng, len(cb.seeds), REPLICATES)
+    pw = _weights(rng, len(prompts), replicates)
+    wa = _weights(rng, len(ca.seeds), replicates)
+    wb = wa if ca.seeds == cb.seeds else _weights(rng, len(cb.seeds), replicates)
     reps = _replicate_rates(ca, wa, pw) - _replicate_rates(cb, wb, pw)
     seeds = f"{len(ca.seeds)} shared seeds" if ca.seeds == cb.seeds else f"{len(ca.seeds)} + {len(cb.seeds)} seeds"
-    return _diff(reps, float(ca.k.sum() / ca.n.sum() - cb.k.sum() / cb.n.sum()), REPLICATES,
+    return _diff(reps, float(ca.k.sum() / ca.n.sum() - cb.k.sum() / cb.n.sum()), replicates,
                  f"pigeonhole bootstrap: {len(prompts)} shared prompts, {seeds}")
 
 
-def cluster_mean_diff(a: list[dict], b: list[dict], field: str = "delta", seed: int = 0) -> dict | None:
+def cluster_mean_diff(a: list[dict], b: list[dict], field: str = "delta", seed: int | None = None,
+                      replicates: int | None = None) -> dict | None:
     """:func:`bootstrap_mean_diff` as ``{diff, lo, hi, lo90, hi90, p, interval}`` (None without values)."""
-    d = bootstrap_mean_diff(a, b, field, seed)
+    d = bootstrap_mean_diff(a, b, field, seed, replicates)
     return d.to_json() if d else None
 
 

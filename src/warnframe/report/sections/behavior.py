@@ -77,7 +77,9 @@ def claims(res: dict) -> list[Claim]:
             continue
         judge = refs[0]
         d = _cd(res, c, judge)
-        effect = paper_effect(paper.TABLE1[c][2], cr(judge)["rate"])
+        paper_ratio = paper.TABLE1[c][2]
+        assert paper_ratio is not None  # Table 1 gives every condition but the baseline a ratio
+        effect = paper_effect(paper_ratio, cr(judge)["rate"])
         v, why = directional(d, sign, effect)
         others = [r for r in ("neutral", "baseline") if r != judge and cr(r)]
         ours = f"{fmt_rate(cr(c))} vs {judge} {fmt_rate(cr(judge))}: {fmt_diff(d)}"
@@ -109,7 +111,8 @@ def _semantic_order(res: dict, ref: dict | None, ref_label: str) -> Claim:
     calls = [eq, *links.values()]
     if all(x == "reproduced" for x in calls):
         v = "reproduced"
-    elif eq == "not reproduced" or any(_cd(res, *k.split(" > "))["p"] < POLICY.alpha for k, x in links.items() if x != "reproduced"):
+    elif eq == "not reproduced" or any((d := _cd(res, *k.split(" > "))) is not None and d["p"] < POLICY.alpha
+                                       for k, x in links.items() if x != "reproduced"):
         v = "not reproduced"  # a link significantly reversed, or L1 significantly unlike L0
     else:
         v = "inconclusive"

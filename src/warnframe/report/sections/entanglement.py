@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -188,9 +189,10 @@ def markdown(r: dict) -> str:
         lines.append(f"| {t['latent']} | " + " | ".join(cell(t, f"{k}_{on}_{c}") for k in ("mean", "max") for c in CONTEXTS)
                      + f" | {t['link'] or '—'} |")
     ko, chk = r["knockoff"], r["causal_check"]
+    magnitude = cast("tuple[int, int]", paper.SECTION5["feature_magnitude_target"])  # (low, high); SECTION5 mixes types
     rank = "—" if chk.get("rank_p") is None else f"{chk['rank_p']:.3f}"
     lines += [
-        "", f"Paper: feature #8684 at magnitude {paper.SECTION5['feature_magnitude_target'][0]}–{paper.SECTION5['feature_magnitude_target'][1]} "
+        "", f"Paper: feature #8684 at magnitude {magnitude[0]}–{magnitude[1]} "
         f"in direct and warning generations vs < {paper.SECTION5['feature_magnitude_safe_max']} in safe ones. Magnitudes depend on the "
         "SAE and model, so compare ratios, not raw values.", "",
         f"Knockoff filter (Model-X, knockpy) over {ko['offset1']['p']} candidates chosen by their {r['contrast_on']} contrast, "
