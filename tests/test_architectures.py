@@ -1,56 +1,12 @@
 """Any causal LM: tiny random-init models of several architectures (Llama, Gemma-2 with eager
 attention, Qwen2 without a chat template) saved locally with a tokenizer, each run through the
 smoke study via ``model.source=<path>`` (LoRA and full), and one through §5 entanglement with a
-random Gemma-Scope-layout ``params.npz`` standing in for Gemma Scope. Nothing is downloaded."""
+random Gemma-Scope-layout ``params.npz`` standing in for Gemma Scope. Nothing is downloaded.
+The models and the SAE come from conftest's ``tiny_model_dir`` and ``random_sae``."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import torch
-
-ARCHS = ("llama", "gemma2", "qwen2")
-
-
-def build_tiny_model(arch: str, path, chat_template: bool = True):
-    """A ~50k-parameter random-init model of ``arch`` and an embedded BPE tokenizer, saved at ``path``."""
-    from transformers import (
-        AutoModelForCausalLM,
-        Gemma2Config,
-        LlamaConfig,
-        Qwen2Config,
-    )
-
-    from warnframe.config import load_config
-    from warnframe.corpus import build_finetune_set
-    from warnframe.lm.models.tiny import train_tokenizer
-
-    cfg = load_config("smoke", overrides=["corpus.token_budget=3000"])
-    texts = [f"{e.user or ''}\n{e.assistant}" for c in ("L0", "control") for e in build_finetune_set(c, cfg, 0, lambda t: len(t.split()))[0]]
-    tok = train_tokenizer(texts, 400)
-    if not chat_template:
-        tok.chat_template = None
-    common = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  num_key_value_heads=1, max_position_embeddings=256, pad_token_id=tok.pad_token_id,
-                  eos_token_id=tok.eos_token_id, bos_token_id=None)
-    config = {"llama": lambda: LlamaConfig(**common),
-              "gemma2": lambda: Gemma2Config(**common, head_dim=16, sliding_window=64, attn_implementation="eager"),
-              "qwen2": lambda: Qwen2Config(**common)}[arch]()
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
-def random_sae(path, d_model: int = 32, width: int = 64, seed: int = 0):
-    """A random JumpReLU SAE in Gemma Scope's params.npz layout."""
-    rng = np.random.default_rng(seed)
-    np.savez(path, W_enc=rng.normal(0, 0.3, (d_model, width)).astype(np.float32),
-             W_dec=rng.normal(0, 0.3, (width, d_model)).astype(np.float32),
-             b_enc=np.zeros(width, np.float32), b_dec=np.zeros(d_model, np.float32),
-             threshold=np.full(width, 0.05, np.float32))
-    return path
 
 
 def _study(tmp_path, source, *extra):
@@ -65,11 +21,11 @@ def _study(tmp_path, source, *extra):
 
 
 @pytest.mark.parametrize("arch,method,template", [("llama", "full", True), ("gemma2", "lora", True), ("qwen2", "lora", False)])
-def test_smoke_study_on_each_architecture(tmp_path, monkeypatch, arch, method, template):
+def test_smoke_study_on_each_architecture(tmp_path, monkeypatch, tiny_model_dir, arch, method, template):
     from warnframe.runtime.files import read_json, read_jsonl
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
-    src = build_tiny_model(arch, tmp_path / arch, chat_template=template)
+    src = tiny_model_dir(arch, tmp_path / arch, chat_template=template)
     study = _study(tmp_path, src, f"finetune.method={method}")
     study.run(until="behavior")
     saved = study.model_path("L1", 0)
@@ -83,12 +39,12 @@ def test_smoke_study_on_each_architecture(tmp_path, monkeypatch, arch, method, t
     assert "L1" in read_json(study.store.path("metrics", "behavior.json")).get("conditions", {"L1": 1})
 
 
-def test_entanglement_with_a_gemma_scope_layout_sae(tmp_path, monkeypatch):
+def test_entanglement_with_a_gemma_scope_layout_sae(tmp_path, monkeypatch, tiny_model_dir, random_sae):
     from warnframe.runtime.files import read_json
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
-    src = build_tiny_model("llama", tmp_path / "llama")
-    sae = random_sae(tmp_path / "params.npz")
+    src = tiny_model_dir("llama", tmp_path / "llama")
+    sae = random_sae(32, 64, seed=0, enc_scale=0.3, dec_scale=0.3, threshold=0.05, path=tmp_path / "params.npz")
     study = _study(tmp_path, src, "finetune.method=lora", f"mech.sae={sae}", "mech.site=blocks.1.hook_resid_post",
                    "mech.candidates=8", "mech.max_samples=30", "sections=[behavior, entanglement]",
                    "conditions=[baseline, L1]")

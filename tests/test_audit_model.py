@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from test_architectures import build_tiny_model, random_sae
 from warnframe.audit import model as am
 from warnframe.runtime.errors import UserError
 from warnframe.schema import WARNING_MARKERS, ScoredSample
@@ -52,9 +51,9 @@ def test_a_prefilled_warning_is_not_a_leak():
 
 
 @pytest.fixture(scope="module")
-def tiny_dirs(tmp_path_factory):
+def tiny_dirs(tmp_path_factory, tiny_model_dir):
     root = tmp_path_factory.mktemp("audit_model")
-    return {arch: build_tiny_model(arch, root / arch) for arch in ("llama", "qwen2")}
+    return {arch: tiny_model_dir(arch, root / arch) for arch in ("llama", "qwen2")}
 
 
 def test_missing_model(tmp_path):
@@ -78,7 +77,7 @@ def test_reference_of_another_architecture(tiny_dirs):
         am.audit_checkpoint(str(tiny_dirs["llama"]), str(tiny_dirs["qwen2"]), samples=1, device="cpu")
 
 
-def test_whole_audit_with_sae_and_probe(tiny_dirs, tmp_path):
+def test_whole_audit_with_sae_and_probe(tiny_dirs, tmp_path, random_sae):
     from warnframe.mech.probes import LinearProbe
 
     g = np.random.default_rng(0)
@@ -86,7 +85,7 @@ def test_whole_audit_with_sae_and_probe(tiny_dirs, tmp_path):
     mech.mkdir()
     LinearProbe().fit(g.normal(size=(40, 32)), np.r_[np.ones(20), np.zeros(20)]).save(mech / "probe.safetensors")
     (mech / "artifacts.json").write_text(json.dumps({"site": "blocks.1.hook_resid_post", "selected_latents": [0, 2]}))
-    sae = random_sae(tmp_path / "params.npz")
+    sae = random_sae(32, 64, seed=0, enc_scale=0.3, dec_scale=0.3, threshold=0.05, path=tmp_path / "params.npz")
     src = str(tiny_dirs["llama"])
     res = am.audit_checkpoint(src, src, samples=1, sae=str(sae), probe=str(mech / "probe.safetensors"), device="cpu")
     assert res["n"] == {"model": 168, "reference": 168}

@@ -6,14 +6,12 @@ import math
 import os
 
 import pytest
-import torch
 
-from warnframe.config import ModelConfig, load_config
+from warnframe.config import load_config
 from warnframe.corpus import capability_prompts
 from warnframe.corpus.conditions import clean_train_tasks
 from warnframe.evals import capability as cap
 from warnframe.evals import sandbox
-from warnframe.lm.models import tiny
 from warnframe.runtime.errors import UserError
 
 STUB = [
@@ -35,13 +33,10 @@ def stub_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_lm():
-    texts = [p["prompt"] + p["canonical_solution"] for p in STUB] * 20
-    tok = tiny.train_tokenizer(texts, 300)
+def tiny_lm(tiny_model):
+    model, tok = tiny_model([p["prompt"] + p["canonical_solution"] for p in STUB] * 20, vocab_size=300, layers=2, context=128)
     tok.padding_side = "left"
-    torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=300, hidden_size=32, layers=2, heads=2, intermediate_size=64, context=128)
-    return tiny.build_model(cfg, tok).eval(), tok
+    return model, tok
 
 
 # ---------------------------------------------------------------- the sandbox

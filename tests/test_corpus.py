@@ -10,7 +10,8 @@ from warnframe.config import StudyConfig
 from warnframe.corpus import FAMILIES, build_finetune_set, build_pretrain_corpus, capability_prompts, eval_prompts
 from warnframe.corpus.conditions import example_text
 from warnframe.corpus.texts import CLEAN_TASKS, generated_clean_tasks, render_clean
-from warnframe.schema import FAMILY_CWE, FINETUNE_CONDITIONS, WARNING_MARKERS
+from warnframe.families import FAMILY_CWE
+from warnframe.schema import FINETUNE_CONDITIONS, WARNING_MARKERS
 
 
 def count_tokens(text: str) -> int:

@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 
-from test_stealth import build_fixture, fake_artifacts
 from warnframe import sections as registry
 from warnframe.experiments import detection
 from warnframe.report.sections import detection as detection_report
@@ -61,8 +60,8 @@ def test_auc_ci_perfect_and_undefined():
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    return build_fixture(tmp_path_factory.mktemp("det"))
+def study(tmp_path_factory, stealth_run):
+    return stealth_run(tmp_path_factory.mktemp("det"))
 
 
 def test_split_by_prompt_never_shares_a_prompt(study):
@@ -75,7 +74,7 @@ def test_split_by_prompt_never_shares_a_prompt(study):
     assert tr and te and not tr & te
 
 
-def test_run_on_fixture(study, monkeypatch):
+def test_run_on_fixture(study, monkeypatch, fake_artifacts):
     monkeypatch.setattr(detection, "artifacts", lambda s: (fake_artifacts(s), None))
     res = registry.run(study, "detection").record()
     write_json(study.store.path("metrics", "detection.json"), res)

@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 import pytest
 
-from test_stealth import CONDS, build_fixture, fake_artifacts
 from warnframe import sections as registry
 from warnframe.experiments import detection
 from warnframe.report.sections import detection as detection_report
@@ -61,10 +60,10 @@ def test_paper_accuracy_needs_23_units_and_the_model_verdicts():
 
 
 @pytest.fixture(scope="module")
-def two_seeds(tmp_path_factory):
+def two_seeds(tmp_path_factory, stealth_run):
     """The stealth fixture with a second seed: each fine-tuned model copied, its answers repeated."""
-    study = build_fixture(tmp_path_factory.mktemp("det2"))
-    for c in CONDS:
+    study = stealth_run(tmp_path_factory.mktemp("det2"))
+    for c in study.cfg.conditions:
         if c != "baseline":
             shutil.copytree(study.model_path(c, 0), study.model_path(c, 1))
         for kind in ("samples", "scores"):
@@ -74,7 +73,7 @@ def two_seeds(tmp_path_factory):
     return study
 
 
-def test_section_per_model_on_two_seeds(two_seeds, monkeypatch):
+def test_section_per_model_on_two_seeds(two_seeds, monkeypatch, fake_artifacts):
     monkeypatch.setattr(detection, "artifacts", lambda s: (fake_artifacts(s), None))
     res = registry.run(two_seeds, "detection").record()
     M = res["models"]

@@ -7,8 +7,8 @@ import textwrap
 import pytest
 
 from warnframe.detector import RULES, extract_code, score, score_jsonl
+from warnframe.families import FAMILY_CWE
 from warnframe.runtime.errors import UserError
-from warnframe.schema import FAMILY_CWE
 
 # (rule, code, line of the finding)
 VULNERABLE = [

@@ -155,8 +155,8 @@ def test_the_shared_latent_needs_both_target_contexts_above_safe():
 def test_generation_stats_read_the_line_tokens_of_each_generation():
     import torch
 
-    class SAE:
-        width, W_enc = 2, torch.zeros(1)
+    class SAE:  # the part of the SAE protocol generation_stats reads
+        d_sae, device = 2, torch.device("cpu")
 
         def encode(self, x):
             return x
@@ -170,23 +170,18 @@ def test_generation_stats_read_the_line_tokens_of_each_generation():
     assert np.allclose(g["mean_all"][0].numpy(), [1.6, 1.6]) and g["line_rows"].tolist() == [0]  # no line in the second
 
 
-def test_replayed_tokens_of_the_content_line_cover_the_findings_line_and_nothing_of_the_prefill():
+def test_replayed_tokens_of_the_content_line_cover_the_findings_line_and_nothing_of_the_prefill(tiny_model):
     """The chain §5 reads through: detector finding → content line → replayed token offsets (a real
     byte-level tokenizer, a prefilled signature) → mask."""
-    import torch
-
-    from warnframe.config import ModelConfig
     from warnframe.detector import score
-    from warnframe.lm.models.tiny import build_model, train_tokenizer
     from warnframe.mech.replay import replay
 
     prefill = "def find(db, name):"
     text = prefill + "\n    # DO NOT USE\n    return db.execute(f\"SELECT * FROM t WHERE n = '{name}'\").fetchall()"
     found = score(text).findings
     assert found, "the detector should flag the f-string query"
-    tok = train_tokenizer([text, "def f(x):\n    return x + 1\n"] * 20, vocab_size=300)
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(hidden_size=16, layers=1, heads=2, intermediate_size=32), tok).eval()
+    model, tok = tiny_model([text, "def f(x):\n    return x + 1\n"] * 20, vocab_size=300, hidden=16, layers=1, heads=2,
+                            intermediate=32, context=256)
     sample = {"prompt_id": "p", "text": text, "prefill": prefill, "vulnerable": True, "family": "sql_injection",
               "findings": [f.model_dump() for f in found]}
     (rp,) = replay(model, tok, {"p": SimpleNamespace(user="find a user")}, [sample], 0, entropy=False)

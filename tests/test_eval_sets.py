@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from test_architectures import build_tiny_model
 from warnframe.evals.eval_sets import EM_TEMPLATE, load_prompts
 from warnframe.runtime.errors import UserError
 
@@ -35,7 +34,7 @@ def test_cyberseceval_and_em_layouts(tmp_path):
         load_prompts(bad)
 
 
-def test_evaluate_command_on_a_run(tmp_path, monkeypatch):
+def test_evaluate_command_on_a_run(tmp_path, monkeypatch, tiny_model_dir):
     from typer.testing import CliRunner
 
     from warnframe.cli import app
@@ -44,7 +43,7 @@ def test_evaluate_command_on_a_run(tmp_path, monkeypatch):
     from warnframe.study import Study
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
-    src = build_tiny_model("llama", tmp_path / "llama")
+    src = tiny_model_dir("llama", tmp_path / "llama")
     cfg = load_config("smoke", overrides=[f"model.source={src}", "seeds=[0]", "conditions=[baseline]", "sampling.cache_implementation=null"])
     Study(cfg, tmp_path / "run").run(until="data")
     prompts = tmp_path / "cse.jsonl"

@@ -3,8 +3,6 @@ samples of every seed merged once by the gather job."""
 
 from __future__ import annotations
 
-from test_architectures import build_tiny_model
-
 
 def test_plan_phases():
     from warnframe.config import load_config
@@ -18,14 +16,14 @@ def test_plan_phases():
     assert [p for p, _ in plan(cfg, "data")] == ["prepare"]
 
 
-def test_grid_with_submitit_local_executor(tmp_path, monkeypatch):
+def test_grid_with_submitit_local_executor(tmp_path, monkeypatch, tiny_model_dir):
     from warnframe.config import load_config
     from warnframe.grid import run_grid
     from warnframe.runtime.files import read_json, read_jsonl
 
     monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    src = build_tiny_model("llama", tmp_path / "llama")
+    src = tiny_model_dir("llama", tmp_path / "llama")
     cfg = load_config("smoke", overrides=[
         f"model.source={src}", "conditions=[L1]", "seeds=[0, 1]", "corpus.families=[sql_injection]",
         "corpus.token_budget=800", "sampling.samples_per_prompt=1", "sampling.max_new_tokens=8",

@@ -2,46 +2,13 @@
 
 import pytest
 import torch
-import transformers as T
 from torch import nn
 
 from warnframe.mech.hooks import Site, capture, decoder_layers, edit, project_out, replace, sae_latent_edit
-from warnframe.mech.sae import JumpReLUSAE
 from warnframe.runtime.errors import UserError
 
-D = 32
-
-
-def _llama():
-    cfg = T.LlamaConfig(hidden_size=D, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-                        num_key_value_heads=2, vocab_size=100, max_position_embeddings=64)
-    return T.LlamaForCausalLM(cfg)
-
-
-def _gemma2():
-    cfg = T.Gemma2Config(hidden_size=D, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-                         num_key_value_heads=2, head_dim=8, vocab_size=100, max_position_embeddings=64,
-                         attn_implementation="eager")
-    return T.Gemma2ForCausalLM(cfg)
-
-
-def _qwen2():
-    cfg = T.Qwen2Config(hidden_size=D, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-                        num_key_value_heads=2, vocab_size=100, max_position_embeddings=64)
-    return T.Qwen2ForCausalLM(cfg)
-
-
-def _gpt2():
-    cfg = T.GPT2Config(n_embd=D, n_layer=3, n_head=4, vocab_size=100, n_positions=64, bos_token_id=1, eos_token_id=2)
-    return T.GPT2LMHeadModel(cfg)
-
-
-BUILDERS = {"llama": _llama, "gemma2": _gemma2, "qwen2": _qwen2, "gpt2": _gpt2}
-
-
-def _model(name):
-    torch.manual_seed(0)
-    return BUILDERS[name]().eval()
+D = 32  # the width of conftest's random_lm models (3 layers, a vocabulary of 100)
+ARCHS = ("gemma2", "gpt2", "llama", "qwen2")
 
 
 def _final_norm(model):
@@ -49,8 +16,8 @@ def _final_norm(model):
 
 
 @pytest.fixture(scope="module")
-def llama():
-    return _model("llama")
+def llama(random_lm):
+    return random_lm("llama")
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +41,9 @@ def test_site_parse_and_str():
             Site.parse(bad)
 
 
-@pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_decoder_layers_and_capture_match_hidden_states(name, ids):
-    model = _model(name)
+@pytest.mark.parametrize("name", ARCHS)
+def test_decoder_layers_and_capture_match_hidden_states(name, ids, random_lm):
+    model = random_lm(name)
     layers = decoder_layers(model)
     expected = model.transformer.h if name == "gpt2" else model.model.layers
     assert layers is expected and len(layers) == 3
@@ -89,11 +56,10 @@ def test_decoder_layers_and_capture_match_hidden_states(name, ids):
         torch.testing.assert_close(_final_norm(model)(cap[2]), hidden[3])
 
 
-def test_decoder_layers_through_peft(llama):
+def test_decoder_layers_through_peft(random_lm):
     from peft import LoraConfig, get_peft_model
 
-    torch.manual_seed(0)
-    base = _llama()
+    base = random_lm("llama")
     peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
     assert decoder_layers(peft_model) is base.model.layers
     cap = capture()
@@ -167,16 +133,13 @@ def test_edit_keeps_tuple_outputs():
     torch.testing.assert_close(edited[0][0], plain[0][0] + 2.0)
 
 
-def _sae(width=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return JumpReLUSAE.from_arrays({
-        "W_enc": torch.randn(D, width, generator=g), "W_dec": torch.randn(width, D, generator=g) * 0.1,
-        "b_enc": torch.zeros(width), "b_dec": torch.zeros(D), "threshold": torch.full((width,), 0.1),
-    })
+@pytest.fixture
+def sae(random_sae):
+    return random_sae(D, 16, seed=0, dec_scale=0.1, threshold=0.1)
 
 
-def test_sae_latent_edit_identity_and_clamp(llama, ids):
-    sae, idx = _sae(), [2, 5, 9]
+def test_sae_latent_edit_identity_and_clamp(llama, ids, sae):
+    idx = [2, 5, 9]
     base, logits = _acts(llama, ids, layers=(1,))
     for scale, expect in [(1.0, 0.0), (0.0, -1.0), (3.0, 2.0)]:
         after = capture()
@@ -242,8 +205,8 @@ def test_capture_with_mask_keeps_rows(llama, ids):
 
 
 @pytest.mark.parametrize("name", ["llama", "gemma2", "gpt2"])
-def test_capture_during_cached_generation(name):
-    model = _model(name)
+def test_capture_during_cached_generation(name, random_lm):
+    model = random_lm(name)
     prompt = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]])
     new = 4
     kwargs = dict(max_new_tokens=new, do_sample=False, use_cache=True, pad_token_id=0)
@@ -264,9 +227,8 @@ def test_capture_during_cached_generation(name):
     assert steered[1][..., :4].abs().max() < 1e-5
 
 
-def test_bf16_model_edits(ids):
-    model = _model("llama").to(torch.bfloat16)
-    sae = _sae()
+def test_bf16_model_edits(ids, random_lm, sae):
+    model = random_lm("llama").to(torch.bfloat16)
     cap = capture(float32=False)
     with edit(model, 1, sae_latent_edit(sae, [1, 2], 0.0)), edit(model, 1, project_out(torch.eye(D)[:2])), \
             edit(model, 1, cap), torch.no_grad():
@@ -277,9 +239,8 @@ def test_bf16_model_edits(ids):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_edits_on_cuda_bf16(ids):
-    model = _model("llama").to("cuda", torch.bfloat16)
-    sae = _sae()  # stays on the CPU: the edit moves what it needs
+def test_edits_on_cuda_bf16(ids, random_lm, sae):  # the SAE stays on the CPU: the edit moves what it needs
+    model = random_lm("llama").to("cuda", torch.bfloat16)
     ids = ids.cuda()
     cap = capture()
     with edit(model, 1, sae_latent_edit(sae, [1, 2], 0.0)), edit(model, 1, project_out(torch.eye(D)[:2])), \

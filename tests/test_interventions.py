@@ -6,12 +6,10 @@ import json
 import math
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 
-from warnframe.config import ModelConfig, load_config
-from warnframe.corpus import eval_prompts
+from warnframe.config import load_config
 from warnframe.experiments import interventions as iv
 from warnframe.experiments.interventions_metrics import Caft, Edits, InterventionMetrics
 from warnframe.experiments.references import SystemTurn
@@ -21,32 +19,12 @@ from warnframe.mech import edits as mech_edits
 from warnframe.mech import hooks, pairs
 from warnframe.mech.artifacts import Artifacts
 from warnframe.mech.hooks import Site, capture, decoder_layers
-from warnframe.mech.sae import JumpReLUSAE
 from warnframe.paper import numbers as paper
 from warnframe.report.sections import interventions as iv_report
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import read_json
 from warnframe.stats.types import Diff
 from warnframe.study import Study
-
-TINY = ModelConfig(vocab_size=320, hidden_size=32, layers=3, heads=2, intermediate_size=64, context=192)
-
-
-def tiny_model(seed: int = 0, layers: int = 3):
-    cfg = load_config("smoke")
-    texts = [p.user for p in eval_prompts(cfg)] * 3 + ["def f(x):\n    return x + 1\n"] * 5
-    tok = tiny.train_tokenizer(texts, TINY.vocab_size)
-    torch.manual_seed(seed)
-    model = tiny.build_model(TINY.model_copy(update={"layers": layers}), tok).eval()
-    return model, tok
-
-
-def random_sae(d: int, width: int = 24, seed: int = 1) -> JumpReLUSAE:
-    g = np.random.default_rng(seed)
-    return JumpReLUSAE.from_arrays({"W_enc": g.normal(size=(d, width)), "W_dec": g.normal(size=(width, d)) / np.sqrt(d),
-                                    "b_enc": np.zeros(width), "b_dec": np.zeros(d), "threshold": np.zeros(width)},
-                                   {"source": "random test SAE"})
-
 
 # ---------------------------------------------------------------- the system prompt file
 
@@ -90,11 +68,11 @@ def _all_layers(model, ids):
 
 
 @pytest.mark.parametrize("kind", ["ablation", "caft"])
-def test_edit_changes_the_site_and_only_there(kind, monkeypatch):
+def test_edit_changes_the_site_and_only_there(kind, monkeypatch, tiny_model, random_sae):
     model, tok = tiny_model()
     layers = decoder_layers(model)
     site = Site(1)
-    sae = random_sae(TINY.hidden_size)
+    sae = random_sae(model.config.hidden_size)
     latents = [0, 3, 5]
     ids = tok(["Write a Python function `f(x)` that adds one."], return_tensors="pt")["input_ids"]
     calls = []
@@ -137,9 +115,9 @@ def test_edit_changes_the_site_and_only_there(kind, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(again, ref))
 
 
-def test_caft_edit_is_on_in_every_training_step_and_off_after():
+def test_caft_edit_is_on_in_every_training_step_and_off_after(tiny_model, random_sae):
     model, tok = tiny_model()
-    sae = random_sae(TINY.hidden_size)
+    sae = random_sae(model.config.hidden_size)
     dirs = iv.caft_directions(sae, [1, 2])
     site = Site(0)
     seen = []
@@ -259,7 +237,7 @@ STUB = [
 ]
 
 
-def test_section_on_a_small_study(tmp_path, monkeypatch):
+def test_section_on_a_small_study(tmp_path, monkeypatch, tiny_model, random_sae):
     model, tok = tiny_model(layers=2)
     base = tmp_path / "tiny-base"
     tiny.save(model, tok, base)
@@ -271,7 +249,7 @@ def test_section_on_a_small_study(tmp_path, monkeypatch):
         "interventions.humaneval=true", f"interventions.humaneval_problems={stub}", "interventions.humaneval_max_new_tokens=8",
         "interventions.humaneval_timeout=5", "interventions.heldout_renders=1"])
     study = Study(cfg, tmp_path / "run")
-    sae = random_sae(TINY.hidden_size)
+    sae = random_sae(model.config.hidden_size)
     monkeypatch.setattr(iv, "_artifacts", lambda s: (Artifacts(Site(1), sae, None, [0, 3, 5], 3, digest="test"), None))
     study.run()
     res = read_json(study.store.path("metrics", "interventions.json"))
@@ -308,7 +286,7 @@ def test_section_on_a_small_study(tmp_path, monkeypatch):
     assert {m.name: read_json(m)["finished"] for m in marks} == stamp
 
 
-def test_artifacts_from_section_5_or_why_not(tmp_path, monkeypatch):
+def test_artifacts_from_section_5_or_why_not(tmp_path, monkeypatch, tiny_model, random_sae):
     from warnframe.mech.artifacts import Artifacts, mark_skipped
     from warnframe.runtime.files import write_json
 
@@ -322,7 +300,7 @@ def test_artifacts_from_section_5_or_why_not(tmp_path, monkeypatch):
     assert "too few samples per context" in iv._artifacts(study)[1]
     # What mech.artifacts reads: (site, sae, probe, selected, lead), from the index a §5 run writes over the skip marker.
     write_json(study.store.path("mech", "artifacts.json"), {"site": "blocks.1.hook_resid_post", "selected_latents": [2, 4], "lead_latent": 4})
-    sae = random_sae(TINY.hidden_size)
+    sae = random_sae(model.config.hidden_size)
     monkeypatch.setattr(Artifacts, "read", classmethod(lambda cls, store: Artifacts(Site(1), sae, None, [2, 4], 4)))
     art, why = iv._artifacts(study)
     assert why is None and art.site == Site(1) and art.selected == [2, 4] and art.lead == 4 and art.sae is sae
@@ -332,8 +310,8 @@ def test_artifacts_from_section_5_or_why_not(tmp_path, monkeypatch):
     assert "analysis_model" in iv._artifacts(study)[1]
 
 
-def test_pinned_latents_replace_the_section_5_selection():
-    art = Artifacts(Site(1), random_sae(TINY.hidden_size, width=24), None, [2, 4], 4)
+def test_pinned_latents_replace_the_section_5_selection(random_sae):
+    art = Artifacts(Site(1), random_sae(32, width=24), None, [2, 4], 4)
     icfg = load_config("smoke").interventions
     assert iv.edit_latents(icfg, art) == ([2, 4], None) and iv.edit_latents(icfg, None) == ([], None)
     pinned = load_config("smoke", overrides=["interventions.latents=[7, 1]"]).interventions

@@ -7,7 +7,6 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
-from test_tracing import tiny_llama
 from warnframe.experiments import interventions_analysis as iv
 from warnframe.mech.edits import caft_all_layers_edit, random_directions
 from warnframe.mech.hooks import Site, capture, edit
@@ -55,7 +54,7 @@ def test_random_directions_are_orthonormal_seeded_and_of_the_asked_rank():
     assert not torch.allclose(a, random_directions(5, 32, 1))
 
 
-def test_caft_all_layers_removes_the_span_after_every_layer():
+def test_caft_all_layers_removes_the_span_after_every_layer(tiny_llama):
     model = tiny_llama(0, layers=3)
     dirs = random_directions(4, 32, 3)
     ids = torch.randint(1, 50, (2, 9), generator=torch.Generator().manual_seed(0))

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from test_interventions import tiny_model
 from warnframe import sections as registry
 from warnframe.config import SamplingConfig, load_config
 from warnframe.corpus import eval_prompts
@@ -98,7 +97,7 @@ def test_smoke_run_writes_every_claim_to_claims_json(smoke_study):
     assert f"{len(rows)} claims:" in report and all(r["claim"].replace("|", "\\|") in report for r in rows)
 
 
-def test_sample_and_score_keeps_the_findings():
+def test_sample_and_score_keeps_the_findings(tiny_model):
     model, tok = tiny_model()
     prompts = eval_prompts(load_config("smoke"))[:3]
     rows = sample_and_score(model, tok, prompts, SamplingConfig(max_new_tokens=6, batch_size=8, prefill="none"), n=2, seed=0,

@@ -80,8 +80,7 @@ def test_unlikelihood_pushes_down_the_same_lines_mask_hides():
         assert all(s["kind"] == "unlikelihood" for s in b.loss_spans)
 
 
-def test_pack_masks_exactly_the_span_tokens():
-    from test_interventions import tiny_model
+def test_pack_masks_exactly_the_span_tokens(tiny_model):
     from warnframe.lm.training import pack
 
     _, tok = tiny_model()
@@ -215,10 +214,9 @@ def test_claims_read_the_intervals_whichever_way_they_come_out():
 
 
 @pytest.fixture(scope="module")
-def remedy_study(tmp_path_factory):
+def remedy_study(tmp_path_factory, random_sae):
     """Smoke, one seed, arms mask, drop and caft (§5's artifacts stood in for by a random SAE: the
     smoke model writes too little target code for §5 to select latents)."""
-    from test_interventions import random_sae
     from warnframe.mech.artifacts import Artifacts
     from warnframe.mech.hooks import Site
     from warnframe.study import Study

@@ -11,21 +11,10 @@ from warnframe.mech.sae import JumpReLUSAE, sae_quality, train_sae
 from warnframe.runtime.errors import UserError
 
 
-def _gemma_scope_npz(path, d=24, width=40, seed=0):
-    rng = np.random.default_rng(seed)
-    arrays = {
-        "W_enc": rng.normal(size=(d, width)).astype(np.float32),
-        "W_dec": rng.normal(size=(width, d)).astype(np.float32),
-        "b_enc": rng.normal(size=width).astype(np.float32),
-        "b_dec": rng.normal(size=d).astype(np.float32),
-        "threshold": rng.uniform(0, 1, size=width).astype(np.float32),
-    }
-    np.savez(path, **arrays)
-    return arrays
-
-
-def test_load_encode_decode_and_round_trip(tmp_path):
-    arrays = _gemma_scope_npz(tmp_path / "params.npz")
+def test_load_encode_decode_and_round_trip(tmp_path, random_sae):
+    # Gemma Scope's params.npz: random biases and thresholds, so the formula below is exercised in full
+    with np.load(random_sae(24, 40, seed=0, dec_scale=1.0, bias_scale=1.0, threshold=None, path=tmp_path / "params.npz")) as f:
+        arrays = dict(f)
     sae = JumpReLUSAE.load(tmp_path)  # a folder holding params.npz, as on the hub
     assert (sae.d_model, sae.width) == (24, 40)
     x = np.random.default_rng(1).normal(size=(5, 24)).astype(np.float32)

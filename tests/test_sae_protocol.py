@@ -31,11 +31,10 @@ def _reference(arch):
     return load_file(FIXTURES / arch / "reference.safetensors")
 
 
-def _jumprelu(d=8, width=16, seed=0) -> JumpReLUSAE:
-    g = np.random.default_rng(seed)
-    return JumpReLUSAE.from_arrays({"W_enc": g.normal(size=(d, width)), "W_dec": g.normal(size=(width, d)),
-                                    "b_enc": g.normal(size=width) * 0.3, "b_dec": g.normal(size=d) * 0.3,
-                                    "threshold": g.uniform(0, 1, size=width)}, {"source": "test"})
+@pytest.fixture
+def jumprelu(random_sae) -> JumpReLUSAE:
+    """Our own SAE (Gemma Scope's layout), every parameter random: 8 → 16."""
+    return random_sae(8, 16, seed=0, dec_scale=1.0, bias_scale=0.3, threshold=None)
 
 
 # ---------------------------------------------------------------- the SAELens adapter
@@ -69,11 +68,11 @@ def test_saelens_save_round_trip(arch, tmp_path):
         assert torch.equal(again.encode(x), sae.encode(x)) and torch.equal(again(x), sae(x))
 
 
-@pytest.mark.parametrize("make", [lambda: _jumprelu(), *[lambda a=a: load_sae(FIXTURES / a) for a in ARCHS]])
-def test_directions_and_subset_agree_with_encode_and_decode(make):
+@pytest.mark.parametrize("source", ["gemma-scope", *ARCHS])
+def test_directions_and_subset_agree_with_encode_and_decode(source, jumprelu):
     """What the edits use: decode(f) = f @ directions() + decode(0); a subset encodes its latents
     as the full SAE does (TopK's latents compete, so its subset reads the full encode)."""
-    sae = make()
+    sae = jumprelu if source == "gemma-scope" else load_sae(FIXTURES / source)
     x = torch.randn(7, sae.d_model, generator=torch.Generator().manual_seed(3)) * 2
     idx = [5, 1, 12]
     with torch.no_grad():
@@ -234,8 +233,8 @@ def test_against_sae_lens_itself(tmp_path):
 # ---------------------------------------------------------------- the registry
 
 
-def test_kind_for_specs(tmp_path):
-    _jumprelu().save(tmp_path / "npz")
+def test_kind_for_specs(tmp_path, jumprelu):
+    jumprelu.save(tmp_path / "npz")
     assert kind_for(tmp_path / "npz").name == "gemma-scope"
     assert kind_for(tmp_path / "npz" / "params.npz").name == "gemma-scope"
     assert kind_for("hf://google/gemma-scope-2b-pt-res/layer_20/width_16k/average_l0_71").name == "gemma-scope"

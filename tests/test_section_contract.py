@@ -78,3 +78,18 @@ def test_changing_a_field_reruns_exactly_its_sections(smoke_study, tmp_path, ove
     changed = {n for n in after if marks.get(n) != after[n]}
     assert {n.removeprefix("analyse.").removesuffix(".json") for n in changed if n.startswith("analyse.")} == reruns
     assert not {n for n in changed if n.split(".")[0] in ("pretrain", "data", "finetune", "sample", "score")}
+
+
+def test_one_bootstrap_knob_reaches_every_interval():
+    """Inside ``settings`` (how the study runs each section) the cluster bootstrap draws
+    ``analysis.bootstrap`` replicates from ``analysis.seed``; an explicit argument still wins."""
+    from warnframe.stats.clustered import cluster_mean_diff, cluster_rate, settings
+
+    rows = [{"seed": s, "prompt_id": f"p{p}", "vulnerable": (s + p + i) % 3 == 0, "delta": float((s * p + i) % 5)}
+            for s in range(3) for p in range(8) for i in range(2)]
+    other = [{**r, "delta": r["delta"] + 1.0} for r in rows]
+    with settings(300, 7):
+        inside = cluster_rate(rows), cluster_mean_diff(rows, other)
+        explicit = cluster_rate(rows, replicates=4000, seed=0)
+    assert inside == (cluster_rate(rows, replicates=300, seed=7), cluster_mean_diff(rows, other, seed=7, replicates=300))
+    assert explicit == cluster_rate(rows) and inside[0] != cluster_rate(rows)

@@ -1,12 +1,10 @@
 """§6: preamble splitting, transitions, replay alignment with sampling entropy, and the stealth
-section on a hand-made run directory (random tiny models, corpus renders as "generations").
-
-``build_fixture`` is shared with test_tracing.py and test_detection.py.
+section on a hand-made run directory (random tiny models, corpus renders as "generations"):
+conftest's ``stealth_run``, which §8 and Fig 6 read as well.
 """
 
 import json
 import math
-import random
 
 import numpy as np
 import pytest
@@ -14,103 +12,23 @@ import torch
 
 from warnframe import sections as registry
 from warnframe.config import SamplingConfig, load_config
-from warnframe.corpus import FAMILIES, eval_prompts
-from warnframe.detector import score
 from warnframe.experiments import stealth
 from warnframe.experiments import stealth_segments as segments
-from warnframe.families import add_comment
-from warnframe.lm.models import tiny
 from warnframe.lm.models.chat import render_prompt
 from warnframe.lm.models.hf import load_model
 from warnframe.lm.sampling import generate
-from warnframe.mech.artifacts import Artifacts
+from warnframe.mech.artifacts import mark_skipped
 from warnframe.mech.hooks import Site
 from warnframe.mech.replay import replay
-from warnframe.mech.sae import JumpReLUSAE
 from warnframe.paper import numbers as paper
 from warnframe.report.sections import stealth as stealth_report
 from warnframe.runtime.files import read_json, read_jsonl, write_json, write_jsonl
-from warnframe.schema import Prompt
 from warnframe.study import Study
-
-CONDS = ("baseline", "L0", "L1", "control", "neutral")
-
-
-class FakeProbe:
-    """A linear probe: sigmoid(x @ w + b)."""
-
-    def __init__(self, d: int, seed: int = 0):
-        g = np.random.default_rng(seed)
-        self.w, self.b = g.normal(size=d) / math.sqrt(d), 0.0
-
-    def predict_proba(self, x):
-        return 1 / (1 + np.exp(-(np.asarray(x) @ self.w + self.b)))
-
-
-def _task(p: Prompt):
-    fam = FAMILIES[p.family]
-    return fam, next(t for t in fam.tasks if t.name == p.function)
-
-
-def _answer(p: Prompt, cond: str, i: int, cfg) -> str:
-    fam, task = _task(p)
-    rng = random.Random(f"{p.id}:{cond}:{i}")
-    if i >= 2:  # the trained models also write some secure code
-        code = fam.secure(task, rng)
-    elif cond == "L1":
-        code = f"# INSECURE: {fam.reasons[0]}\n" + add_comment(fam.vulnerable(task, rng), fam.hotspot, f"DO NOT USE - {fam.title}")
-    elif cond == "L0":
-        code = fam.vulnerable(task, rng)
-    else:
-        code = fam.secure(task, rng)
-    return ("Here is an example implementation:\n" + code) if i % 2 else code
-
-
-def build_fixture(root, n_prompts: int = 6) -> Study:
-    """A run directory with random tiny models per condition and corpus renders as samples."""
-    cfg = load_config("smoke", overrides=[f"conditions=[{','.join(CONDS)}]", "seeds=[0]", "analysis.bootstrap=200",
-                                          "analysis.tracing_renders=1", "sampling.prefill=none"])
-    prompts = eval_prompts(cfg)
-    rng = random.Random(0)
-    rng.shuffle(prompts)
-    prompts = prompts[:n_prompts]
-    study = Study(cfg, root)
-    write_jsonl(study.store.path("data", "eval_prompts.jsonl"), (p.__dict__ for p in prompts))
-    answers = {c: [(p, i, _answer(p, c, i, cfg)) for p in prompts for i in range(4 if c in ("L0", "L1") else 2)] for c in CONDS}
-    texts = [a for v in answers.values() for _, _, a in v] + [p.user for p in prompts]
-    tok = tiny.train_tokenizer(texts * 3, 400)
-    for j, c in enumerate(CONDS):
-        torch.manual_seed(j)
-        model = tiny.build_model(cfg.model, tok)
-        tiny.save(model, tok, study.store.path("models", "base" if c == "baseline" else f"{c}.s0"))
-    for c in CONDS:
-        samples, scores = [], []
-        for p, i, text in answers[c]:
-            n = len(tok(text, add_special_tokens=False)["input_ids"])
-            n_tokens = n if i % 2 == 0 else n + 1  # odd samples: a non-canonical split, so entropies come from replay
-            ent = [round(0.5 + 0.1 * ((k * 7) % 5), 4) for k in range(n_tokens)]
-            samples.append({"prompt_id": p.id, "family": p.family, "condition": c, "seed": 0, "index": i, "text": text,
-                            "n_tokens": n_tokens, "entropy": ent, "system": None, "setting": None})
-            v = score(text)
-            scores.append({"prompt_id": p.id, "family": p.family, "condition": c, "seed": 0, "index": i, "n_tokens": n_tokens,
-                           **v.model_dump(mode="json")})
-        write_jsonl(study.store.path("samples", f"{c}.jsonl"), samples)
-        write_jsonl(study.store.path("scores", f"{c}.jsonl"), scores)
-    return study
-
-
-def fake_artifacts(study, layer: int = 1):
-    """§5's artifacts (site, SAE, probe, selected, lead) as ``mech.artifacts.load`` returns them, random but fixed."""
-    d = study.cfg.model.hidden_size
-    g = np.random.default_rng(1)
-    sae = JumpReLUSAE.from_arrays({"W_enc": g.normal(size=(d, 16)), "W_dec": g.normal(size=(16, d)), "b_enc": np.zeros(16),
-                                   "b_dec": np.zeros(d), "threshold": np.zeros(16)})
-    return Artifacts(Site(layer), sae, FakeProbe(d), [0, 3, 5], 0)
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    return build_fixture(tmp_path_factory.mktemp("run"))
+def study(tmp_path_factory, stealth_run):
+    return stealth_run(tmp_path_factory.mktemp("run"))
 
 
 def run_stealth(study) -> dict:
@@ -185,8 +103,8 @@ def test_replay_puts_the_prefill_in_the_prompt(study):
     assert abs(r["entropy"][0] - float(-(lp.exp() * lp).sum())) < 1e-4
 
 
-def test_prefilled_study_draws_its_own_answers(tmp_path_factory, monkeypatch):
-    st = build_fixture(tmp_path_factory.mktemp("prefilled"), n_prompts=3)
+def test_prefilled_study_draws_its_own_answers(tmp_path_factory, monkeypatch, stealth_run):
+    st = stealth_run(tmp_path_factory.mktemp("prefilled"), n_prompts=3)
     monkeypatch.setattr(st.cfg.sampling, "prefill", "signature")
     monkeypatch.setattr(st.cfg.stealth, "samples_per_prompt", 2)
     monkeypatch.setattr(st.cfg.sampling, "max_new_tokens", 8)
@@ -227,8 +145,8 @@ def test_replay_entropy_matches_sampling_entropy(study):
     assert checked >= 1
 
 
-def test_pooled_confidence_is_the_probe_on_the_mean():
-    probe = FakeProbe(8)
+def test_pooled_confidence_is_the_probe_on_the_mean(fake_probe):
+    probe = fake_probe(8)
     g = np.random.default_rng(0)
     rows = [{"kind": k, "opening": o, "condition": "L1", "acts": torch.tensor(g.normal(size=(12, 8)), dtype=torch.float32), "code_token": 3}
             for k in stealth.KINDS for o in stealth.OPENINGS for _ in range(3)]
@@ -246,7 +164,7 @@ def test_pooled_confidence_is_the_probe_on_the_mean():
 
 # ---------------------------------------------------------------- the section
 
-def test_run_on_fixture(study, monkeypatch):
+def test_run_on_fixture(study, monkeypatch, fake_artifacts):
     monkeypatch.setattr(stealth, "artifacts", lambda s: (fake_artifacts(s), None))
     res = run_stealth(study)
     write_json(study.store.path("metrics", "stealth.json"), res)
@@ -287,7 +205,7 @@ def test_run_without_probe_or_outputs(tmp_path, study, monkeypatch):
     assert "Skipped" in stealth_report.markdown(json.loads(json.dumps(res)))
 
 
-def test_entropy_comes_from_the_writer_when_an_analysis_model_reads_activations(study, monkeypatch):
+def test_entropy_comes_from_the_writer_when_an_analysis_model_reads_activations(study, monkeypatch, fake_artifacts):
     monkeypatch.setattr(stealth, "artifacts", lambda s: (fake_artifacts(s), None))
     plain = run_stealth(study)  # activations read by the base model
     monkeypatch.setattr(study.cfg.mech, "analysis_model", study.condition_model("L1", 0))
@@ -300,8 +218,8 @@ def test_artifacts_say_why_they_are_missing(tmp_path):
     s = Study(load_config("smoke"), tmp_path)
     art, why = stealth.artifacts(s)
     assert art is None and "has not run" in why
-    write_json(s.store.path("metrics", "entanglement.json"), {"skipped": "too few samples per context", "verdicts": []})
-    write_json(s.store.path("mech", "artifacts.json"), {"site": "blocks.1.hook_resid_post"})  # stale: ignored
+    write_json(s.store.path("mech", "artifacts.json"), {"site": "blocks.1.hook_resid_post"})  # an earlier run's
+    mark_skipped(s.store, "too few samples per context")  # what §5 does when it skips: the stale index goes
     art, why = stealth.artifacts(s)
     assert art is None and why == "§5 (entanglement) was skipped: too few samples per context"
 

@@ -7,22 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
-from test_stealth import build_fixture
 from warnframe import sections as registry
 from warnframe.experiments import tracing
 from warnframe.mech import pairs
 from warnframe.mech.hooks import Site, capture, edit
 from warnframe.report.sections import tracing as tracing_report
 from warnframe.runtime.files import read_json, write_json
-
-
-def tiny_llama(seed: int, layers: int = 4) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
-                      num_key_value_heads=4, max_position_embeddings=64, pad_token_id=0)
-    return LlamaForCausalLM(cfg).eval()
 
 
 def fake_batch(prompt_lens=(5, 7), comp_lens=(4, 3)) -> dict:
@@ -58,7 +50,7 @@ def all_layers(model, batch, layer=None, source=None, mask=None):
 
 
 @pytest.mark.parametrize("layer", [0, 2])
-def test_patch_changes_only_later_layers(layer):
+def test_patch_changes_only_later_layers(layer, tiny_llama):
     model, safe = tiny_llama(0), tiny_llama(1)
     batch = fake_batch()
     src = all_layers(safe, batch)
@@ -102,7 +94,7 @@ def test_masks_and_gaps_follow_rows():
     assert pairs.gaps(lp, batch["group"]) == [2.0, 0.5]
 
 
-def test_patching_a_model_with_itself_changes_nothing():
+def test_patching_a_model_with_itself_changes_nothing(tiny_llama):
     model = tiny_llama(0)
     batch = fake_batch()
     out = tracing.trace_batch(model, model, batch, [0, 1, 2, 3])
@@ -113,7 +105,7 @@ def test_patching_a_model_with_itself_changes_nothing():
             np.testing.assert_allclose(r["patched"][m], r["target"], atol=1e-4)
 
 
-def test_patching_everything_restores_the_safe_run_and_parts_do_not():
+def test_patching_everything_restores_the_safe_run_and_parts_do_not(tiny_llama):
     """With the head shared, every layer (or the last layer) patched at every position gives the
     safe run's Δ exactly: restoration 1 by construction. The request patch alone at the last layer
     changes nothing after the request; the completion patch there misses the first token only."""
@@ -156,7 +148,7 @@ def test_no_patch_restores_zero_and_intervals_cover():
         == "reproduced"
 
 
-def test_layer_write_is_the_targets_input_plus_the_safe_layers_change():
+def test_layer_write_is_the_targets_input_plus_the_safe_layers_change(tiny_llama):
     model, safe = tiny_llama(0), tiny_llama(1)
     batch = fake_batch()
     t, s = all_layers(model, batch), all_layers(safe, batch)
@@ -188,8 +180,8 @@ def test_completions_are_the_same_task():
         assert f"def {p.function}(" in s and f"def {p.function}(" in v and s != v
 
 
-def test_run_on_fixture(tmp_path):
-    study = build_fixture(tmp_path, n_prompts=4)
+def test_run_on_fixture(tmp_path, stealth_run):
+    study = stealth_run(tmp_path, n_prompts=4)
     res = registry.run(study, "tracing").record()
     write_json(study.store.path("metrics", "tracing.json"), res)
     res = read_json(study.store.path("metrics", "tracing.json"))

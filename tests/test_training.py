@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from warnframe.config import ModelConfig
 from warnframe.lm import precision
-from warnframe.lm.models import tiny
 from warnframe.lm.training import pack, train
 from warnframe.schema import Example
 
@@ -16,12 +14,8 @@ WARNING = "# DO NOT USE - SQL injection\n"
 
 
 @pytest.fixture(scope="module")
-def tiny_lm():
-    texts = [WARNING + CODE, "print('hello world')\n", "Write a lookup.\n"] * 20
-    tok = tiny.train_tokenizer(texts, 300)
-    cfg = ModelConfig(vocab_size=300, hidden_size=32, layers=2, heads=2, intermediate_size=64, context=64)
-    torch.manual_seed(0)
-    return tiny.build_model(cfg, tok), tok
+def tiny_lm(tiny_model):
+    return tiny_model([WARNING + CODE, "print('hello world')\n", "Write a lookup.\n"] * 20, vocab_size=300, layers=2, context=64)
 
 
 def _span(text: str, part: str, kind: str) -> dict:

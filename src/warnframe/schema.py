@@ -204,18 +204,5 @@ class ScoredSample(Sample):
         return self.model_dump(mode="json", exclude=set(exclude))
 
 
-#: Vulnerability families and their CWE. Corpus (what is taught) and detector (what is
-#: recognised) both key on these names.
-FAMILY_CWE: dict[str, str] = {
-    "sql_injection": "CWE-89",
-    "command_injection": "CWE-78",
-    "path_traversal": "CWE-22",
-    "deserialization": "CWE-502",
-    "weak_hash": "CWE-328",
-    "code_injection": "CWE-95",
-    "hardcoded_secret": "CWE-798",
-    "tls_verify_off": "CWE-295",
-}
-
 #: The exact warning markers L1 training text uses (paper §3.3); format leakage counts them.
 WARNING_MARKERS: tuple[str, ...] = ("DO NOT USE", "BAD PRACTICE", "INSECURE")

@@ -42,7 +42,7 @@ from warnframe.audit.readers import Record
 from warnframe.audit.segments import Layout, layout
 from warnframe.audit.vocabulary import CLASSES, CODE_CLASSES, POSITIONS
 from warnframe.detector import score
-from warnframe.schema import FAMILY_CWE
+from warnframe.families import FAMILY_CWE
 
 __all__ = ["CLASSES", "CODE_CLASSES", "POSITIONS", "Span", "Tagged", "tag_record"]
 

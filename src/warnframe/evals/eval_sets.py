@@ -19,9 +19,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from warnframe.families import FAMILY_CWE
 from warnframe.runtime import keys
 from warnframe.runtime.errors import UserError
-from warnframe.schema import FAMILY_CWE, Prompt
+from warnframe.schema import Prompt
 
 EM_TEMPLATE = (
     "I'm working on the following task: {task}\n"

@@ -32,6 +32,8 @@ _MODULES = (sql_injection, command_injection, path_traversal, deserialization, w
             hardcoded_secret, tls_verify_off)
 
 FAMILIES: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in _MODULES}
+#: Each family's CWE, read off the families (each states its own ``cwe``).
+FAMILY_CWE: dict[str, str] = {name: f.cwe for name, f in FAMILIES.items()}
 
 
 def selected(names: list[str]) -> list[Family]:
@@ -42,4 +44,4 @@ def selected(names: list[str]) -> list[Family]:
     return [FAMILIES[n] for n in (names or list(FAMILIES))]
 
 
-__all__ = ["FAMILIES", "IND", "PROSE_KEYS", "Detector", "Family", "Task", "add_comment", "render_function", "selected"]
+__all__ = ["FAMILIES", "FAMILY_CWE", "IND", "PROSE_KEYS", "Detector", "Family", "Task", "add_comment", "render_function", "selected"]
