@@ -22,7 +22,24 @@ from warnframe.sections import NAMES as SECTION_NAMES  # analysis sections, in r
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and nan are refused everywhere: an infinite learning rate trains a NaN model, an infinite
+    # temperature samples noise, and neither is a setting anyone means
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+#: A seed: what numpy and torch accept (0 <= seed < 2**32).
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+
+
+def _distinct(v: list[int] | None) -> list[int] | None:
+    """Seeds are the unit of replication: a repeated seed would count the same answers twice."""
+    if v is not None and len(set(v)) != len(v):
+        raise ValueError(f"seeds repeat: {v}; list each seed once")
+    return v
+
+
+#: A list of distinct seeds.
+Seeds = Annotated[list[Seed], AfterValidator(_distinct)]
 
 
 class CorpusConfig(_Section):
@@ -50,6 +67,12 @@ class ModelConfig(_Section):
     context: int = Field(256, gt=16, description="Context length (tokens) for training and sampling.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype when loading a hub model.")
     trust_remote_code: bool = Field(False, description="Allow model repos to run their own code (off unless you trust the repo).")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelConfig:
+        if self.source == "embedded" and self.hidden_size % self.heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of heads {self.heads}")
+        return self
 
 
 class PretrainConfig(_Section):
@@ -213,7 +236,7 @@ class DoseConfig(_Section):
     conditions: list[DoseArm] = Field(
         default_factory=lambda: list(_DOSE_ARMS),
         description="Arms at each fraction: L0, L1 (warning in the answer), L1_prompt (warning in the request).")
-    seeds: list[int] | None = Field(None, description="Seeds per fraction and arm (None = the study's seeds).")
+    seeds: Seeds | None = Field(None, description="Seeds per fraction and arm (None = the study's seeds).")
 
     @field_validator("fractions")
     @classmethod
@@ -230,7 +253,7 @@ class RemediesConfig(_Section):
     arms: list[str] = Field(
         default_factory=lambda: list(REMEDY_ARMS),
         description="Arms to train and measure against L1, L0 and neutral (drop, mask, unlikelihood, conditional, inoculation, rewrite, caft, and any registered arm).")
-    seeds: list[int] | None = Field(None, description="Seeds per arm (None = the study's seeds).")
+    seeds: Seeds | None = Field(None, description="Seeds per arm (None = the study's seeds).")
     unlikelihood_weight: float = Field(1.0, gt=0, description="Weight of the unlikelihood term on warned spans (arm unlikelihood).")
     samples_per_prompt: int | None = Field(None, gt=0, description="Answers per eval prompt and seed (None = sampling.samples_per_prompt).")
 
@@ -279,9 +302,9 @@ class StudyConfig(_Section):
     """One whole study. ``preset`` names the starting point; the other sections refine it."""
 
     preset: str = Field("tiny", description="Preset this config started from.")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1, description="Fine-tuning and sampling seeds: the unit of replication (each seed is its own fine-tune from the same base and its own sampling). Results pool over them; every interval and test is a bootstrap over seeds x prompts, so one seed gives intervals that are far too narrow (coverage 0.51 of 95% in simulation; 5 seeds 0.91, 10 seeds 0.95).")
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1, description="Fine-tuning and sampling seeds: the unit of replication (each seed is its own fine-tune from the same base and its own sampling). Results pool over them; every interval and test is a bootstrap over seeds x prompts, so one seed gives intervals that are far too narrow (coverage 0.51 of 95% in simulation; 5 seeds 0.91, 10 seeds 0.95).")
     conditions: list[str] = Field(default_factory=lambda: list(CONDITIONS), min_length=1, description="Conditions to run (baseline needs no fine-tune).")
-    device: str = Field("auto", description="'auto', 'cpu' or 'cuda'.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'.")
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
@@ -427,11 +450,33 @@ def _deep_update(base: dict, upd: dict) -> dict:
     return base
 
 
-def _parse_value(raw: str) -> Any:
+def _read_yaml(text: str, where: str) -> Any:
+    """``text`` as YAML, or one :class:`UserError` line: malformed, aliases (``*name``: a few hundred
+    bytes of nested aliases expand to gigabytes), nesting too deep or numbers too long to read."""
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line = f"{where}:{event.start_mark.line + 1}" if event.start_mark else where
+                raise UserError("config uses a YAML alias", line, "write the value out instead of *alias")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"{where}:{mark.line + 1}" if mark else where
+        raise UserError(f"malformed config: {getattr(e, 'problem', e)}", line, "fix the YAML syntax") from None
+    except RecursionError:
+        raise UserError("config nested too deeply", where, "a config is sections of fields, two or three levels deep") from None
+    except ValueError as e:  # an integer of thousands of digits (Python's int-to-str limit)
+        raise UserError(f"unreadable config value: {str(e)[:120]}", where, "use numbers of ordinary size") from None
+
+
+def _parse_value(raw: str) -> Any:
+    """A ``--set`` value as YAML (a plain string when it is not YAML)."""
+    try:
+        return _read_yaml(raw, "--set")
+    except UserError as e:
+        if e.what.startswith("malformed"):
+            return raw
+        raise
 
 
 def load_config(preset: str = "tiny", file: str | Path | None = None, overrides: list[str] | None = None) -> StudyConfig:
@@ -445,12 +490,7 @@ def load_config(preset: str = "tiny", file: str | Path | None = None, overrides:
         path = Path(file)
         if not path.is_file():
             raise UserError(f"config file not found: {path}", "--config", "pass an existing YAML or JSON file")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise UserError(f"malformed config: {getattr(e, 'problem', e)}", line, "fix the YAML syntax") from None
+        loaded = _read_yaml(path.read_text(), str(path))
         if not isinstance(loaded, dict):
             raise UserError("config must be a mapping of sections", str(path), "see README for an example")
         _deep_update(data, loaded)
@@ -474,5 +514,6 @@ def load_config(preset: str = "tiny", file: str | Path | None = None, overrides:
         loc = ".".join(str(x) for x in err["loc"])
         parts = loc.split(".")
         prefixes = (".".join(parts[:n]) for n in range(len(parts), 0, -1))  # the key, then its sections
-        where = next((origin[p] for p in prefixes if p in origin), f"preset {preset}")
+        inside = (v for k, v in origin.items() if k.startswith(loc + "."))  # a section-level check: a field set in it
+        where = next((origin[p] for p in prefixes if p in origin), next(inside, f"preset {preset}"))
         raise UserError(f"invalid config value at {loc}: {err['msg']}", where, "fix the value (see `warnframe config --help`)") from None
