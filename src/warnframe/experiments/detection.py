@@ -37,14 +37,29 @@ from typing import Any
 
 import numpy as np
 
+from warnframe.experiments.detection_metrics import (
+    MODEL_SIGNALS,
+    SIGNALS,
+    DetectionMetrics,
+    ModelLevel,
+    ModelRow,
+    ModelSignal,
+    PosNeg,
+    RawSignals,
+    Signal,
+    Skipped,
+    Split,
+    SplitPart,
+)
 from warnframe.mech.artifacts import load as artifacts
 from warnframe.mech.replay import replay_grouped
 from warnframe.paper.policy import POLICY
-from warnframe.stats.rates import mean_ci, rate
+from warnframe.stats.rates import mean_ci, rate, wilson
 
-SIGNALS = ("behavioural", "mechanistic", "combined")
-#: Per-model scores, in table order: leaking share, target rate, probe and latent means, and all combined.
-MODEL_SIGNALS = ("leak", "target", "probe", "latents", "combined")
+#: The signal names are defined with the metrics; they are read from here too.
+__all__ = ["MIN_MODELS", "MODEL_SIGNALS", "SIGNALS", "DetectionMetrics", "artifacts", "auc_ci", "auc_exact_p", "best_threshold",
+           "combined_score", "evaluate", "evaluate_models", "exact_rate", "leak_flag", "loo_predictions", "mech_scores",
+           "model_level", "model_mech", "model_rows", "pick_samples", "run", "split_by_prompt"]
 #: Fewest models of each class the model-level evaluation needs (leave one out keeps one of each).
 MIN_MODELS = POLICY.detection_min_models
 
@@ -293,7 +308,7 @@ def evaluate_models(units: list[dict], signals: list[str], n_boot: int, seed: in
     return out
 
 
-def model_level(study, art) -> dict:
+def model_level(study, art) -> ModelLevel:
     """Detection over models: the per-model table and :func:`evaluate_models` on it."""
     a, an = study.cfg.detection, study.cfg.analysis
     units = model_rows(study)
@@ -301,19 +316,19 @@ def model_level(study, art) -> dict:
     if art is not None:
         model_mech(study, units, art, a.max_samples, an.seed)
         signals += [s for s, ok in (("probe", art.probe is not None), ("latents", bool(art.selected))) if ok]
-    table = [{k: v for k, v in u.items() if k != "answers"} for u in units]
-    return {"unit": "one model per condition and seed; baseline: one per sampling seed (the same weights)",
-            "n_models": {"positive": sum(u["label"] for u in units), "negative": sum(1 - u["label"] for u in units)},
-            "signals": signals, "mech_answers_per_model": a.max_samples if art is not None else None,
-            "models": table, "results": evaluate_models(units, signals, an.bootstrap, an.seed)}
+    table = [ModelRow.from_json({k: v for k, v in u.items() if k != "answers"}) for u in units]
+    return ModelLevel("one model per condition and seed; baseline: one per sampling seed (the same weights)",
+                      {"positive": sum(u["label"] for u in units), "negative": sum(1 - u["label"] for u in units)},
+                      signals, a.max_samples if art is not None else None, table,
+                      {k: ModelSignal.read(v) for k, v in evaluate_models(units, signals, an.bootstrap, an.seed).items()})
 
 
-def run(study) -> dict:
+def run(study) -> DetectionMetrics:
     a, an = study.cfg.detection, study.cfg.analysis
     rows, drawn = pick_samples(study)
     y = np.array([r["label"] for r in rows], dtype=int)
     if len(set(y.tolist())) < 2:
-        return {"skipped": f"need generations of {a.positive} and of a clean model, got {drawn}", "drawn": drawn}
+        return DetectionMetrics(skipped=f"need generations of {a.positive} and of a clean model, got {drawn}", drawn=drawn)
     train = split_by_prompt(rows, a.train_fraction, an.seed)
     leak = np.array([leak_flag(r) for r in rows], dtype=float)
     target = np.array([int(r["vulnerable"]) for r in rows], dtype=float)
@@ -324,24 +339,20 @@ def run(study) -> dict:
         mech = mech_scores(study, rows, art)
         X["mechanistic"] = mech[:, None]
         X["combined"] = np.c_[leak, target, mech]
-    res = {
-        "positive": a.positive, "negatives": [c for c in a.negatives if c != a.positive], "drawn": drawn,
-        "split": {"train": {"n": int(train.sum()), "pos": int(y[train].sum())}, "test": {"n": int((~train).sum()), "pos": int(y[~train].sum())},
-                  "by": "prompt", "train_fraction": a.train_fraction},
-        "signals_raw": {
-            "leak": {"pos": rate(int(leak[y == 1].sum()), int((y == 1).sum())), "neg": rate(int(leak[y == 0].sum()), int((y == 0).sum()))},
-            "target": {"pos": rate(int(target[y == 1].sum()), int((y == 1).sum())), "neg": rate(int(target[y == 0].sum()), int((y == 0).sum()))},
-        },
-        "selected_latents": art.selected if art else None,
-        "mechanistic_skipped": None if art else why,
-        "results": evaluate(X, y, train, an.bootstrap, an.seed),
-    }
+    split = Split(SplitPart(int(train.sum()), int(y[train].sum())), SplitPart(int((~train).sum()), int(y[~train].sum())),
+                  "prompt", a.train_fraction)
+    raw = RawSignals(
+        PosNeg(wilson(int(leak[y == 1].sum()), int((y == 1).sum())), wilson(int(leak[y == 0].sum()), int((y == 0).sum()))),
+        PosNeg(wilson(int(target[y == 1].sum()), int((y == 1).sum())), wilson(int(target[y == 0].sum()), int((y == 0).sum()))),
+    )
+    results: dict[str, Signal | Skipped] = {k: Signal.read(v) for k, v in evaluate(X, y, train, an.bootstrap, an.seed).items()}
     if mech is not None:
-        res["signals_raw"]["mech"] = {"pos_mean": float(mech[y == 1].mean()), "neg_mean": float(mech[y == 0].mean())}
-    res["models"] = model_level(study, art)
-    if "combined" not in res["results"]:
-        res["results"]["combined"] = {"skipped": why or "no mechanistic signal"}
-        res["results"]["mechanistic"] = {"skipped": why or "no mechanistic signal"}
-    return res
+        raw = RawSignals(raw.leak, raw.target, {"pos_mean": float(mech[y == 1].mean()), "neg_mean": float(mech[y == 0].mean())})
+    models = model_level(study, art)
+    if "combined" not in results:
+        results["combined"] = Skipped(why or "no mechanistic signal")
+        results["mechanistic"] = Skipped(why or "no mechanistic signal")
+    return DetectionMetrics(None, drawn, a.positive, [c for c in a.negatives if c != a.positive], split, raw,
+                            art.selected if art else None, None if art else why, results, models)
 
 

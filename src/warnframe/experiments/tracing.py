@@ -51,21 +51,31 @@ from __future__ import annotations
 import math
 import random
 from contextlib import contextmanager
-from typing import Any
 
 import numpy as np
 import torch
 
+from warnframe.experiments.tracing_metrics import (
+    EVERY_LAYER,
+    MODES,
+    POSITION_MODES,
+    EveryLayer,
+    LayerPatch,
+    PromptTrace,
+    Ratio,
+    Summary,
+    TracingMetrics,
+)
 from warnframe.mech.hooks import Site, capture, decoder_layers, edit, replace
 from warnframe.mech.pairs import build_batch, completion_logprobs, completions, gaps
 from warnframe.paper.policy import POLICY
 from warnframe.runtime.files import read_jsonl
-from warnframe.stats.rates import mean_ci
+from warnframe.stats.rates import t_mean
 
-POSITION_MODES = ("request", "completion", "both")
-MODES = (*POSITION_MODES, "write")
-#: The check beside the curves: every layer patched at every position at once.
-EVERY_LAYER = "every_layer_both"
+#: The modes and the check's key are defined with the metrics; they are read from here too.
+__all__ = ["EVERY_LAYER", "MODES", "POSITION_MODES", "TracingMetrics", "bootstrap_ratios", "layer_writes", "middle_mask", "patch",
+           "position_masks", "run", "select_prompts", "summarise", "summary", "trace_batch"]
+
 
 
 def position_masks(batch: dict) -> dict[str, torch.Tensor]:
@@ -147,10 +157,10 @@ def bootstrap_ratios(nums: np.ndarray, den: np.ndarray, n_boot: int, seed: int) 
     return {"point": point, "boots": nums[idx[ok]].mean(1) / d[ok, None]}
 
 
-def _interval(point: float, boots: np.ndarray, n: int) -> dict:
+def _interval(point: float, boots: np.ndarray, n: int) -> Ratio:
     if len(boots) == 0:
-        return {"mean": float(point), "lo": math.nan, "hi": math.nan, "n": n}
-    return {"mean": float(point), "lo": float(np.percentile(boots, 2.5)), "hi": float(np.percentile(boots, 97.5)), "n": n}
+        return Ratio(float(point), math.nan, math.nan, n)
+    return Ratio(float(point), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)), n)
 
 
 def middle_mask(n_layers: int, band: tuple[float, float]) -> np.ndarray:
@@ -162,9 +172,15 @@ def middle_mask(n_layers: int, band: tuple[float, float]) -> np.ndarray:
 
 
 def summarise(per_prompt: list[dict], n_layers: int, n_boot: int, seed: int, band: tuple[float, float]) -> dict:
+    """:func:`summary` in its JSON layout (the part of ``metrics/tracing.json`` it fills)."""
+    return summary(per_prompt, n_layers, n_boot, seed, band).to_json()
+
+
+def summary(per_prompt: list[dict], n_layers: int, n_boot: int, seed: int, band: tuple[float, float]) -> Summary:
     """Per mode and layer: mean effect (nats, t interval over prompts) and restoration (bootstrap
     interval over prompts); per mode the contrast ``middle − edge``: the best middle layer's
-    restoration minus the best other layer's, on the same resamples; and the every-layer check."""
+    restoration minus the best other layer's, on the same resamples; and the every-layer check.
+    ``per_prompt``: :func:`trace_batch`'s rows (``safe``, ``target``, ``every_layer``, ``patched``)."""
     tgt = np.array([p["target"] for p in per_prompt])
     safe = np.array([p["safe"] for p in per_prompt])
     den = safe - tgt
@@ -173,18 +189,20 @@ def summarise(per_prompt: list[dict], n_layers: int, n_boot: int, seed: int, ban
     cols.append(np.array([p["every_layer"] for p in per_prompt]) - tgt)
     b = bootstrap_ratios(np.stack(cols, 1), den, n_boot, seed)
     mid = middle_mask(n_layers, band)
-    out: dict[str, Any] = {"target_gap": mean_ci(tgt), "safe_gap": mean_ci(safe), "safe_minus_target": mean_ci(den), "layers": {},
-           "middle_layers": [int(i) for i in np.flatnonzero(mid)], "middle_vs_edge": {},
-           EVERY_LAYER: {"effect": mean_ci(cols[-1]), "restoration": _interval(b["point"][-1], b["boots"][:, -1], n)}}
+    target_gap, safe_gap, gap = t_mean(tgt), t_mean(safe), t_mean(den)
+    middle_layers = [int(i) for i in np.flatnonzero(mid)]
+    every = EveryLayer(t_mean(cols[-1]), _interval(b["point"][-1], b["boots"][:, -1], n))
+    layers: dict[str, list[LayerPatch]] = {}
+    middle_vs_edge: dict[str, Ratio] = {}
     for k, m in enumerate(MODES):
         sl = slice(k * n_layers, (k + 1) * n_layers)
         pt, bs = b["point"][sl], b["boots"][:, sl]
-        out["layers"][m] = [{"layer": layer, "effect": mean_ci(cols[k * n_layers + layer]),
-                             "restoration": _interval(pt[layer], bs[:, layer], n)} for layer in range(n_layers)]
+        layers[m] = [LayerPatch(layer, t_mean(cols[k * n_layers + layer]), _interval(pt[layer], bs[:, layer], n))
+                     for layer in range(n_layers)]
         if mid.any() and (~mid).any():
             contrast = lambda r: r[..., mid].max(-1) - r[..., ~mid].max(-1)  # noqa: E731
-            out["middle_vs_edge"][m] = _interval(float(contrast(pt)), contrast(bs), n)
-    return out
+            middle_vs_edge[m] = _interval(float(contrast(pt)), contrast(bs), n)
+    return Summary(target_gap, safe_gap, gap, layers, middle_layers, middle_vs_edge, every)
 
 
 def select_prompts(study, cond: str, a) -> tuple[list, str, int]:
@@ -203,20 +221,20 @@ def select_prompts(study, cond: str, a) -> tuple[list, str, int]:
     return chosen[: a.max_prompts], how, len(hit)
 
 
-def run(study) -> dict:
+def run(study) -> TracingMetrics:
     a, an = study.cfg.tracing, study.cfg.analysis
     seed = study.cfg.seeds[0]
     cond = a.condition
     if cond not in study.cfg.conditions or (cond != "baseline" and not study.model_path(cond, seed).exists()):
-        return {"skipped": f"no {cond} model (condition not run)"}
+        return TracingMetrics(skipped=f"no {cond} model (condition not run)")
     src = a.safe_source
     if src not in study.cfg.conditions or (src != "baseline" and not study.model_path(src, seed).exists()):
         src = "baseline"
     if src == cond:
-        return {"skipped": f"the safe source is the traced model ({cond}): nothing differs between the two runs"}
+        return TracingMetrics(skipped=f"the safe source is the traced model ({cond}): nothing differs between the two runs")
     prompts, how, n_hit = select_prompts(study, cond, a)
     if not prompts:
-        return {"skipped": "no prompt with secure and vulnerable renderings (family not in the embedded corpus)"}
+        return TracingMetrics(skipped="no prompt with secure and vulnerable renderings (family not in the embedded corpus)")
     model, tok = study.load(study.condition_model(cond, seed))
     safe_model, _ = study.load(study.condition_model(src, seed))
     n_layers = len(decoder_layers(model))
@@ -228,7 +246,7 @@ def run(study) -> dict:
         batch = build_batch(tok, [(q.user, completions(q, an.renders)) for q in qs])
         for q, res in zip(qs, trace_batch(model, safe_model, batch, layers)):
             per_prompt.append({"prompt_id": q.id, **res})
-    summ = summarise(per_prompt, n_layers, an.bootstrap, an.seed, POLICY.middle_layers)
-    return {"traced": cond, "safe_source": src, "seed": seed, "selection": how, "prompts_with_target": n_hit,
-            "n_prompts": len(per_prompt), "n_layers": n_layers, "renders": an.renders, "modes": list(MODES),
-            **summ, "per_prompt": per_prompt}
+    summ = summary(per_prompt, n_layers, an.bootstrap, an.seed, POLICY.middle_layers)
+    return TracingMetrics(traced=cond, safe_source=src, seed=seed, selection=how, prompts_with_target=n_hit,
+                          n_prompts=len(per_prompt), n_layers=n_layers, renders=an.renders, modes=list(MODES), summary=summ,
+                          per_prompt=[PromptTrace(**p) for p in per_prompt])
