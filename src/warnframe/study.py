@@ -45,6 +45,42 @@ def cache_root() -> Path:
     return Path(os.environ.get("WARNFRAME_CACHE", Path.home() / ".cache" / "warnframe"))
 
 
+#: The file in a cached base model that lists every other file's SHA-256 (written when it is built).
+SEAL = "files.json"
+
+
+def _seal(folder: Path) -> None:
+    write_json(folder / SEAL, {f.name: keys.file_sha256(f) for f in sorted(folder.iterdir()) if f.is_file() and f.name != SEAL})
+
+
+def _cache_damage(folder: Path) -> str:
+    """What is wrong with a cached base model ('' when nothing): a file missing or changed since it was
+    sealed. A cache from before seals existed is checked by reading its weights whole, then sealed."""
+    seal = folder / SEAL
+    if seal.is_file():
+        try:
+            want = read_json(seal)
+        except (OSError, ValueError):
+            return f"{SEAL} unreadable"
+        for name, digest in want.items():
+            f = folder / name
+            if not f.is_file() or keys.file_sha256(f) != digest:
+                return f"{name} missing or changed"
+        return ""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(folder / "model.safetensors"), "pt") as w:
+            for name in w.keys():
+                w.get_tensor(name)
+    except Exception as e:  # noqa: BLE001 - any failure to read the weights means: damaged
+        return f"model.safetensors unreadable ({type(e).__name__})"
+    if not (folder / "pretrain.json").is_file() or not (folder / "pretrain.jsonl").is_file():
+        return "pretrain.json(l) missing"
+    _seal(folder)
+    return ""
+
+
 def _unit(cond: str, seed: int) -> str:
     return f"{cond}.s{seed}"
 
@@ -117,11 +153,14 @@ class Study:
             cached = cache_root() / "base" / key
             cached.parent.mkdir(parents=True, exist_ok=True)
             with file_lock(cached.parent / f".{key}.lock"):  # two runs with a cold cache build it once
-                if not (cached / "config.json").is_file():
+                damage = _cache_damage(cached) if (cached / "config.json").is_file() else "not built"
+                if damage != "not built" and damage:
+                    console.log(f"cached base model {cached} is damaged ({damage}): building it again")
+                if damage:
                     self._pretrain_into(cached)
             with atomic_dir(dest) as tmp, reading(cached) as src:  # one whole version of the shared cache
                 for f in src.iterdir():
-                    if f.name != "pretrain.jsonl":
+                    if f.name not in ("pretrain.jsonl", SEAL):
                         shutil.copy2(f, tmp / f.name)
                 atomic_copy(src / "pretrain.jsonl", self.store.path("data", "pretrain.jsonl"))  # recorded as an output
             return {"summary": read_json(cached / "pretrain.json")}
@@ -164,6 +203,7 @@ class Study:
             tiny.save(model, tok, tmp)
             write_json(tmp / "pretrain.json", summary)
             write_jsonl(tmp / "pretrain.jsonl", (d.__dict__ for d in docs))
+            _seal(tmp)
 
     def data(self) -> None:
         """Fine-tuning sets (one per condition and seed, same token budget) and eval prompts."""
