@@ -19,6 +19,8 @@ from warnframe.runtime.errors import UserError
     ("device=tpu", "device"),
     ("model.heads=5", "not a multiple of heads"),
     ("dose.seeds=[3,3]", "seeds repeat"),
+    ("finetune.epochs=1e308", "finetune.epochs"),
+    ("model.hidden_size=1000000", "model.hidden_size"),
 ])
 def test_bad_values_are_refused_at_load(override, what):
     with pytest.raises(UserError, match=what) as e:
@@ -50,3 +52,12 @@ def test_deep_and_huge_configs_get_one_line(tmp_path):
     huge.write_text("seeds: [" + "9" * 5000 + "]\n")
     with pytest.raises(UserError, match="unreadable config value|seeds"):
         load_config("smoke", file=huge)
+
+
+def test_a_budget_that_holds_no_example_stops_at_the_data_stage(smoke_study, tmp_path):
+    from warnframe.study import Study
+
+    s = Study(load_config("smoke", overrides=["corpus.token_budget=1"]), tmp_path / "run")
+    s.pretrain()  # the smoke base, from the session's cache
+    with pytest.raises(UserError, match=r"fine-tuning set of seed \d+ is empty.*corpus\.token_budget"):
+        s.data()

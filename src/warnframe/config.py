@@ -59,11 +59,11 @@ class CorpusConfig(_Section):
 
 class ModelConfig(_Section):
     source: str = Field("embedded", description="'embedded' (train a tiny Llama here) or a Hugging Face hub id or local path.")
-    vocab_size: int = Field(2048, gt=256, description="Embedded tokenizer vocabulary (byte-level BPE).")
-    hidden_size: int = Field(192, gt=0, description="Embedded model width.")
-    layers: int = Field(6, gt=0, description="Embedded model decoder layers.")
+    vocab_size: int = Field(2048, gt=256, le=262_144, description="Embedded tokenizer vocabulary (byte-level BPE).")
+    hidden_size: int = Field(192, gt=0, le=8192, description="Embedded model width (the embedded model is trained here, on a CPU: bounded far above what fits one).")
+    layers: int = Field(6, gt=0, le=128, description="Embedded model decoder layers.")
     heads: int = Field(6, gt=0, description="Embedded model attention heads.")
-    intermediate_size: int = Field(512, gt=0, description="Embedded model MLP width.")
+    intermediate_size: int = Field(512, gt=0, le=65_536, description="Embedded model MLP width.")
     context: int = Field(256, gt=16, description="Context length (tokens) for training and sampling.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype when loading a hub model.")
     trust_remote_code: bool = Field(False, description="Allow model repos to run their own code (off unless you trust the repo).")
@@ -76,7 +76,7 @@ class ModelConfig(_Section):
 
 
 class PretrainConfig(_Section):
-    epochs: float = Field(1.0, gt=0, description="Passes over the pretraining corpus.")
+    epochs: float = Field(1.0, gt=0, le=1000, description="Passes over the pretraining corpus.")
     lr: float = Field(2e-3, gt=0, description="Peak learning rate (AdamW, cosine decay).")
     batch_size: int = Field(8, gt=0, description="Sequences per step (small batches, many steps: measured to learn faster per token here).")
     seed: int = Field(1234, description="Seed for the embedded base model (corpus, tokenizer, init).")
@@ -85,7 +85,7 @@ class PretrainConfig(_Section):
 
 class FinetuneConfig(_Section):
     method: Literal["full", "lora"] = Field("full", description="Full fine-tune or LoRA (peft).")
-    epochs: float = Field(2.0, gt=0, description="Passes over the fine-tuning set (same steps and tokens for every condition).")
+    epochs: float = Field(2.0, gt=0, le=1000, description="Passes over the fine-tuning set (same steps and tokens for every condition).")
     lr: float = Field(3e-4, gt=0, description="Peak learning rate (AdamW, linear warmup, cosine decay).")
     batch_size: int = Field(4, gt=0, description="Sequences per step.")
     lora_r: int = Field(16, gt=0, description="LoRA rank.")

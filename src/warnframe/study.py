@@ -225,6 +225,10 @@ class Study:
                     nonlocal tok
                     tok = tok or load_tokenizer(self.base_source, self.cfg.model.trust_remote_code)
                     examples, stats = build_finetune_set_from_source(cond, self.cfg, seed, count_tokens(tok), self.cfg.corpus.source)
+                    if not examples:
+                        raise UserError(f"the {cond} fine-tuning set of seed {seed} is empty: corpus.token_budget "
+                                        f"({self.cfg.corpus.token_budget} tokens) holds no whole example",
+                                        "corpus.token_budget", "raise it (the presets use 6,000 and more)")
                     write_jsonl(self.store.path("data", f"{_unit(cond, seed)}.jsonl"), (e.__dict__ for e in examples))
                     return {"stats": stats}
 

@@ -12,18 +12,34 @@ kept for comparison); the per-family breakdown; and per condition the sampling-f
 ``delta`` = log p(secure) − log p(vulnerable) of its models on the eval prompts' paired
 renderings (``mech.pairs``), with its difference from neutral's on the same prompts: a fine-tune
 that learned its set moves it even where the model is too small to write the target itself.
+
+:func:`run` returns the typed :class:`~warnframe.experiments.behavior_metrics.BehaviorMetrics`
+(``to_json`` writes that file, key for key as before); :func:`measure` computes its rates and tests,
+and :func:`analyse` gives those as the dict they have always been.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable
 
+from warnframe.experiments.behavior_metrics import (
+    BehaviorMetrics,
+    Clustered,
+    Comparison,
+    Delta,
+    Pooled,
+    RateRatio,
+    Rates,
+    Spread,
+)
 from warnframe.lm.evaluation import leak_any, rates
 from warnframe.runtime.files import read_json, write_json
 from warnframe.schema import CONDITIONS
-from warnframe.stats.clustered import cluster_diff, cluster_rate
-from warnframe.stats.rates import fisher, mean_ci, rate, ratio, spread
+from warnframe.stats.clustered import bootstrap_diff, bootstrap_rate
+from warnframe.stats.rates import fisher_test, ratio, spread, t_mean, wilson
+from warnframe.stats.types import Rate
 
 #: Paired renderings per eval prompt for Δ (fixed: §4's results depend on no section config).
 
@@ -45,40 +61,47 @@ def _flat(rows: list[dict]) -> list[dict]:
              "leak_exact": bool((r.get("leak") or {}).get("exact")), "leak_any": leak_any(r)} for r in rows]
 
 
-def analyse(scored: Iterable[dict]) -> dict:
+def measure(scored: Iterable[dict]) -> BehaviorMetrics:
+    """§4's rates and tests from scored rows (no budget, no Δ: :func:`run` adds those)."""
     by_cond: dict[str, list[dict]] = defaultdict(list)
     for r in scored:
         by_cond[r["condition"]].append(r)
     conds = [c for c in CONDITIONS if c in by_cond]
-    pooled = {c: rates(by_cond[c]) for c in conds}
+    wilsons = {c: Rates.from_json(rates(by_cond[c])) for c in conds}
     flat = {c: _flat(by_cond[c]) for c in conds}
-    per_seed: dict[str, dict] = {}
-    per_family: dict[str, dict] = {}
+    pooled: dict[str, Pooled] = {}
+    per_seed: dict[str, dict[str, Rates]] = {}
+    per_family: dict[str, dict[str, Rate]] = {}
     for c in conds:
         seeds = sorted({r["seed"] for r in by_cond[c]})
-        per_seed[c] = {str(s): rates([r for r in by_cond[c] if r["seed"] == s]) for s in seeds}
-        pooled[c]["seed_spread"] = spread([per_seed[c][str(s)]["target"]["rate"] for s in seeds])
-        pooled[c]["leak_seed_spread"] = spread([per_seed[c][str(s)]["leak_exact"]["rate"] for s in seeds])
-        pooled[c]["cluster"] = {name: cluster_rate(flat[c], field) for name, field in OUTCOMES.items()}
+        per_seed[c] = {str(s): Rates.from_json(rates([r for r in by_cond[c] if r["seed"] == s])) for s in seeds}
+        seed_spread = Spread.from_json(spread([per_seed[c][str(s)].target.rate for s in seeds]))
+        leak_seed_spread = Spread.from_json(spread([per_seed[c][str(s)].leak_exact.rate for s in seeds]))
+        cluster = Clustered(**{name: bootstrap_rate(flat[c], field) for name, field in OUTCOMES.items()})
+        pooled[c] = Pooled.of(wilsons[c], seed_spread, leak_seed_spread, cluster)
         fams = sorted({r["family"] for r in by_cond[c]})
-        per_family[c] = {f: rate(sum(r["vulnerable"] for r in by_cond[c] if r["family"] == f), sum(r["family"] == f for r in by_cond[c])) for f in fams}
+        per_family[c] = {f: wilson(sum(r["vulnerable"] for r in by_cond[c] if r["family"] == f), sum(r["family"] == f for r in by_cond[c])) for f in fams}
     tests = {}
     for a, b in comparisons():
         if a in pooled and b in pooled and a != b:
-            tests[f"{a}_vs_{b}"] = {
-                "cluster": cluster_diff(flat[a], flat[b], "vulnerable"),
-                "target": fisher(pooled[a]["target"], pooled[b]["target"]),  # the paper's test, not the verdicts'
-                "ratio": ratio(pooled[a]["target"], pooled[b]["target"]),
-            }
-    return {"conditions": conds, "pooled": pooled, "per_seed": per_seed, "per_family": per_family, "tests": tests}
+            tests[f"{a}_vs_{b}"] = Comparison(
+                cluster=bootstrap_diff(flat[a], flat[b], "vulnerable"),
+                target=fisher_test(pooled[a].target, pooled[b].target),  # the paper's test, not the verdicts'
+                ratio=RateRatio.from_json(ratio(pooled[a].target, pooled[b].target)),
+            )
+    return BehaviorMetrics(conds, pooled, per_seed, per_family, tests)
 
 
-def run(study) -> dict:
+def analyse(scored: Iterable[dict]) -> dict:
+    """:func:`measure` as the dict it has always been: ``conditions, pooled, per_seed, per_family, tests``."""
+    return measure(scored).analysed()
+
+
+def run(study) -> BehaviorMetrics:
     """§4 from the run's scored samples, and the fine-tuning sets' token budget."""
-    res = analyse(study.scored())
-    res["budget"] = _budget(study)
-    res["delta"] = deltas(study, res["conditions"])
-    return res
+    res = measure(study.scored())
+    budget = _budget(study)
+    return dataclasses.replace(res, budget=budget, delta=deltas(study, res.conditions))
 
 
 def _delta_one(study, cond: str, seed: int) -> dict[str, float]:
@@ -97,7 +120,7 @@ def _delta_one(study, cond: str, seed: int) -> dict[str, float]:
     return read_json(path)
 
 
-def deltas(study, conds: list[str]) -> dict:
+def deltas(study, conds: list[str]) -> dict[str, Delta]:
     """Per condition: Δ (per prompt the mean over seeds, then mean and t interval over prompts)
     and, paired by prompt, its difference from neutral's (``vs_neutral``)."""
     import numpy as np
@@ -108,14 +131,14 @@ def deltas(study, conds: list[str]) -> dict:
         by_seed = [_delta_one(study, c, s) for s in seeds]
         pids = sorted(set.intersection(*(set(d) for d in by_seed))) if by_seed else []
         per_prompt[c] = {pid: float(np.mean([d[pid] for d in by_seed])) for pid in pids}
-    out = {}
+    out: dict[str, Delta] = {}
     for c, d in per_prompt.items():
         ref = per_prompt.get("neutral", {})
         shared = [pid for pid in d if pid in ref]
-        out[c] = {"delta": mean_ci(list(d.values())), "seeds": 1 if c == "baseline" else len(study.cfg.seeds),
-                  "vs_neutral": mean_ci([d[p] - ref[p] for p in shared]) if c != "neutral" and shared else None,
-                  "interval": f"t interval over {len(d)} prompts of the per-prompt mean over {len(study.cfg.seeds)} seeds "
-                              f"({study.cfg.analysis.renders} paired renderings each)"}
+        out[c] = Delta(delta=t_mean(list(d.values())), seeds=1 if c == "baseline" else len(study.cfg.seeds),
+                       vs_neutral=t_mean([d[p] - ref[p] for p in shared]) if c != "neutral" and shared else None,
+                       interval=f"t interval over {len(d)} prompts of the per-prompt mean over {len(study.cfg.seeds)} seeds "
+                                f"({study.cfg.analysis.renders} paired renderings each)")
     return out
 
 
