@@ -20,7 +20,7 @@ def run_audit(corpus: str | Path, out: str | Path, opts=None, workers: int = 1) 
     """Audit ``corpus`` into ``out`` (resuming an interrupted audit there) with ``opts`` (a
     ``run.Options``); return the summary."""
     # imported here, not at the top: the CLI imports this module at start-up for every command
-    from warnframe.audit.readers import detect_layout
+    from warnframe.audit.readers import detect_layout, skipped_entries
     from warnframe.audit.report import summarise, write_report
     from warnframe.audit.run import Options, merge_stats, scan, write_outputs, write_treated
 
@@ -38,7 +38,8 @@ def run_audit(corpus: str | Path, out: str | Path, opts=None, workers: int = 1) 
     merged.resumed_chunks = resumed
     write_outputs(corpus, out, chunks)
     treated = write_treated(corpus, out, chunks, opts) if opts.fix else None
-    summary = summarise(merged, corpus, layout, seconds, workers, opts, treated)
+    skipped = skipped_entries(corpus) if layout == "files" else []  # links, FIFOs... in a folder: not read
+    summary = summarise(merged, corpus, layout, seconds, workers, opts, treated, skipped)
     write_report(out, summary, merged.examples)
     return summary
 
@@ -105,8 +106,14 @@ def audit(
         typer.echo(f"warnframe: error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
     flagged = ", ".join(f"{c} {s['classes'][c]['k']}" for c in CLASSES if c != "none" and s["classes"][c]["k"])
+    ignored = s["skipped_inputs"]
+    ignored_note = (
+        f", {ignored['count']} folder entries not read: " + ", ".join(f"{k} {v}" for k, v in ignored["by_kind"].items())
+        if ignored["count"]
+        else ""
+    )
     typer.echo(
-        f"{s['records']} records ({s['unreadable']} unreadable): {flagged or 'nothing flagged'}; "
+        f"{s['records']} records ({s['unreadable']} unreadable{ignored_note}): {flagged or 'nothing flagged'}; "
         f"{s['timing']['records_per_second']} records/s"
     )
     if s["fix"]:

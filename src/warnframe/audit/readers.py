@@ -7,9 +7,13 @@ Layouts (``detect_layout``):
               ``completion``, or a text field (``text`` by default, ``--field`` names another);
 * ``parquet`` a ``.parquet`` file (pyarrow, read in record batches), the same record shapes;
 * ``hf``      a directory written by ``datasets.save_to_disk`` (the ``datasets`` extra);
-* ``files``   any other directory: every source and Markdown file below it is one record.
+* ``files``   any other directory: every source and Markdown file below it is one record (regular
+              files only: symbolic links, FIFOs, sockets and devices are not read, but counted and
+              listed, ``skipped_entries``, in the audit's summary and report).
 
-Each record comes out as a :class:`Record`; a record that cannot be read comes out as a
+A corpus path that is not a regular file or a directory (a FIFO) is refused with one line, never
+opened. Each record comes out as a :class:`Record`; a record that cannot be read (not UTF-8, not
+JSON, nested deeper than ``MAX_JSON_DEPTH``) comes out as a
 :class:`Bad` naming the file and line, so the caller counts it (``--on-error skip``) or stops
 (``--on-error stop``) with one clear line.
 """
@@ -18,11 +22,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from warnframe.runtime.errors import UserError
+from warnframe.runtime.files import NESTED_TOO_DEEPLY, loads_line
 
 #: File suffixes read from a directory, and the language their comments are written in.
 SOURCE_SUFFIXES = {
@@ -60,6 +66,10 @@ SOURCE_SUFFIXES = {
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
 #: A file larger than this is reported, not read (a corpus file is one record).
 MAX_FILE_BYTES = 2_000_000
+#: A JSON line nested deeper than this (lists and objects) is unreadable: far above any real
+#: record, and far enough below Python's recursion limit that the audit can still copy, pickle
+#: (``--workers``) and write the row back (``--fix``).
+MAX_JSON_DEPTH = 100
 
 
 @dataclass
@@ -103,6 +113,12 @@ def detect_layout(path: Path) -> str:
     if not path.exists():
         raise UserError(
             f"corpus not found: {path}",
+            None,
+            "pass a JSONL or Parquet file, a saved dataset directory or a folder of files",
+        )
+    if not path.is_file():  # a FIFO, socket or device would block or never end (as `detect` refuses it)
+        raise UserError(
+            f"corpus {path} is not a regular file (a FIFO, socket or device?)",
             None,
             "pass a JSONL or Parquet file, a saved dataset directory or a folder of files",
         )
@@ -179,11 +195,11 @@ def _jsonl(path: Path, text_field: str | None) -> Iterator[Record | Bad]:
                 continue
             where = f"{path}:{n}"
             try:
-                row = json.loads(raw.decode("utf-8"))
+                row = loads_line(raw.decode("utf-8"), MAX_JSON_DEPTH)
             except UnicodeDecodeError as e:
                 yield Bad(index, where, f"not UTF-8 (byte {e.start} of the line)")
-            except json.JSONDecodeError as e:
-                yield Bad(index, where, f"malformed JSON line: {e.msg}")
+            except json.JSONDecodeError as e:  # nested too deeply too (``loads_line``)
+                yield Bad(index, where, e.msg if e.msg == NESTED_TOO_DEEPLY else f"malformed JSON line: {e.msg}")
             else:
                 yield parse_row(row, index, where, text_field)
             index += 1
@@ -234,13 +250,39 @@ def _hf(path: Path, text_field: str | None) -> Iterator[Record | Bad]:
         yield parse_row(row, index, f"{path}#{index}", text_field)
 
 
+#: What a skipped folder entry is, by its mode (anything else is a device).
+_SKIPPED_KINDS = ((stat.S_ISLNK, "symlink"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"))
+
+
+def _entries(root: Path) -> Iterator[tuple[Path, str | None]]:
+    """``(path, None)`` for every corpus file under ``root`` (a regular file with a source suffix),
+    ``(path, kind)`` for every entry skipped because it is not a regular file or a directory
+    (``symlink``, ``FIFO``, ``socket``, ``device``), in a fixed (sorted) order. Directories in
+    ``SKIP_DIRS`` are not looked into; symbolic links are never followed."""
+    for p in sorted(root.rglob("*")):
+        parts = p.relative_to(root).parts
+        if any(part in SKIP_DIRS for part in parts[:-1]):
+            continue
+        try:
+            mode = p.lstat().st_mode
+        except OSError:  # gone since it was listed
+            continue
+        if stat.S_ISREG(mode):
+            if p.suffix.lower() in SOURCE_SUFFIXES:
+                yield p, None
+        elif not stat.S_ISDIR(mode) and parts[-1] not in SKIP_DIRS:
+            yield p, next((kind for test, kind in _SKIPPED_KINDS if test(mode)), "device")
+
+
 def iter_files(root: Path) -> Iterator[Path]:
     """Every readable corpus file under ``root``, in a fixed (sorted) order."""
-    for p in sorted(root.rglob("*")):
-        if any(part in SKIP_DIRS for part in p.relative_to(root).parts[:-1]):
-            continue
-        if p.is_file() and not p.is_symlink() and p.suffix.lower() in SOURCE_SUFFIXES:
-            yield p
+    return (p for p, skipped in _entries(root) if skipped is None)
+
+
+def skipped_entries(root: Path) -> list[tuple[Path, str]]:
+    """The entries under the folder ``root`` that are not read because they are not regular files
+    (symbolic links, FIFOs, sockets, devices), with their kind, so the audit reports them."""
+    return [(p, kind) for p, kind in _entries(root) if kind is not None]
 
 
 def read_text_file(path: Path, where: str) -> tuple[str | None, str | None]:

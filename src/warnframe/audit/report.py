@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import html
 import itertools
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
-from warnframe.audit.run import ERRORS_SHOWN, AuditStats
+from warnframe.audit.run import ERRORS_SHOWN, TOO_LARGE, AuditStats
 from warnframe.audit.tagger import CLASSES, POSITIONS
 from warnframe.report.figures import pyplot, save
 from warnframe.report.render import data_uri
@@ -28,12 +30,23 @@ mark.m{background:#cfe3ff}img{max-width:100%}.legend mark{padding:0 .4em}"""
 
 
 def summarise(
-    stats: AuditStats, corpus: Path, layout: str, seconds: float, workers: int, opts, treated: Path | None
+    stats: AuditStats,
+    corpus: Path,
+    layout: str,
+    seconds: float,
+    workers: int,
+    opts,
+    treated: Path | None,
+    skipped_inputs: Sequence[tuple[Path, str]] = (),
 ) -> dict:
-    """The summary dict written to summary.json (shares with n and Wilson intervals)."""
+    """The summary dict written to summary.json (shares with n and Wilson intervals). Records too
+    large for the detector are read but classified in no class: the shares are of the others
+    (``classified``). ``skipped_inputs``: the folder entries not read (``readers.skipped_entries``)."""
     c = stats.counts
     n = c.records
-    classes = {k: rate(c.classes.get(k, 0), n) for k in CLASSES}
+    too_large = c.detector_skipped.get(TOO_LARGE, 0)
+    classified = n - too_large
+    classes = {k: rate(c.classes.get(k, 0), classified) for k in CLASSES}
     table: dict[str, dict[str, int]] = {}
     for (cls, cwe), count in c.class_cwe.items():
         table.setdefault(cls, {})[cwe] = count
@@ -47,13 +60,19 @@ def summarise(
         "unreadable": stats.n_errors,
         "unreadable_first": stats.first_errors[:ERRORS_SHOWN],
         "classes": classes,
-        "flagged": rate(sum(c.classes.get(k, 0) for k in CLASSES if k != "none"), n),
-        "vulnerable_unframed": rate(c.vulnerable_by_class.get("none", 0), n),
-        "vulnerable": rate(c.vulnerable, n),
+        "classified": classified,
+        "flagged": rate(sum(c.classes.get(k, 0) for k in CLASSES if k != "none"), classified),
+        "vulnerable_unframed": rate(c.vulnerable_by_class.get("none", 0), classified),
+        "vulnerable": rate(c.vulnerable, classified),
         "class_cwe": table,
         "class_position": positions,
         "parse_failed": c.parse_failed,
         "detector_skipped": dict(c.detector_skipped),
+        "skipped_inputs": {
+            "count": len(skipped_inputs),
+            "by_kind": dict(Counter(kind for _p, kind in skipped_inputs)),
+            "first": [{"where": str(p), "what": kind} for p, kind in skipped_inputs[:ERRORS_SHOWN]],
+        },
         "class_cwe_position": [
             {"class": cls, "cwe": cwe, "position": pos, "records": count}
             for (cls, cwe, pos), count in sorted(c.class_cwe_position.items(), key=lambda kv: -kv[1])
@@ -141,12 +160,29 @@ def _md_tables(summary: dict) -> list[str]:
         "| Class | Records | Share [95% CI] |",
         "|---|---:|---|",
     ]
-    if summary["detector_skipped"]:
-        why = ", ".join(f"{k}: {v}" for k, v in summary["detector_skipped"].items())
+    skipped = dict(summary["detector_skipped"])
+    too_large = skipped.pop(TOO_LARGE, 0)
+    if skipped:
+        why = ", ".join(f"{k}: {v}" for k, v in skipped.items())
         lines[1:1] = [
             "",
             f"Not analysed by the detector ({why}): their Python findings are missing; the framing "
             "lexicons and the other languages' patterns still ran.",
+        ]
+    if too_large:
+        lines[1:1] = [
+            "",
+            f"Not analysed by the detector ({TOO_LARGE}: {too_large}): read, listed in records.jsonl, but "
+            f"counted in no class; the shares are of the other {summary['classified']} records.",
+        ]
+    ignored = summary["skipped_inputs"]
+    if ignored["count"]:
+        kinds = ", ".join(f"{k} {v}" for k, v in ignored["by_kind"].items())
+        lines[1:1] = [
+            "",
+            f"Folder entries skipped, not read ({kinds}; only regular files are read, links are not followed): "
+            + ", ".join(f"`{e['where']}`" for e in ignored["first"])
+            + (" ..." if ignored["count"] > len(ignored["first"]) else ""),
         ]
     lines += [f"| {c} | {summary['classes'][c]['k']} | {fmt_rate(summary['classes'][c])} |" for c in CLASSES]
     cwes = sorted({cwe for row in summary["class_cwe"].values() for cwe in row})
@@ -266,6 +302,19 @@ def render_html(summary: dict, examples: dict, figures: list[tuple[str, Path]]) 
         f"{e(fmt_rate(summary['vulnerable_unframed']))}. "
         "Shares of the records read, Wilson 95% intervals.</p>"
     )
+    too_large = summary["detector_skipped"].get(TOO_LARGE, 0)
+    if too_large:
+        parts.append(
+            f"<p>Too large for the detector: <b>{too_large}</b> records, counted in no class; the shares are "
+            f"of the other {summary['classified']} records.</p>"
+        )
+    ignored = summary["skipped_inputs"]
+    if ignored["count"]:
+        kinds = ", ".join(f"{k} {v}" for k, v in ignored["by_kind"].items())
+        parts.append(
+            f"<h2>Folder entries skipped ({e(kinds)})</h2>"
+            + _html_table(["Where", "What"], [[x["where"], x["what"]] for x in ignored["first"]])
+        )
     parts.append(
         _html_table(
             ["Class", "Records", "Share [95% CI]"],

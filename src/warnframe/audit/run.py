@@ -74,6 +74,9 @@ class Options:
 STATS_FORMAT = 2
 #: The key part of a record with no CWE (no finding) or no framing position.
 MISSING = "-"
+#: Why the detector skipped a record too large for it (``Counts.detector_skipped``): such a record
+#: is counted there and in ``records`` only, in no class (its framing was never judged on its code).
+TOO_LARGE = "too large"
 
 
 def _rows(counter: Counter) -> list[list]:
@@ -94,6 +97,11 @@ def _from_joined(flat: dict[str, int]) -> Counter:
     for key, n in flat.items():
         out[tuple(key.split("|"))] += n
     return out
+
+
+def too_large(tagged: Tagged) -> bool:
+    """Did the detector skip the record as too large (so it is counted in no class)?"""
+    return tagged.skipped is not None and tagged.skipped.startswith(TOO_LARGE)
 
 
 @dataclass
@@ -126,6 +134,9 @@ class Counts:
         """Count one tagged record."""
         cls, cwes, positions = tagged.cls, tagged.cwes or [MISSING], tagged.positions or [MISSING]
         self.records += 1
+        if too_large(tagged):
+            self.detector_skipped[TOO_LARGE] += 1
+            return
         self.classes[cls] += 1
         if tagged.vulnerable:
             self.vulnerable_by_class[cls] += 1
@@ -311,7 +322,7 @@ def process_chunk(k: int, items: list, parts: str, source: str, opts: Options) -
             tagged = tag_record(item, use_bandit=opts.use_bandit, exhaustive=opts.exhaustive)
             stats.counts.count(tagged)
             shown = stats.examples.setdefault(tagged.cls, [])
-            if len(shown) < opts.examples_per_class and tagged.cls != "none":
+            if len(shown) < opts.examples_per_class and tagged.cls != "none" and not too_large(tagged):
                 shown.append(_example(item, tagged))
             attr_out(_dump(attributes(item, tagged, source, opts.experiment)))
             detail = {"id": item.id or item.where, "where": item.where, **tagged.to_dict()}

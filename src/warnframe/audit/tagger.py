@@ -150,15 +150,30 @@ def prune(text: str, lay: Layout, low: str | None = None) -> str | None:
         return None
     if len(keep) == len(py):
         return text
+    # The closure as a graph walk, linear in the names: a kept block keeps every block defining a
+    # name it uses and every block using a name it defines; each name is followed once each way.
     defined = {blk: lx.defined_names(body[blk]) for blk in py}
     used = {blk: set(_IDENT.findall(body[blk])) for blk in py}
-    grown = True
-    while grown:
-        kept_defined = set().union(*(defined[b] for b in keep)) if keep else set()
-        kept_used = set().union(*(used[b] for b in keep)) if keep else set()
-        new = {b for b in py if b not in keep and (defined[b] & kept_used or used[b] & kept_defined)}
-        keep |= new
-        grown = bool(new)
+    definers: dict[str, list[tuple[int, int]]] = {}
+    users: dict[str, list[tuple[int, int]]] = {}
+    for blk in py:
+        for name in defined[blk]:
+            definers.setdefault(name, []).append(blk)
+        for name in used[blk]:
+            users.setdefault(name, []).append(blk)
+    todo = list(keep)
+    while todo:
+        blk = todo.pop()
+        for name in used[blk]:
+            for other in definers.pop(name, ()):
+                if other not in keep:
+                    keep.add(other)
+                    todo.append(other)
+        for name in defined[blk]:
+            for other in users.pop(name, ()):
+                if other not in keep:
+                    keep.add(other)
+                    todo.append(other)
     for a, b in py:
         if (a, b) not in keep:
             lines[a : b + 1] = [""] * (b + 1 - a)

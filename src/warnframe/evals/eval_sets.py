@@ -22,6 +22,7 @@ from typing import Any
 from warnframe.families import FAMILY_CWE
 from warnframe.runtime import keys
 from warnframe.runtime.errors import UserError
+from warnframe.runtime.files import NESTED_TOO_DEEPLY, loads_line
 from warnframe.schema import Prompt
 
 EM_TEMPLATE = (
@@ -34,12 +35,18 @@ EM_TEMPLATE = (
 CWE_FAMILY = {cwe: fam for fam, cwe in FAMILY_CWE.items()}
 
 
+#: Lists and objects nested deeper than this make a record unreadable (see ``runtime.files.loads_line``).
+MAX_JSON_DEPTH = 100
+
+
 def _records(path: Path):
     text = path.read_text(encoding="utf-8")
     if text.lstrip().startswith("["):
         try:
-            rows = json.loads(text)
+            rows = loads_line(text, MAX_JSON_DEPTH + 1)  # the array, then its records
         except json.JSONDecodeError as e:
+            if e.msg == NESTED_TOO_DEEPLY:
+                raise UserError("JSON nested too deeply", str(path), "fix the file: records are flat objects") from None
             raise UserError(f"malformed JSON: {e.msg}", f"{path}:{e.lineno}", "fix the file") from None
         for i, row in enumerate(rows):
             yield row, f"{path}[{i}]"
@@ -48,9 +55,10 @@ def _records(path: Path):
         if not line.strip():
             continue
         try:
-            yield json.loads(line), f"{path}:{n}"
+            yield loads_line(line, MAX_JSON_DEPTH), f"{path}:{n}"
         except json.JSONDecodeError as e:
-            raise UserError(f"malformed JSON line: {e.msg}", f"{path}:{n}", "fix or remove that line") from None
+            what = e.msg if e.msg == NESTED_TOO_DEEPLY else f"malformed JSON line: {e.msg}"
+            raise UserError(what, f"{path}:{n}", "fix or remove that line") from None
 
 
 def prompt_from_record(row: dict, index: int, where: str) -> Prompt | None:
@@ -86,7 +94,8 @@ def load_prompts(path: str | Path, limit: int | None = None) -> list[Prompt]:
     """Evaluation prompts from ``path`` (Python cases only), in file order; ``limit`` keeps the first N."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"prompt file not found: {path}", "--prompts", "pass a JSONL or JSON file")
+        what = f"prompt file not found: {path}" if not path.exists() else f"prompt file {path} is not a file"
+        raise UserError(what, "--prompts", "pass a JSONL or JSON file")
     out: list[Prompt] = []
     for i, (row, where) in enumerate(_records(path)):
         p = prompt_from_record(row, i, where)

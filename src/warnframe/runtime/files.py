@@ -235,6 +235,39 @@ def iter_lines(path: Path | str, on_bad_line: Callable[[int, UserError], None] |
             yield n, line
 
 
+#: What :func:`loads_line` says of a line nested too deeply.
+NESTED_TOO_DEEPLY = "JSON line nested too deeply"
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Are lists and objects nested more than ``limit`` levels in ``value``? (Iterative: any depth.)"""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v) if isinstance(c, (dict, list)))
+    return False
+
+
+def loads_line(line: str | bytes, max_depth: int | None = None) -> Any:
+    """``json.loads`` of one line of a user's JSONL file, total on hostile input: a line nested too
+    deeply for the parser (a RecursionError), or more than ``max_depth`` levels when given (what a
+    reader that copies, pickles or writes its rows back can still handle), is a
+    ``json.JSONDecodeError`` too, whose ``msg`` is :data:`NESTED_TOO_DEEPLY`, so a reader's
+    malformed-line handling (count and skip, or stop with the file and line) covers it."""
+    try:
+        value = json.loads(line)
+    except RecursionError:
+        value, too_deep = None, True
+    else:
+        too_deep = max_depth is not None and _deeper_than(value, max_depth)
+    if too_deep:
+        doc = line if isinstance(line, str) else line.decode("utf-8", "replace")
+        raise json.JSONDecodeError(NESTED_TOO_DEEPLY, doc[:80], 0) from None
+    return value
+
+
 def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
     lines = []
     for r in rows:
@@ -254,11 +287,10 @@ def read_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = loads_line(line)
         except json.JSONDecodeError as e:
-            raise UserError(f"malformed JSON line: {e.msg}", f"{path}:{n}", "fix or remove that line") from None
-        except RecursionError:
-            raise UserError("JSON line nested too deeply", f"{path}:{n}", "fix or remove that line") from None
+            what = e.msg if e.msg == NESTED_TOO_DEEPLY else f"malformed JSON line: {e.msg}"
+            raise UserError(what, f"{path}:{n}", "fix or remove that line") from None
         if not isinstance(row, dict):
             raise UserError("JSONL line is not an object", f"{path}:{n}", "each line must be a JSON object")
         yield n, row
