@@ -2,16 +2,19 @@
 
 A section is three things:
 
-* a compute module ``warnframe.experiments.<name>`` whose ``run(study) -> dict`` selects what it
-  reads, computes and returns its metrics (no figures, no markdown, no verdicts);
+* a compute module ``warnframe.experiments.<name>`` whose ``run(study)`` selects what it reads,
+  computes and returns its metrics (no figures, no markdown, no verdicts): a typed dataclass with
+  ``to_json``/``from_json`` (:class:`TypedMetrics`; §4, §7, tracing, §8) or, for the sections not
+  yet typed, a dict. ``study`` is :meth:`warnframe.study.Study.for_section`: its config holds only
+  the sections declared below, and any other one raises when touched;
 * a report part ``warnframe.report.sections.<name>`` with ``claims(metrics) -> list[Claim]``,
   ``draw(metrics, root)`` (its figures, and tables) and ``markdown(metrics) -> str``;
 * one :class:`Section` line below: what it needs (sections before it, conditions), which config
   sections it reads (its resume key covers those and nothing else) and which figures it writes.
 
 :func:`run` is how the study runs one: compute, claims, figures, as one typed :class:`Result`.
-Study and report both read :data:`SECTIONS`; no section module imports another (what §5 hands on
-goes through ``mech.artifacts``).
+Study and report both read :data:`SECTIONS`; no section imports another section's compute module
+(what §5 hands on goes through ``mech.artifacts``).
 """
 
 from __future__ import annotations
