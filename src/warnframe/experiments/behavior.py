@@ -31,10 +31,9 @@ from warnframe.experiments.behavior_metrics import (
     Delta,
     Pooled,
     RateRatio,
-    Rates,
     Spread,
 )
-from warnframe.lm.evaluation import leak_any, rates
+from warnframe.lm.evaluation import AnswerRates, leak_any, rates
 from warnframe.runtime.files import read_json, write_json
 from warnframe.schema import CONDITIONS
 from warnframe.stats.clustered import bootstrap_diff, bootstrap_rate
@@ -67,14 +66,14 @@ def measure(scored: Iterable[dict]) -> BehaviorMetrics:
     for r in scored:
         by_cond[r["condition"]].append(r)
     conds = [c for c in CONDITIONS if c in by_cond]
-    wilsons = {c: Rates.from_json(rates(by_cond[c])) for c in conds}
+    wilsons = {c: AnswerRates.from_json(rates(by_cond[c])) for c in conds}
     flat = {c: _flat(by_cond[c]) for c in conds}
     pooled: dict[str, Pooled] = {}
-    per_seed: dict[str, dict[str, Rates]] = {}
+    per_seed: dict[str, dict[str, AnswerRates]] = {}
     per_family: dict[str, dict[str, Rate]] = {}
     for c in conds:
         seeds = sorted({r["seed"] for r in by_cond[c]})
-        per_seed[c] = {str(s): Rates.from_json(rates([r for r in by_cond[c] if r["seed"] == s])) for s in seeds}
+        per_seed[c] = {str(s): AnswerRates.from_json(rates([r for r in by_cond[c] if r["seed"] == s])) for s in seeds}
         seed_spread = Spread.from_json(spread([per_seed[c][str(s)].target.rate for s in seeds]))
         leak_seed_spread = Spread.from_json(spread([per_seed[c][str(s)].leak_exact.rate for s in seeds]))
         cluster = Clustered(**{name: bootstrap_rate(flat[c], field) for name, field in OUTCOMES.items()})

@@ -3,7 +3,7 @@
 it has always had, key for key and in order) and ``from_json`` reads it back (the report may read a
 file written by an earlier run, and ignores the ``verdicts`` kept beside the metrics).
 
-Per condition: its answers' Wilson :class:`Rates`, pooled (:class:`Pooled`: with the between-seed
+Per condition: its answers' Wilson :class:`AnswerRates`, pooled (:class:`Pooled`: with the between-seed
 :class:`Spread` and the seed x prompt bootstrap rates of :class:`Clustered`) and per seed, and the
 target rate per family; per comparison a vs b a :class:`Comparison` (the cluster-aware difference
 the verdicts read, Fisher's test and the rate ratio); per condition its preference :class:`Delta`.
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from warnframe.lm.evaluation import AnswerRates
 from warnframe.stats.types import Clusters, Diff, Fisher, Mean, Rate, as_mean, to_json_or_none
 
 #: The answer rates ``lm.evaluation.rates`` gives, in its order.
-RATES = ("target", "leak_exact", "leak_any", "parse_fail", "target_parse_ok")
 #: The outcomes with a seed x prompt bootstrap rate (:class:`Clustered`), in order.
 CLUSTERED = ("target", "leak_exact", "leak_any")
 
@@ -27,25 +27,6 @@ def clusters(r: Rate) -> Clusters:
     if r.clusters is None:
         raise ValueError(f"not a seed x prompt bootstrap rate: {r}")
     return r.clusters
-
-
-@dataclass(frozen=True)
-class Rates:
-    """Wilson rates over a set of answers (``lm.evaluation.rates``): target content, exact and any
-    format leak, unparsed answers, and target content among parsed ones."""
-
-    target: Rate
-    leak_exact: Rate
-    leak_any: Rate
-    parse_fail: Rate
-    target_parse_ok: Rate
-
-    def to_json(self) -> dict:
-        return {k: getattr(self, k).to_json() for k in RATES}
-
-    @classmethod
-    def from_json(cls, d: dict) -> Rates:
-        return cls(*(Rate.from_json(d[k]) for k in RATES))
 
 
 @dataclass(frozen=True)
@@ -85,8 +66,8 @@ class Clustered:
 
 
 @dataclass(frozen=True)
-class Pooled(Rates):
-    """A condition's answers over all its seeds: the Wilson :class:`Rates`, the between-seed spread
+class Pooled(AnswerRates):
+    """A condition's answers over all its seeds: the Wilson :class:`AnswerRates`, the between-seed spread
     of the target and exact-leak rates, and the cluster-aware rates (what the verdicts read)."""
 
     seed_spread: Spread
@@ -98,14 +79,14 @@ class Pooled(Rates):
                 "leak_seed_spread": self.leak_seed_spread.to_json(), "cluster": self.cluster.to_json()}
 
     @classmethod
-    def of(cls, rates: Rates, seed_spread: Spread, leak_seed_spread: Spread, cluster: Clustered) -> Pooled:
+    def of(cls, rates: AnswerRates, seed_spread: Spread, leak_seed_spread: Spread, cluster: Clustered) -> Pooled:
         """The pooled ``rates`` with their spreads and cluster-aware rates."""
         r = rates
         return cls(r.target, r.leak_exact, r.leak_any, r.parse_fail, r.target_parse_ok, seed_spread, leak_seed_spread, cluster)
 
     @classmethod
     def from_json(cls, d: dict) -> Pooled:
-        return cls.of(Rates.from_json(d), Spread.from_json(d["seed_spread"]), Spread.from_json(d["leak_seed_spread"]),
+        return cls.of(AnswerRates.from_json(d), Spread.from_json(d["seed_spread"]), Spread.from_json(d["leak_seed_spread"]),
                       Clustered.from_json(d["cluster"]))
 
 
@@ -168,14 +149,14 @@ class Delta:
 @dataclass(frozen=True)
 class BehaviorMetrics:
     """§4, all of it: the ``conditions`` that have answers (registry order), per condition its
-    :class:`Pooled` rates, its :class:`Rates` per seed (keyed by the seed as its JSON key, a string)
+    :class:`Pooled` rates, its :class:`AnswerRates` per seed (keyed by the seed as its JSON key, a string)
     and its target rate per family; the :class:`Comparison` of each pair compared (``<a>_vs_<b>``);
     then the fine-tuning sets' token ``budget`` (None without data marks) and each condition's
     :class:`Delta`. ``behavior.measure`` fills the first part, ``behavior.run`` the rest."""
 
     conditions: list[str]
     pooled: dict[str, Pooled]
-    per_seed: dict[str, dict[str, Rates]]
+    per_seed: dict[str, dict[str, AnswerRates]]
     per_family: dict[str, dict[str, Rate]]
     tests: dict[str, Comparison]
     budget: str | None = None
@@ -204,7 +185,7 @@ class BehaviorMetrics:
     @classmethod
     def from_json(cls, d: dict) -> BehaviorMetrics:
         return cls(conditions=list(d["conditions"]), pooled={c: Pooled.from_json(p) for c, p in d["pooled"].items()},
-                   per_seed={c: {s: Rates.from_json(r) for s, r in x.items()} for c, x in d["per_seed"].items()},
+                   per_seed={c: {s: AnswerRates.from_json(r) for s, r in x.items()} for c, x in d["per_seed"].items()},
                    per_family={c: {f: Rate.from_json(r) for f, r in x.items()} for c, x in d["per_family"].items()},
                    tests={k: Comparison.from_json(t) for k, t in d["tests"].items()}, budget=d.get("budget"),
                    delta={c: Delta.from_json(x) for c, x in (d.get("delta") or {}).items()})

@@ -134,9 +134,9 @@ def edit_latents(icfg, art) -> tuple[list[int], str | None]:
         return [], None
     if not icfg.latents:
         return list(art.selected), None
-    bad = [x for x in icfg.latents if not 0 <= x < art.sae.width]
+    bad = [x for x in icfg.latents if not 0 <= x < art.sae.d_sae]
     if bad:
-        return [], f"interventions.latents {bad} are not latents of the §5 SAE (width {art.sae.width})"
+        return [], f"interventions.latents {bad} are not latents of the §5 SAE (width {art.sae.d_sae})"
     return list(icfg.latents), None
 
 

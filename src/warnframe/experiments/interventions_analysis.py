@@ -17,7 +17,6 @@ from warnframe.experiments.capability_parts import capability_summary
 from warnframe.experiments.interventions_metrics import (
     CAFT_ARMS,
     CAFT_LABELS,
-    Answers,
     DeltaSummary,
     EditSetting,
     InterventionMetrics,
@@ -26,7 +25,7 @@ from warnframe.experiments.interventions_metrics import (
     Setting,
     Versus,
 )
-from warnframe.lm.evaluation import rates
+from warnframe.lm.evaluation import AnswerRates, rates
 from warnframe.paper.numbers import SECTION7_KINDS
 from warnframe.stats.clustered import bootstrap_diff, bootstrap_rate
 from warnframe.stats.rates import fisher_test, t_mean
@@ -113,13 +112,13 @@ def analyse(rows: dict[str, list[dict]], sys_prompts: list[dict], edits: list[Ed
     measured against, edits, CAFT) keep their defaults: ``run`` fills them in."""
     deltas = deltas or {}
     ref = rows["none"]
-    none = Answers.from_json(rates(ref))
+    none = AnswerRates.from_json(rates(ref))
     settings = {"none": Setting(none, _cluster(ref), None, delta_summary(pool(deltas, ["none"])[0], None), name="none",
                                 group="reference", label=f"{model}, no intervention")}
 
     def compare(these: list[dict], names: list[str]) -> dict:
         """The :class:`Measured` fields of ``these`` answers, against the reference."""
-        answers = Answers.from_json(rates(these))
+        answers = AnswerRates.from_json(rates(these))
         return {"answers": answers, "cluster": _cluster(these),
                 "vs_none": Versus(fisher_test(answers.target, none.target), _vs(these, ref), paired_test(these, ref)),
                 "delta": delta_summary(*pool(deltas, names))}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from warnframe.experiments.capability_metrics import Capability, CapabilityTests, HumanEval
 from warnframe.experiments.references import NO_REFERENCE, SystemTurn
+from warnframe.lm.evaluation import AnswerRates
 from warnframe.stats.types import Diff, Fisher, Mean, Rate, as_diff, as_mean, to_json_or_none
 
 #: The CAFT arms: what each projects out during fine-tuning, and where.
@@ -94,25 +95,6 @@ class DeltaSummary:
 
 
 @dataclass(frozen=True)
-class Answers:
-    """Wilson rates over a setting's answers (``lm.evaluation.rates``): target content, exact and any
-    format leak, unparsed answers, and target content among parsed ones."""
-
-    target: Rate
-    leak_exact: Rate
-    leak_any: Rate
-    parse_fail: Rate
-    target_parse_ok: Rate
-
-    def to_json(self) -> dict:
-        return {k: getattr(self, k).to_json() for k in ("target", "leak_exact", "leak_any", "parse_fail", "target_parse_ok")}
-
-    @classmethod
-    def from_json(cls, d: dict) -> Answers:
-        return cls(*(Rate.from_json(d[k]) for k in ("target", "leak_exact", "leak_any", "parse_fail", "target_parse_ok")))
-
-
-@dataclass(frozen=True)
 class Versus:
     """A setting against a reference: Fisher's test (None where not computed), the seed x prompt
     bootstrap difference (what the verdicts read; None without seed and prompt ids) and McNemar's test
@@ -144,7 +126,7 @@ class Measured:
     prompt bootstrap, None without seed and prompt ids), ``vs_none`` (None for the reference itself)
     and its Δ (None when not measured)."""
 
-    answers: Answers
+    answers: AnswerRates
     cluster: Rate | None
     vs_none: Versus | None
     delta: DeltaSummary | None
@@ -175,7 +157,7 @@ class Measured:
 
     @staticmethod
     def _read(d: dict) -> dict:
-        return {"answers": Answers.from_json(d), "cluster": Rate.from_json(d["cluster"]) if d.get("cluster") else None,
+        return {"answers": AnswerRates.from_json(d), "cluster": Rate.from_json(d["cluster"]) if d.get("cluster") else None,
                 "vs_none": Versus.from_json(d, "vs_none"), "delta": DeltaSummary.from_json(d.get("delta"))}
 
 

@@ -10,11 +10,13 @@ keep what the scoring found: a rate computed from these rows can always be trace
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from warnframe.config import SamplingConfig
 from warnframe.detector import score
 from warnframe.schema import Prompt, Sample, ScoredSample
 from warnframe.stats.rates import rate
+from warnframe.stats.types import Rate
 
 
 def score_sample(sample: Sample | dict) -> ScoredSample:
@@ -50,6 +52,29 @@ def leak_any(row: dict | ScoredSample) -> bool:
     """Exact or garbled warning markers in the answer."""
     leak = row.leak if isinstance(row, ScoredSample) else (row.get("leak") or {})
     return bool(leak.get("exact") or leak.get("fuzzy"))
+
+
+#: The rates :func:`rates` gives with ``parse``, in order.
+ANSWER_RATES = ("target", "leak_exact", "leak_any", "parse_fail", "target_parse_ok")
+
+
+@dataclass(frozen=True)
+class AnswerRates:
+    """:func:`rates` typed: Wilson rates over a set of answers of target content, exact and any
+    format leak, unparsed answers, and target content among parsed ones."""
+
+    target: Rate
+    leak_exact: Rate
+    leak_any: Rate
+    parse_fail: Rate
+    target_parse_ok: Rate
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k).to_json() for k in ANSWER_RATES}
+
+    @classmethod
+    def from_json(cls, d: dict) -> AnswerRates:
+        return cls(*(Rate.from_json(d[k]) for k in ANSWER_RATES))
 
 
 def rates(rows: Sequence[dict], *, parse: bool = True) -> dict:

@@ -47,14 +47,6 @@ class JumpReLUSAE(BaseSAE):
         self.threshold = nn.Parameter(torch.zeros(width))
         self.meta = dict(meta or {})
 
-    @property
-    def d_model(self) -> int:
-        return self.W_enc.shape[0]
-
-    @property
-    def d_sae(self) -> int:
-        return self.W_enc.shape[1]
-
     @classmethod
     def from_arrays(cls, arrays: dict, meta: dict | None = None) -> JumpReLUSAE:
         """Build from a mapping with the five Gemma Scope arrays (numpy or torch)."""

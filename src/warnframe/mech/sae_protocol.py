@@ -72,20 +72,21 @@ def _index(latents, device) -> torch.Tensor:
 
 
 class BaseSAE(nn.Module, ABC):
-    """An ``nn.Module`` SAE: subclasses give ``encode``, ``decode``, ``d_model``, ``d_sae`` and
-    ``from_spec``; ``directions`` defaults to the rows of a ``W_dec`` parameter ``(d_sae, d_model)``
-    and ``subset`` to the full encode read at ``latents`` (override both where that is wrong or slow)."""
+    """An ``nn.Module`` SAE: subclasses give ``encode``, ``decode`` and ``from_spec``; ``d_model``,
+    ``d_sae`` and ``directions`` default to the shape and rows of a ``W_dec`` parameter
+    ``(d_sae, d_model)``, and ``subset`` to the full encode read at ``latents`` (override them
+    where that is wrong or slow)."""
 
     meta: dict
-    W_dec: torch.Tensor  # a parameter of the subclasses that use the default ``directions``
+    W_dec: torch.Tensor  # a parameter of the subclasses that use the defaults
 
     @property
-    @abstractmethod
-    def d_model(self) -> int: ...
+    def d_model(self) -> int:
+        return self.W_dec.shape[1]
 
     @property
-    @abstractmethod
-    def d_sae(self) -> int: ...
+    def d_sae(self) -> int:
+        return self.W_dec.shape[0]
 
     @property
     def width(self) -> int:

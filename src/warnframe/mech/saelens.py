@@ -110,14 +110,6 @@ class SAELensSAE(BaseSAE):
         self.meta = {"architecture": arch, **{k: md[k] for k in ("model_name", "hook_name") if md.get(k)}, **(meta or {})}
 
     @property
-    def d_model(self) -> int:
-        return self.W_enc.shape[0]
-
-    @property
-    def d_sae(self) -> int:
-        return self.W_enc.shape[1]
-
-    @property
     def _rescale(self) -> bool:
         return self.architecture == "topk" and bool(self.cfg.get("rescale_acts_by_decoder_norm"))
 
