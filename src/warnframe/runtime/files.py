@@ -82,28 +82,11 @@ def record_written(*paths: Path) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary sibling and a rename; an OSError (disk full,
-    read-only, file too large) becomes a one-line UserError and leaves no partial file."""
-    path = Path(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are ordinary readable files
-        os.replace(tmp, path)
-    except OSError as e:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
-        raise write_error(path, e) from None
-    except BaseException:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    record_written(path)
+    """Write ``data`` to ``path`` through a temporary sibling and a rename (:func:`atomic_path`); a
+    full disk, a read-only or size-limited file system becomes a one-line UserError and leaves no
+    partial file."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -126,8 +109,8 @@ _WRITE_ONLY_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path`` for the block to write by any means (a stream, a
-    library's own writer), for files too large to build in memory for :func:`atomic_write_bytes`.
+    """Yield a temporary sibling of ``path`` for the block to write by any means (bytes, a stream, a
+    library's own writer): the one atomic write of the project.
     When the block completes the file is synced and renamed to ``path`` (and recorded as an output
     of the running stage); when it raises, the temporary file is removed and ``path`` is left as
     it was. OSErrors of creating, syncing and renaming the file, and the block's disk-full,
