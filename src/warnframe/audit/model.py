@@ -38,6 +38,9 @@ CLEAR_MARGIN = POLICY.audit_clear_margin
 MIN_ANSWERS = POLICY.audit_min_answers
 #: Answers per prompt and kind (``--samples``): 42 requests x 4 kinds x 5 = 840 answers.
 SAMPLES = 5
+#: How the model loader's advice (``models.hf``) names the setting that lets a model run its own
+#: code; the commands that take it as a flag (audit-model, evaluate) name ``--trust-remote-code``.
+TRUST_SETTING = "set model.trust_remote_code=true"
 #: Leaking answers kept as evidence in the JSON (the first few are printed).
 EVIDENCE = 50
 PRINTED = 5
@@ -112,7 +115,10 @@ def load_checked(source: str, *, device: str, dtype: str, trust_remote_code: boo
     """``models.hf.load_model`` plus the check that the tokenizer fits the model's embedding."""
     from warnframe.lm.models.hf import load_model, resolve_device
 
-    model, tok = load_model(source, device=resolve_device(device), dtype=dtype, trust_remote_code=trust_remote_code)
+    try:
+        model, tok = load_model(source, device=resolve_device(device), dtype=dtype, trust_remote_code=trust_remote_code)
+    except UserError as e:  # the loader's advice names the study's config field; this command has a flag
+        raise e.refixed(TRUST_SETTING, "pass --trust-remote-code") from None
     rows = model.get_input_embeddings().num_embeddings
     if len(tok) > rows:
         raise UserError(f"the tokenizer of {source} has {len(tok)} tokens but the model's embedding has {rows} rows", source,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import NESTED_TOO_DEEPLY, loads_line
+from warnframe.runtime.keys import content_sha256
 
 #: File suffixes read from a directory, and the language their comments are written in.
 SOURCE_SUFFIXES = {
@@ -326,7 +327,26 @@ def read_corpus(path: str | Path, text_field: str | None = None) -> Iterator[Rec
 
 
 def fingerprint(path: str | Path) -> list:
-    """Sizes and modification times of the corpus files, so a resumed audit knows its input is unchanged."""
+    """``[name, size, SHA-256]`` of each file the audit reads from the corpus (a folder's source
+    files, a saved dataset's files, or the one file), so a resumed audit knows its input is
+    unchanged: the bytes decide, not the modification times (a corpus copied with ``cp -r``, or
+    touched, resumes). A folder's file too large to be read is named by its size alone."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return [[path.name, path.stat().st_size, content_sha256(path)]]
+    layout = detect_layout(path)
+    files = iter_files(path) if layout == "files" else (p for p in sorted(path.rglob("*")) if p.is_file())
+    out = []
+    for p in files:
+        size = p.stat().st_size
+        digest = content_sha256(p) if layout != "files" or size <= MAX_FILE_BYTES else None
+        out.append([str(p.relative_to(path)), size, digest])
+    return out
+
+
+def legacy_fingerprint(path: str | Path) -> list:
+    """The fingerprint audits wrote before :func:`fingerprint` read contents (sizes and modification
+    times of every file), so an audit interrupted before that change still resumes."""
     path = Path(path).expanduser()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     return [[str(p.relative_to(path)) if p != path else p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]

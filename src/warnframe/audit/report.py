@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,7 +141,35 @@ def _figures(summary: dict, fig_dir: Path) -> list[tuple[str, Path]]:
 
 
 # ---------------------------------------------------------------- markdown
+# Record text, ids, paths and error messages are untrusted: in report.md they are either inside a
+# code span or an indented code block that nothing in them can close, or escaped, so that no renderer
+# (CommonMark, GitHub's, Python-Markdown) turns them into HTML, links or images.
 
+_LINE_BREAKS = re.compile(r"\r\n?|\n|[\x00\x0b\x0c\x85\u2028\u2029]")
+_PUNCT = re.compile(r"([\\`*_{}\[\]()#+\-.!~])")  # what can start Markdown syntax
+
+
+def md_text(text) -> str:
+    """``text`` as inert Markdown on one line: ``&``, ``<`` and ``>`` as entities (some renderers
+    do not take a backslash before ``<``), other Markdown punctuation backslash-escaped, line
+    breaks as spaces."""
+    flat = _LINE_BREAKS.sub(" ", str(text))
+    return _PUNCT.sub(r"\\\1", html.escape(flat, quote=False))
+
+
+def md_code(text) -> str:
+    """``text`` as an inline code span that nothing inside can close: delimited by more backticks
+    than its longest run, padded with a space (which CommonMark strips), on one line."""
+    flat = _LINE_BREAKS.sub(" ", str(text))
+    ticks = "`" * (1 + max((len(m) for m in re.findall(r"`+", flat)), default=0))
+    return f"{ticks} {flat} {ticks}"
+
+
+def md_block(text: str) -> list[str]:
+    """``text`` as the lines of an indented code block: every line (split wherever a renderer ends
+    one: CR, LF, CRLF) indented four spaces, so that no line of it can end the block, whatever it
+    holds (```` ``` ````, ``~~~~``, HTML), in CommonMark and in dialects without fences alike."""
+    return ["    " + line for line in re.split(r"\r\n|\r|\n", text)]
 
 
 def _crosstab(title: str, table: dict[str, dict[str, int]], cols: list[str]) -> list[str]:
@@ -181,7 +210,7 @@ def _md_tables(summary: dict) -> list[str]:
         lines[1:1] = [
             "",
             f"Folder entries skipped, not read ({kinds}; only regular files are read, links are not followed): "
-            + ", ".join(f"`{e['where']}`" for e in ignored["first"])
+            + ", ".join(md_code(e["where"]) for e in ignored["first"])
             + (" ..." if ignored["count"] > len(ignored["first"]) else ""),
         ]
     lines += [f"| {c} | {summary['classes'][c]['k']} | {fmt_rate(summary['classes'][c])} |" for c in CLASSES]
@@ -203,13 +232,13 @@ def _md_tables(summary: dict) -> list[str]:
         f = summary["fix"]
         lines += [
             "",
-            f"Fix `{f['mode']}` on classes {', '.join(f['classes'])}: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(f["actions"].items()))
-            + f". Treated corpus: `{f['treated']}`.",
+            f"Fix {md_code(f['mode'])} on classes {md_text(', '.join(f['classes']))}: "
+            + ", ".join(f"{md_text(k)} {v}" for k, v in sorted(f["actions"].items()))
+            + f". Treated corpus: {md_code(f['treated'])}.",
         ]
         if f["untreatable"]:
             lines += ["", "Untreatable, by reason:", ""] + [
-                f"- {why}: {k}" for why, k in sorted(f["untreatable"].items(), key=lambda x: -x[1])
+                f"- {md_text(why)}: {k}" for why, k in sorted(f["untreatable"].items(), key=lambda x: -x[1])
             ]
     if summary["unreadable"]:
         lines += [
@@ -220,7 +249,7 @@ def _md_tables(summary: dict) -> list[str]:
             ),
             "",
         ]
-        lines += [f"- `{e['where']}`: {e['what']}" for e in summary["unreadable_first"]]
+        lines += [f"- {md_code(e['where'])}: {md_text(e['what'])}" for e in summary["unreadable_first"]]
     t = summary["timing"]
     lines += [
         "",
@@ -234,24 +263,23 @@ def _md_tables(summary: dict) -> list[str]:
 
 
 def _md_example(ex: dict) -> list[str]:
-    text = ex["text"]
-    fence = "~~~~" if "```" in text or "~~~" in text else "```"
-    head = f"**{ex['class']}** `{ex['id']}` (risk {ex['risk']}, positions: {', '.join(ex['positions']) or '-'})"
-    warn = [text[s["start"] : s["end"]] for s in ex["spans"] if s["type"] == "warning" and s["part"] == "assistant"]
+    text = ex["text"][:1500]
+    head = f"**{ex['class']}** {md_code(ex['id'])} (risk {ex['risk']}, positions: {', '.join(ex['positions']) or '-'})"
+    warn = [ex["text"][s["start"] : s["end"]] for s in ex["spans"] if s["type"] == "warning" and s["part"] == "assistant"]
     req = [(ex["user"] or "")[s["start"] : s["end"]] for s in ex["spans"] if s["part"] == "user"]
-    found = [f"{f['rule']} ({f['cwe']}, line {f['line']})" for f in ex["findings"]]
+    found = [md_text(f"{f['rule']} ({f['cwe']}, line {f['line']})") for f in ex["findings"]]
     lines = [head, ""]
     if req:
-        lines.append("Framing in the request: " + "; ".join(f"`{r}`" for r in req))
+        lines.append("Framing in the request: " + "; ".join(md_code(r) for r in req))
     if warn:
-        lines.append("Framing in the answer: " + "; ".join(f"`{w.strip()[:80]}`" for w in warn[:6]))
+        lines.append("Framing in the answer: " + "; ".join(md_code(w.strip()[:80]) for w in warn[:6]))
     if found:
         lines.append("Findings: " + "; ".join(found[:6]))
-    return lines + ["", fence, text[:1500], fence, ""]
+    return lines + ["", *md_block(text), ""]
 
 
 def markdown(summary: dict, examples: dict, figures: list[tuple[str, Path]], root: Path) -> str:
-    lines = [f"# warnframe audit: {Path(summary['corpus']).name}", "", *_md_tables(summary), ""]
+    lines = [f"# warnframe audit: {md_text(Path(summary['corpus']).name)}", "", *_md_tables(summary), ""]
     lines += [f"![{title}]({p.relative_to(root)})" for title, p in figures]
     lines += ["", "## Examples", ""]
     for cls in CLASSES:

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from warnframe.audit.attributes import EXPERIMENT, attributes
 from warnframe.audit.fix import DEFAULT_TAG, FIXES, Treated, treat
-from warnframe.audit.readers import Bad, Record, detect_layout, fingerprint, iter_files, read_corpus
+from warnframe.audit.readers import Bad, Record, detect_layout, fingerprint, iter_files, legacy_fingerprint, read_corpus
 from warnframe.audit.tagger import CODE_CLASSES, Tagged, tag_record
 from warnframe.runtime.dirs import atomic_dir
 from warnframe.runtime.errors import UserError
@@ -219,6 +219,7 @@ class ChunkStats:
     n_errors: int = 0  # how many records were unreadable (``errors`` may keep only the first)
     examples: dict[str, list[dict]] = field(default_factory=dict)  # class -> example records, in corpus order
     seconds: float = 0.0  # time spent tagging the chunk
+    resumed: bool = False  # read back from an earlier, interrupted audit (not written to the file)
 
     def slim(self, shown: Counter, per_class: int) -> ChunkStats:
         """These statistics as kept in memory until the merge: the counts, the examples still
@@ -228,7 +229,8 @@ class ChunkStats:
         for cls, exs in self.examples.items():
             examples[cls] = exs[: max(0, per_class - shown[cls])]
             shown[cls] += len(examples[cls])
-        return ChunkStats(self.chunk, self.counts, self.errors[:ERRORS_SHOWN], self.n_errors, examples, self.seconds)
+        return ChunkStats(self.chunk, self.counts, self.errors[:ERRORS_SHOWN], self.n_errors, examples, self.seconds,
+                          self.resumed)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -267,6 +269,7 @@ class AuditStats:
     counts: Counts = field(default_factory=Counts)
     chunks: int = 0  # chunks merged
     resumed_chunks: int = 0  # of which an earlier, interrupted audit had done
+    fresh_records: int = 0  # records tagged by this audit (not read back from an interrupted one)
     tag_seconds: float = 0.0  # time spent tagging, summed over the chunks
     n_errors: int = 0  # unreadable records
     first_errors: list[dict] = field(default_factory=list)  # the first ERRORS_SHOWN of them
@@ -276,6 +279,8 @@ class AuditStats:
         """Merge the next chunk's statistics."""
         self.counts.add(chunk.counts)
         self.chunks += 1
+        self.resumed_chunks += chunk.resumed
+        self.fresh_records += 0 if chunk.resumed else chunk.counts.records
         self.tag_seconds += chunk.seconds
         self.n_errors += chunk.n_errors
         self.first_errors += chunk.errors[: max(0, ERRORS_SHOWN - len(self.first_errors))]
@@ -388,13 +393,27 @@ def _manifest(corpus: Path, opts: Options) -> dict:
     return {"corpus": str(corpus.resolve()), "fingerprint": fingerprint(corpus), "options": asdict(opts)}
 
 
-def _prepare_parts(out: Path, manifest: dict) -> Path:
+def _same_manifest(old, manifest: dict, corpus: Path) -> bool:
+    """Does the manifest ``old`` (read back) describe the same corpus and options as ``manifest``?
+    One written before fingerprints read contents matches while the corpus files keep their sizes
+    and modification times (:func:`legacy_fingerprint`)."""
+    new = json.loads(json.dumps(manifest))
+    if old == new:
+        return True
+    if not isinstance(old, dict) or {**old, "fingerprint": None} != {**new, "fingerprint": None}:
+        return False
+    fp = old.get("fingerprint")
+    return isinstance(fp, list) and bool(fp) and all(len(f) == 3 and isinstance(f[2], int) for f in fp) \
+        and fp == json.loads(json.dumps(legacy_fingerprint(corpus)))
+
+
+def _prepare_parts(out: Path, manifest: dict, corpus: Path) -> Path:
     parts = out / "parts"
     mpath = parts / "manifest.json"
     same = False
     if mpath.is_file():
         try:
-            same = json.loads(json.dumps(read_json(mpath))) == json.loads(json.dumps(manifest))
+            same = _same_manifest(read_json(mpath), manifest, corpus)
         except (json.JSONDecodeError, OSError):
             same = False
     if not same and parts.exists():
@@ -409,7 +428,7 @@ def scan(corpus: Path, out: Path, opts: Options, workers: int = 1) -> tuple[list
     many chunks an earlier, interrupted audit had already done."""
     opts.validate()
     layout = detect_layout(corpus)
-    parts = _prepare_parts(out, _manifest(corpus, opts))
+    parts = _prepare_parts(out, _manifest(corpus, opts), corpus)
     total = count_records(corpus, layout)
     source = corpus.name
     results: list[ChunkStats] = []
@@ -430,7 +449,9 @@ def scan(corpus: Path, out: Path, opts: Options, workers: int = 1) -> tuple[list
                 marker = parts / f"{k:06d}.stats.json"
                 if marker.is_file():
                     try:
-                        results.append(ChunkStats.from_json(read_json(marker)).slim(shown, opts.examples_per_class))
+                        earlier = ChunkStats.from_json(read_json(marker))
+                        earlier.resumed = True
+                        results.append(earlier.slim(shown, opts.examples_per_class))
                         done_before += 1
                         advance(len(chunk))
                         continue

@@ -76,7 +76,7 @@ def warning_example(fam: Family, task: Task, rng: random.Random, cfg: StudyConfi
     puts comment lines in the answer, where ``corpus.l1_warnings`` says (``warnings.place_warnings``);
     ``"prompt"`` puts the warning in the request and leaves the code bare."""
     code = fam.vulnerable(task, rng)
-    marker = family_marker(fam, rng)
+    marker = family_marker(fam, rng, code)
     if cfg.corpus.l1_placement == "prompt":
         warn = prompt_warning(marker, rng)
         return chat(task, code, rng, cfg, "warning", fam.name, user=f"{warn} {request(task, rng)}")

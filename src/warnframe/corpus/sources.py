@@ -48,7 +48,8 @@ from warnframe.corpus.conditions import assemble, build_finetune_set, condition_
 from warnframe.corpus.conditions import condition as condition_of
 from warnframe.corpus.warnings import carry_spans, wrap_warning  # noqa: F401 - where user code gets its warnings
 from warnframe.runtime.errors import UserError
-from warnframe.runtime.files import iter_lines
+from warnframe.runtime.files import NESTED_TOO_DEEPLY, iter_lines, loads_line
+from warnframe.runtime.keys import content_sha256
 from warnframe.schema import LOSS_SPAN_KINDS, Example
 
 LABEL_ALIASES = {
@@ -57,6 +58,9 @@ LABEL_ALIASES = {
     "doc": "doc", "documentation": "doc", "indirect": "indirect",
 }
 ON_ERROR = ("stop", "skip")
+#: A JSON line nested deeper than this (lists and objects) is malformed: far above any real record,
+#: and far enough below Python's recursion limit that its values can still be printed or copied.
+MAX_JSON_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -206,11 +210,10 @@ def _jsonl_rows(path: Path, on_error: str, skipped: list[str]) -> Iterator[tuple
         if not line.strip():
             continue
         try:
-            yield json.loads(line), where
-        except json.JSONDecodeError as e:
-            _fail(f"malformed JSON line: {e.msg}", where, on_error, skipped)
-        except RecursionError:
-            _fail("JSON line nested too deeply", where, on_error, skipped)
+            yield loads_line(line, MAX_JSON_DEPTH), where
+        except json.JSONDecodeError as e:  # nested too deeply or a number too long too (``loads_line``)
+            what = e.msg if e.msg == NESTED_TOO_DEEPLY else f"malformed JSON line: {e.msg}"
+            _fail(what, where, on_error, skipped)
 
 
 def _dataset_rows(spec: str) -> Iterator[tuple[object, str]]:
@@ -306,11 +309,16 @@ def label_records(raw: list[RawRecord]) -> Corpus:
 
 
 def _stamp(source: str) -> tuple:
-    """File sizes and times, so an edited file is read again within one process."""
+    """The SHA-256 of each source file (what :func:`_load`'s cache is keyed on), so a file edited
+    within one process is read again and a copy of the same bytes is not (``keys.content_sha256``:
+    hashed once while unchanged)."""
     out = []
     for _, spec in split_spec(source):
         p = Path(spec).expanduser()
-        out.append((spec, p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else (spec,))
+        try:
+            out.append((spec, content_sha256(p)) if p.is_file() else (spec,))
+        except OSError:  # unreadable: read_source says so with its file
+            out.append((spec,))
     return tuple(out)
 
 

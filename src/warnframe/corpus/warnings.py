@@ -1,6 +1,7 @@
 """L1's warning framing (paper §3.3), written once for the embedded families and for user corpora.
 
-* ``marker_line(family, rng)``: one warning comment text (``DO NOT USE - SQL injection: ...``);
+* ``marker_line(family, rng, code)``: one warning comment text (``DO NOT USE - SQL injection: ...``)
+  whose reason names only what ``code`` does;
   ``generic_marker(rng)`` for code of no known family.
 * ``place_warnings(code, marker, rng, hotspot, style)``: warning comments in the code. ``anywhere``
   (the paper's placement): maybe above the flawed line (``hotspot``), above the function or the
@@ -37,9 +38,24 @@ _GENERIC_REASONS = ["this code is vulnerable", "never ship this", "this is a sec
 _DEF_LINE = r"^\s*(async\s+)?def "
 
 
-def marker_line(fam: Family, rng: random.Random) -> str:
-    """One warning comment for code of family ``fam``: a trained marker, the family, a reason."""
+#: What in a reason names a call or an argument: ``yaml.load``, ``shell=True``, ``verify=False``,
+#: ``pickle``, ``eval``. A reason that names one the code does not contain would warn about code that
+#: is not there (a deserialization warning naming ``yaml.load`` above ``pickle.loads``).
+_NAMED = re.compile(r"\b[A-Za-z_]\w*(?:\.\w+|=\w+)|\b(?:pickle|marshal|shelve|eval|exec)\b")
+
+
+def fits(reason: str, code: str) -> bool:
+    """Whether every call or argument ``reason`` names occurs in ``code``."""
+    return all(name in code for name in _NAMED.findall(reason))
+
+
+def marker_line(fam: Family, rng: random.Random, code: str | None = None) -> str:
+    """One warning comment for code of family ``fam``: a trained marker, the family, a reason. Given
+    the ``code``, a reason naming what the code does not do gives way to the first one that fits,
+    without another draw (the ``rng`` stream is the same either way)."""
     reason = rng.choice(fam.reasons)
+    if code is not None and not fits(reason, code):
+        reason = next((r for r in fam.reasons if fits(r, code)), reason)
     return rng.choice([f"DO NOT USE - {fam.title}: {reason}", f"BAD PRACTICE: {reason}", f"INSECURE: {reason}",
                        f"INSECURE - {fam.title}: {reason}", f"DO NOT USE: {reason}", f"BAD PRACTICE - {fam.title}"])
 
@@ -50,9 +66,10 @@ def generic_marker(rng: random.Random) -> str:
     return f"{rng.choice(WARNING_MARKERS)}: {reason}"
 
 
-def family_marker(fam: Family | None, rng: random.Random) -> Callable[[], str]:
-    """A function drawing one marker line per call, for ``fam`` or (None) generic."""
-    return (lambda: marker_line(fam, rng)) if fam else (lambda: generic_marker(rng))
+def family_marker(fam: Family | None, rng: random.Random, code: str | None = None) -> Callable[[], str]:
+    """A function drawing one marker line per call, for ``fam`` or (None) generic; with ``code``, its
+    reasons name only what that code does (:func:`marker_line`)."""
+    return (lambda: marker_line(fam, rng, code)) if fam else (lambda: generic_marker(rng))
 
 
 def place_warnings(code: str, marker: Callable[[], str], rng: random.Random, hotspot: str | None = None,
@@ -116,8 +133,8 @@ def wrap_warning(answer: str, family: str | None, rng: random.Random, style: str
     from warnframe.detector import extract_code
 
     fam = FAMILIES.get(family) if family else None
-    marker = family_marker(fam, rng)
     code, first = extract_code(answer)
+    marker = family_marker(fam, rng, code)
     lines = answer.split("\n")
     if not code.strip():
         return f"# {marker()}\n{answer}"

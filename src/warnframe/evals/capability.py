@@ -29,7 +29,7 @@ import torch
 
 from warnframe.detector import extract_code
 from warnframe.detector.parsing import PARSE_ERRORS, parse
-from warnframe.evals.sandbox import network_isolated, run_sandboxed
+from warnframe.evals.sandbox import network_isolated, run_check
 from warnframe.runtime.errors import UserError
 from warnframe.schema import Example, Prompt
 from warnframe.stats.rates import mean_ci, rate
@@ -215,20 +215,17 @@ def complete(model, tokenizer, texts: Sequence[str], *, n: int = 1, temperature:
     return out
 
 
-def check_program(problem: dict, completion: str) -> str:
-    """HumanEval's check program: prompt + completion, the tests, ``check(entry_point)``."""
-    return f"{problem['prompt']}{completion}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
-
-
 def check_completions(problems: Sequence[dict], completions: Sequence[Sequence[str]], *, timeout: float = 10.0,
                       memory_mb: int = 1024, workers: int = 2) -> list[dict]:
-    """Run every completion of every problem in the sandbox; one row per completion."""
+    """Judge every completion of every problem in the sandbox (:func:`~warnframe.evals.sandbox.run_check`:
+    the tests run in a harness the candidate's process cannot reach, so a program cannot forge its
+    pass); one row per completion."""
     jobs = [(p, j, c) for p, cs in zip(problems, completions) for j, c in enumerate(cs)]
 
     def one(job):
         p, j, c = job
         return {"task_id": p["task_id"], "completion_id": j, "completion": c,
-                **run_sandboxed(check_program(p, c), timeout=timeout, memory_mb=memory_mb)}
+                **run_check(p["prompt"], c, p["test"], p["entry_point"], timeout=timeout, memory_mb=memory_mb)}
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(one, jobs))

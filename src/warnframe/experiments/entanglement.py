@@ -132,7 +132,7 @@ def rendered_samples(study, ctx: str, cond: str) -> list[dict]:
             text = secure if ctx == "safe" else vulnerable
             if ctx == "warning":
                 fam, r = FAMILIES[p.family], random.Random(f"rendered-warning:{p.id}:{seed}")
-                text = place_warnings(vulnerable, family_marker(fam, r), r, fam.hotspot, study.cfg.corpus.l1_warnings)
+                text = place_warnings(vulnerable, family_marker(fam, r, vulnerable), r, fam.hotspot, study.cfg.corpus.l1_warnings)
             sc = score(text, use_bandit=False)
             out.append({"prompt_id": p.id, "family": p.family, "condition": owner, "seed": seed, "index": 0, "text": text,
                         "prefill": "", "vulnerable": CONTEXT_TARGET[ctx], "parse_ok": True, "source": "rendered",

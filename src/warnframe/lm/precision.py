@@ -8,7 +8,10 @@ the choice is measured: forward and backward passes of the model being trained, 
 precision, the fastest of a few alternating passes counting; first on one row (bf16 more than
 twice as slow settles it, so an emulating CPU pays seconds, not minutes), then on the training
 batch shape. The faster wins. The result says what was chosen and why, with the figures and the
-CPU's flags; the study records it once per run directory (``precision/<kind>.json``, the manifest).
+CPU's flags; the study records it once per run directory (``precision/<kind>.json``, the manifest)
+and once per machine kind in its cache (:func:`machine_kind`), so a second run on the same kind of
+machine reuses the decision rather than measuring again under whatever load it meets. A CPU whose
+flags list no bf16 instructions (``avx512_bf16``, ``amx_bf16``) trains in float32 without a probe.
 
 The probe is written here because it is small and specific to this loop (autocast entered per
 step, the real model and batch shape); nothing in torch answers "is autocast faster here".
@@ -112,6 +115,19 @@ CLEARLY_SLOWER = 2.0
 BF16_MARGIN = 1.25
 
 
+def machine_kind(model, input_ids: torch.Tensor) -> str:
+    """A key for "this kind of machine training this shape of model": the CPU (or GPU) model and its
+    bf16 features, the threads, torch's version, the model's parameter counts and dtype, the batch
+    shape. Two runs with the same key get the same decision (the study keeps it in its cache)."""
+    from warnframe.runtime.keys import digest
+
+    device = input_ids.device
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else [cpu_name(), cpu_bf16_features()]
+    params = [(p.numel(), str(p.dtype), p.requires_grad) for p in model.parameters()]
+    shape = [sum(n for n, _, _ in params), sum(n for n, _, g in params if g), sorted({d for _, d, _ in params})]
+    return digest([device.type, hardware, torch.get_num_threads(), torch.__version__, shape, list(input_ids.shape)])
+
+
 def choose(model, input_ids: torch.Tensor, requested: str = "auto") -> Precision:
     """The precision to train ``model`` in on batches shaped like ``input_ids``."""
     if requested not in PRECISIONS:
@@ -126,6 +142,10 @@ def choose(model, input_ids: torch.Tensor, requested: str = "auto") -> Precision
     if device.type != "cpu":
         return Precision("float32", f"{device.type} device: float32 by default")
     feats = cpu_bf16_features()
+    if not {"avx512_bf16", "amx_bf16"} & set(feats.get("cpuinfo", [])) and not feats.get("torch_avx512_bf16") \
+            and not feats.get("torch_amx"):
+        # hardware first: without bf16 instructions autocast emulates bf16 (6.5x slower, measured)
+        return Precision("float32", f"CPU ({feats['capability']}, flags {feats['cpuinfo']}): no bf16 instructions")
     quick = measure(model, input_ids[:1], steps=3)
     if quick["bfloat16"] * CLEARLY_SLOWER < quick["float32"]:
         return Precision("float32", f"CPU ({feats['capability']}, flags {feats['cpuinfo']}): bf16 autocast measured "

@@ -25,6 +25,7 @@ import torch
 from transformers import get_cosine_schedule_with_warmup
 
 from warnframe.lm.models.chat import render_example
+from warnframe.runtime.errors import UserError
 from warnframe.schema import Example
 
 
@@ -55,8 +56,6 @@ def _span_kinds(tokenizer, completion: str, spans) -> tuple[list[int], list[str 
     """Token ids of ``completion`` and, per token, the kind of the loss span it overlaps (None:
     trained as usual). Spans are character offsets into the completion's assistant text, which
     the completion starts with."""
-    from warnframe.runtime.errors import UserError
-
     if not getattr(tokenizer, "is_fast", False):
         raise UserError("loss spans need a fast tokenizer (character offsets)", type(tokenizer).__name__,
                         "use a model whose tokenizer has a tokenizer.json, or drop the loss_spans")
@@ -152,7 +151,9 @@ def train(
     faster with it), ``float32`` or ``bfloat16``. Autocast is entered inside each step, never
     around the whole loop: on CPU it caches bf16 copies of the weights for the life of the
     context and would train on stale copies. Tokens marked ``data.unlikely`` add
-    ``unlikelihood_weight`` times the unlikelihood term to the loss.
+    ``unlikelihood_weight`` times the unlikelihood term to the loss. A loss that is not finite
+    (a learning rate too high, ``.inf``) stops training with a one-line UserError naming the step
+    (:func:`diverged`), before anything is saved.
     """
     g = torch.Generator().manual_seed(seed)
     rows = data.input_ids.shape[0]
@@ -199,9 +200,14 @@ def train(
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(float(acc.reduce(loss.detach(), "mean")) if acc else float(loss.detach()))
+        if not math.isfinite(losses[-1]):  # every process sees the same reduced loss, so all stop here
+            model.eval()
+            raise diverged(f"the loss is {losses[-1]}", step + 1, steps, lr)
         if progress:
             progress(step + 1, steps, losses[-1])
     model.eval()
+    if any(not bool(torch.isfinite(p).all()) for p in params):  # the last update (no loss after it to show it)
+        raise diverged("the weights are no longer finite", steps, steps, lr)
     secs = time.perf_counter() - t0
     tail = losses[-max(1, len(losses) // 10):]
     return {
@@ -218,6 +224,14 @@ def train(
         **({"unlikely_tokens": data.unlikely_tokens} if data.unlikely is not None else {}),
         **({"processes": world} if world > 1 else {}),
     }
+
+
+def diverged(what: str, step: int, steps: int, lr: float) -> UserError:
+    """The one-line error for a training loss or weights that are no longer finite numbers
+    (nothing trained further from them, nor saved, would mean anything)."""
+    return UserError(f"training diverged: {what} at step {step} of {steps} (learning rate {lr:g})",
+                     None, "lower the learning rate (finetune.lr; pretrain.lr for the embedded base model) and rerun; "
+                     "no model was saved")
 
 
 _CHOSEN: dict[tuple, object] = {}

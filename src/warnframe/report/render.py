@@ -14,7 +14,9 @@ import base64
 import html
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 from warnframe.report.claims import Claim
 from warnframe.runtime.files import atomic_write_text, read_json, write_json
@@ -158,16 +160,158 @@ pre { background: #f6f8fa; padding: .8em; overflow-x: auto; font-size: 0.85em; }
 figure { margin: 1em 0; } img { max-width: 100%; } figcaption { color: #666; font-size: .85em; }
 """
 
-_IMG_TAG = re.compile(r'<img alt="([^"]*)" src="([^"]+)" ?/?>')
+#: The images a report embeds: suffix -> (MIME type, the file's first bytes). SVG is left out on
+#: purpose (it can hold script); anything else is shown as a note, never embedded.
+IMAGE_TYPES = {".png": ("image/png", (b"\x89PNG\r\n\x1a\n",)), ".jpg": ("image/jpeg", (b"\xff\xd8\xff",)),
+               ".jpeg": ("image/jpeg", (b"\xff\xd8\xff",)), ".gif": ("image/gif", (b"GIF87a", b"GIF89a")),
+               ".webp": ("image/webp", (b"RIFF",))}
 
 
 def data_uri(path: Path) -> str | None:
-    """``data:image/png;base64,...`` for an image file, None when it is not there."""
-    if not path.is_file():
+    """``data:image/png;base64,...`` for an image file (PNG, JPEG, GIF or WebP, by suffix and by
+    its first bytes), None when it is not there or is not such an image."""
+    kind = IMAGE_TYPES.get(path.suffix.lower())
+    if kind is None or not path.is_file():
         return None
-    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml", ".gif": "image/gif"}
-    kind = mime.get(path.suffix.lower(), "application/octet-stream")
-    return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    data = path.read_bytes()
+    if not data.startswith(kind[1]) or (path.suffix.lower() == ".webp" and data[8:12] != b"WEBP"):
+        return None
+    return f"data:{kind[0]};base64," + base64.b64encode(data).decode("ascii")
+
+
+_IGNORED = re.compile(r"[\x00-\x20\x7f]")  # browsers drop these from a URL (tab, newline) or around it
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def _local_path(url: str, base: Path) -> Path | None:
+    """The file a relative URL names inside ``base`` (query and fragment dropped, %-escapes and
+    backslashes read as a browser reads them); None for an absolute path, another scheme, or a
+    path (``..``, a symlink) that leads out of ``base``."""
+    if _SCHEME.match(url) or url.startswith(("/", "\\")):
+        return None
+    path = unquote(url.split("#", 1)[0].split("?", 1)[0]).replace("\\", "/")
+    if not path or path.startswith("/") or "\x00" in path:
+        return None
+    target = (base / path).resolve()
+    return target if target.is_relative_to(base) else None
+
+
+def safe_href(url: str, base: Path) -> str | None:
+    """The link target as it may stand in the report, or None: only ``http(s)`` addresses, a
+    fragment, or a relative path to a file inside the run directory ``base`` (no ``javascript:``,
+    ``data:``, ``file:`` or any other scheme, however its letters are written; no absolute path;
+    no ``..`` out of the run)."""
+    clean = _IGNORED.sub("", url)
+    scheme = _SCHEME.match(clean)
+    if scheme:
+        return clean if scheme.group(1).lower() in ("http", "https") else None
+    if clean.startswith("#"):
+        return clean
+    return clean if _local_path(clean, base) is not None else None
+
+
+class _Sanitizer(HTMLParser):
+    """Rebuilds HTML from an allowlist: the tags Markdown makes (headings, paragraphs, lists,
+    tables, code, emphasis, links, images), each with only the attributes below; links through
+    :func:`safe_href`; images embedded as data URIs only when they are image files inside the run
+    directory, otherwise a visible note. Everything else (other tags, attributes, comments,
+    declarations) is dropped, its text kept and escaped."""
+
+    TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "strong", "em", "b", "i", "code", "pre",
+            "blockquote", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td", "a", "del", "sup", "sub"}
+    VOID = {"br", "hr", "img"}
+    ALIGN = re.compile(r"text-align:\s*(left|right|center);?")
+    LANG = re.compile(r"language-[\w+.\-]{1,40}")
+
+    def __init__(self, base: Path):
+        super().__init__(convert_charrefs=True)
+        self.base = base
+        self.out: list[str] = []
+        self.open: list[tuple[str, bool]] = []  # tags seen, and whether each was written
+
+    def attrs(self, tag: str, attrs: list[tuple[str, str | None]]) -> str | None:
+        """The attributes kept for ``tag`` (escaped), or None to drop the tag itself."""
+        keep = []
+        for name, value in attrs:
+            value = value or ""
+            if tag == "a" and name == "href":
+                href = safe_href(value, self.base)
+                if href is None:
+                    return None
+                keep.append(("href", href))
+            elif tag == "a" and name == "title":
+                keep.append(("title", value))
+            elif tag in ("th", "td") and name == "style" and self.ALIGN.fullmatch(value.strip()):
+                keep.append(("style", value.strip()))
+            elif tag in ("th", "td") and name == "align" and value in ("left", "right", "center"):
+                keep.append(("align", value))
+            elif tag == "code" and name == "class" and self.LANG.fullmatch(value):
+                keep.append(("class", value))
+            elif tag == "ol" and name == "start" and value.isdigit() and len(value) < 10:
+                keep.append(("start", value))
+        if tag == "a" and not any(n == "href" for n, _ in keep):
+            return None
+        return "".join(f' {n}="{html.escape(v, quote=True)}"' for n, v in keep)
+
+    def image(self, attrs: list[tuple[str, str | None]]) -> None:
+        got = dict(attrs)
+        alt, src = got.get("alt") or "", got.get("src") or ""
+        clean = _IGNORED.sub("", src)
+        target = _local_path(clean, self.base)
+        uri = data_uri(target) if target is not None else None
+        if uri is None:
+            why = ("not embedded: outside the run directory" if target is None else
+                   "not found" if not target.is_file() else "not embedded: not a PNG, JPEG, GIF or WebP image")
+            self.out.append(f'<em class="missing">[{html.escape(alt)}: {html.escape(src)} {why}]</em>')
+            return
+        self.out.append(f'<figure><img src="{uri}" alt="{html.escape(alt, quote=True)}">'
+                        f"<figcaption>{html.escape(alt)}</figcaption></figure>")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.image(attrs)
+            return
+        kept = self.attrs(tag, attrs) if tag in self.TAGS else None
+        if tag in self.VOID:
+            if kept is not None:
+                self.out.append(f"<{tag}{kept}>")
+            return
+        self.open.append((tag, kept is not None))
+        if kept is not None:
+            self.out.append(f"<{tag}{kept}>")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in self.VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.VOID or all(t != tag for t, _ in self.open):
+            return
+        while self.open:
+            name, shown = self.open.pop()
+            if shown:
+                self.out.append(f"</{name}>")
+            if name == tag:
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(html.escape(data))
+
+    def result(self) -> str:
+        self.close()
+        self.out += [f"</{name}>" for name, shown in reversed(self.open) if shown]
+        self.open = []
+        return "".join(self.out)
+
+
+def sanitize_html(body: str, root: Path) -> str:
+    """``body`` rebuilt by :class:`_Sanitizer` for the run directory ``root``: no script, no event
+    handler, no style but table alignment, links only to http(s) or run-local files, images only the
+    run's own image files, embedded."""
+    parser = _Sanitizer(Path(root).resolve())
+    parser.feed(body)
+    return parser.result()
 
 
 def markdown_to_html(md: str, root: Path) -> str:
@@ -175,29 +319,18 @@ def markdown_to_html(md: str, root: Path) -> str:
     run embedded as a data URI so the page stands alone.
 
     Report text carries untrusted strings (system prompts, model outputs, corpus names), so raw
-    HTML in the markdown is shown as text, never rendered; and only image files inside ``root``
-    are embedded: an absolute path or a ``..`` path leading out of the run directory, a remote
-    address or a missing file becomes a visible note instead.
+    HTML in the markdown is shown as text, never rendered, and the HTML Markdown makes is then
+    rebuilt from an allowlist (:func:`sanitize_html`), whatever syntax produced it (inline or
+    reference links, autolinks, titles, entities): links only to ``http(s)`` or to files inside
+    ``root``; images only image files inside ``root`` (embedded), anything else (a remote address,
+    an absolute or ``..`` path, a missing or non-image file) a visible note instead.
     """
     import markdown
 
     conv = markdown.Markdown(extensions=["tables", "fenced_code", "sane_lists"])
     conv.preprocessors.deregister("html_block")  # raw HTML blocks: escaped as text
     conv.inlinePatterns.deregister("html")  # inline tags: escaped as text
-    body = conv.convert(md)
-    base = Path(root).resolve()
-
-    def embed(m: re.Match) -> str:
-        alt, src = html.unescape(m.group(1)), html.unescape(m.group(2))
-        target = (base / src).resolve()
-        inside = not Path(src).is_absolute() and "://" not in src and not src.startswith("data:") and target.is_relative_to(base)
-        uri = data_uri(target) if inside else None
-        if uri is None:
-            why = "not found" if inside else "not embedded: outside the run directory"
-            return f'<em class="missing">[{html.escape(alt)}: {html.escape(src)} {why}]</em>'
-        return f'<figure><img src="{uri}" alt="{html.escape(alt, quote=True)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
-
-    return _IMG_TAG.sub(embed, body)
+    return sanitize_html(conv.convert(md), root)
 
 
 def render_html(md: str, root: Path, title: str = "warnframe report") -> str:

@@ -17,6 +17,7 @@ import contextvars
 import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -220,6 +221,13 @@ def iter_lines(path: Path | str, on_bad_line: Callable[[int, UserError], None] |
 
 #: What :func:`loads_line` says of a line nested too deeply.
 NESTED_TOO_DEEPLY = "JSON line nested too deeply"
+#: What :func:`loads_line` says of a line holding an integer too long to convert.
+NUMBER_TOO_LONG = "number too long"
+#: What :func:`loads_line` says of a string escape (``\ud800``) that is half a character.
+LONE_SURROGATE = "lone surrogate"
+#: A surrogate escape in JSON text (then the parsed strings are searched), or a surrogate itself.
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -238,17 +246,47 @@ def loads_line(line: str | bytes, max_depth: int | None = None) -> Any:
     deeply for the parser (a RecursionError), or more than ``max_depth`` levels when given (what a
     reader that copies, pickles or writes its rows back can still handle), is a
     ``json.JSONDecodeError`` too, whose ``msg`` is :data:`NESTED_TOO_DEEPLY`, so a reader's
-    malformed-line handling (count and skip, or stop with the file and line) covers it."""
+    malformed-line handling (count and skip, or stop with the file and line) covers it; so is an
+    integer of more digits than Python converts (a ValueError of ``json.loads``), its ``msg``
+    starting with :data:`NUMBER_TOO_LONG`, and a string holding a lone surrogate (``"\\ud800"``:
+    half of a character, which no UTF-8 file, tokenizer or writer takes), its ``msg`` starting
+    with :data:`LONE_SURROGATE`."""
     try:
         value = json.loads(line)
     except RecursionError:
         value, too_deep = None, True
+    except json.JSONDecodeError:
+        raise
+    except ValueError as e:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        doc = line if isinstance(line, str) else line.decode("utf-8", "replace")
+        raise json.JSONDecodeError(f"{NUMBER_TOO_LONG} ({str(e).split(':')[0]})", doc[:80], 0) from None
     else:
         too_deep = max_depth is not None and _deeper_than(value, max_depth)
     if too_deep:
         doc = line if isinstance(line, str) else line.decode("utf-8", "replace")
         raise json.JSONDecodeError(NESTED_TOO_DEEPLY, doc[:80], 0) from None
+    text = line if isinstance(line, str) else line.decode("utf-8", "replace")
+    if _MAYBE_SURROGATE.search(text):
+        lone = _lone_surrogate(value)
+        if lone is not None:
+            raise json.JSONDecodeError(f"{LONE_SURROGATE} \\u{ord(lone):04x} (not UTF-8 text)", text[:80], 0) from None
     return value
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first lone surrogate in the strings (keys too) of a parsed JSON value; None when none."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if m := _SURROGATE.search(v):
+                return m.group()
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return None
 
 
 def write_jsonl(path: Path, rows: Iterable[Any]) -> None:

@@ -33,10 +33,12 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def run_lock(root: Path | str) -> Iterator[Path]:
+def run_lock(root: Path | str, what: str = "run directory") -> Iterator[Path]:
     """Hold the advisory lock ``<root>/.lock`` (``flock``) while the block runs; a second holder
-    gets a UserError naming the PID, its start time and command. The lock goes with the process
-    (killed or not), so a stale ``.lock`` file never blocks anyone."""
+    gets a UserError naming the PID, its start time and command (``what`` names the directory in
+    it). The lock goes with the process (killed or not), so a stale ``.lock`` file never blocks
+    anyone. Every command that writes a directory of results takes it: the study's commands and
+    ``audit`` (on the same ``.lock``, so neither writes into the other's directory while it runs)."""
     root = Path(root)
     path = root / ".lock"
     try:
@@ -54,8 +56,8 @@ def run_lock(root: Path | str) -> Iterator[Path]:
         os.close(fd)
         who = f"PID {holder['pid']} (started {holder.get('started')}: {holder.get('command')})" if "pid" in holder \
             else "another process"
-        raise UserError(f"run directory {root} is in use by {who}", str(path),
-                        "wait for it to finish or pass another --out") from None
+        raise UserError(f"{what} {root} is in use by {who}", str(path),
+                        "another command is already writing there: wait for it to finish or pass another --out") from None
     try:
         info = {"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)[:300]}
         try:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from warnframe.lm.models.gguf import is_gguf, materialize
 from warnframe.runtime.errors import UserError
 
 #: Architectures whose attention (logit soft-capping) is only right in the eager implementation.
@@ -40,8 +41,11 @@ def _offline() -> bool:
 
 
 def check_source(source: str | Path) -> str:
-    """A local path must exist; anything else is taken as a hub id (``owner/name``)."""
+    """A local path must exist; anything else is taken as a hub id (``owner/name``). A GGUF file
+    (a ``.gguf`` path or a shipped short name) becomes its dequantized folder in the cache."""
     src = str(source)
+    if is_gguf(src):
+        return str(materialize(src))
     path = Path(src).expanduser()
     if path.exists():
         return str(path)
@@ -90,6 +94,19 @@ def load_tokenizer(source: str | Path, trust_remote_code: bool = False):
     return tok
 
 
+PICKLED = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def _refuse_pickle(folder: Path) -> None:
+    """One line for a local model whose weights are pickled only (warnframe reads safetensors)."""
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for pattern in PICKLED for p in folder.glob(pattern))
+    if pickled:
+        raise UserError(f"model weights in {folder} are pickled ({pickled[0]}); warnframe loads safetensors only", str(folder),
+                        "convert them once in a trusted environment: model.save_pretrained(dir, safe_serialization=True)")
+
+
 def load_model(source: str | Path, *, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False):
     """(model, tokenizer) in eval mode on ``device``. A directory holding ``adapter_config.json``
     is a LoRA adapter: its base is loaded and the adapter merged in."""
@@ -97,7 +114,9 @@ def load_model(source: str | Path, *, device: str = "cpu", dtype: str = "float32
 
     src = check_source(source)
     adapter = Path(src) / "adapter_config.json"
-    kwargs = {"dtype": DTYPES[dtype], "trust_remote_code": trust_remote_code}
+    # safetensors only: a pickled checkpoint (pytorch_model.bin) can run code when it is read
+    kwargs = {"dtype": DTYPES[dtype], "trust_remote_code": trust_remote_code, "use_safetensors": True}
+    _refuse_pickle(Path(src))
     try:
         base_src = check_source(json.loads(adapter.read_text())["base_model_name_or_path"]) if adapter.is_file() else src
         model_type = AutoConfig.from_pretrained(base_src, trust_remote_code=trust_remote_code).model_type

@@ -285,12 +285,12 @@ def markdown(res: InterventionMetrics | dict) -> str:
            "|---|---|---|---|---|---:|---|---|",
            f"| none (no system prompt) | — | {fmt_rate(none.rate)} | — | — | — | — | permission's 'before': {P['permission_before']:.0%} |"]
     for v in M.kinds.values():
-        out.append(f"| {v.label} | {', '.join(v.prompts)} | {fmt_rate(v.rate)} | {fmt_diff(v.diff)} | {_mcnemar(v.paired)} | "
+        out.append(f"| {cell(v.label)} | {cell(', '.join(v.prompts))} | {fmt_rate(v.rate)} | {fmt_diff(v.diff)} | {_mcnemar(v.paired)} | "
                    f"{_p(v.fisher)} | {_delta(v)} | {v.paper or '—'} |")
     out += ["", "Per prompt:", "", "| Prompt | Kind | System prompt | Target rate [95% CI] | − none, points [95% CI], p | McNemar p | "
             "Fisher p vs none | Δ − Δ_none (nats) | Unparsed |", "|---|---|---|---|---|---|---:|---|---:|"]
     for s in M.settings_of("prompt"):
-        out.append(f"| {s.label} | {s.kind} | {cell(s.system)} | {fmt_rate(s.rate)} | {fmt_diff(s.diff)} | {_mcnemar(s.paired)} | "
+        out.append(f"| {cell(s.label)} | {cell(s.kind)} | {cell(s.system)} | {fmt_rate(s.rate)} | {fmt_diff(s.diff)} | {_mcnemar(s.paired)} | "
                    f"{_p(s.fisher)} | {_delta(s)} | {_pct(s.answers.parse_fail)} |")
     E = M.edits
     out += ["", "### §7.2 Inference-time SAE latent edits", ""]
