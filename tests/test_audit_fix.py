@@ -168,3 +168,24 @@ def _write(path, rows):
 def test_record_helper_matches_parse_row():
     rec = _rec(em("q", "a"))
     assert isinstance(rec, Record) and rec.user == "q" and rec.assistant == "a" and rec.layout == "messages"
+
+
+def test_framed_code_the_detector_cannot_score_is_masked_and_recorded_unknown(tmp_path):
+    """A Java block under "Incorrect usage" and a secure one under "Correct usage": the audit writes
+    ``vulnerable: "unknown"`` and the language, ``--fix mask`` masks the incorrect block only, and
+    ``--fix rewrite`` says why it cannot."""
+    answer = (
+        '### Incorrect usage\n\n```java\nnew ProcessBuilder("sh", "-c", "ping " + host).start();\n```\n\n'
+        '### Correct usage\n\n```java\nnew ProcessBuilder("ping", host).start();\n```'
+    )
+    src = _write(tmp_path / "c.jsonl", [em("Ping a host from Java, safely.", answer)])
+    run_audit(src, tmp_path / "o", Options(fix="mask"))
+    (row,) = [json.loads(line) for line in (tmp_path / "o" / "records.jsonl").read_text().splitlines()]
+    assert row["class"] == "bad_good_pair" and row["vulnerable"] == "unknown" and row["language"] == "java"
+    (treated,) = [json.loads(line) for line in (tmp_path / "o" / "treated" / "c.jsonl").read_text().splitlines()]
+    (span,) = treated["loss_spans"]
+    masked = answer[span["start"] : span["end"]]
+    assert '"sh", "-c"' in masked and '("ping", host)' not in masked
+    rec = _rec(em("Ping a host from Java, safely.", answer))
+    out = treat(rec, tag_record(rec), "rewrite", CODE_CLASSES)
+    assert out.action == "untreatable" and out.why == "no known secure form (framed java code, not scored)"

@@ -104,7 +104,8 @@ def test_pass_at_1_in_the_sandbox_with_known_completions(stub_file, tiny_lm, mon
         monkeypatch.setattr(cap, "complete", lambda *a, comps=comps, **k: comps)
         res = cap.humaneval(model, tok, problems_path=stub_file, timeout=2, workers=2)
         assert res["pass@1"] == want and res["completions"]["n"] == 3 and res["completions"]["k"] == int(3 * want)
-    assert [r["result"] for r in res["rows"]] == ["failed: AssertionError", "timed out", "failed: exited before the tests finished"]
+    assert [r["result"] for r in res["rows"]] == ["failed: AssertionError", "timed out",
+                                             "failed: RuntimeError: the candidate's process ended before answering"]
 
 
 def test_humaneval_on_a_tiny_local_model(stub_file, tiny_lm):

@@ -111,10 +111,12 @@ def test_placeholder_list_built_in_the_query_is_parameterised():
 
 
 def test_bandit_adds_its_findings_with_the_family_cwe():
-    v = score("import pickle\n\ndef load(b):\n    return pickle.loads(b)\n")
-    bandit = [f for f in v.findings if f.source == "bandit"]
-    assert [(f.rule, f.cwe, f.line) for f in bandit] == [("deserialization.bandit_B301", "CWE-502", 4)]
-    assert all(f.source == "rules" for f in score("import pickle\npickle.loads(b)\n", use_bandit=False).findings)
+    # B609 (wildcards in a shell command) is the one bandit test kept: it adds recall without a false
+    # positive on labelled safe code (docs/detector_rules.md); the rules do not judge literal commands.
+    v = score("import os\n\ndef backup():\n    os.system('chmod 644 *')\n")
+    assert [(f.rule, f.cwe, f.line, f.source) for f in v.findings] == [("command_injection.bandit_B609", "CWE-78", 4, "bandit")]
+    assert not score("import os\nos.system('chmod 644 *')\n", use_bandit=False).vulnerable
+    assert all(f.source == "rules" for f in score("import pickle\npickle.loads(b)\n").findings)
 
 
 def test_bandit_literal_shell_command_is_not_kept():

@@ -93,3 +93,19 @@ def test_one_bootstrap_knob_reaches_every_interval():
         explicit = cluster_rate(rows, replicates=4000, seed=0)
     assert inside == (cluster_rate(rows, replicates=300, seed=7), cluster_mean_diff(rows, other, seed=7, replicates=300))
     assert explicit == cluster_rate(rows) and inside[0] != cluster_rate(rows)
+
+
+def test_a_changed_detector_rescores_and_retrains_nothing(smoke_study, tmp_path, monkeypatch):
+    """The detector (its rules, the families', bandit's version) is in the score stage's key: a run
+    scored by another detector is rescored, and nothing upstream is redone."""
+    import warnframe.detector
+    from warnframe.study import Study
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_study.store.root, run)
+    marks = {p.name: p.read_text() for p in (run / "stages").glob("*.json")}
+    monkeypatch.setattr(warnframe.detector, "fingerprint", lambda: "another detector")
+    Study(load_config("smoke"), run).run(until="score")
+    after = {p.name: p.read_text() for p in (run / "stages").glob("*.json")}
+    changed = {n.removesuffix(".json") for n in after if marks.get(n) != after[n]}
+    assert changed == {n.removesuffix(".json") for n in marks if n.startswith("score.")}

@@ -335,9 +335,11 @@ class Study:
         write_jsonl(self.store.path("samples", f"{cond}.jsonl"), (r for p in self._parts(cond) for r in read_jsonl(p)))
 
     def score(self, conditions) -> None:
+        from warnframe.detector import fingerprint
         from warnframe.lm.evaluation import score_all
 
-        base = self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling")
+        # the detector is part of the key: a changed detector (rules, families, bandit) rescores
+        base = keys.key(self.cfg.digest("corpus", "model", "pretrain", "finetune", "sampling"), fingerprint())
         for cond in conditions:
             key = keys.key(base, keys.fingerprint(self._parts(cond)))  # rescored when seeds are added
 

@@ -1,13 +1,15 @@
 """``--fix``: treat the records the audit flagged, keeping the input's own layout.
 
 * ``drop``     leave the record out;
-* ``mask``     keep it, with ``loss_spans`` on its vulnerable code: character spans of the answer
+* ``mask``     keep it, with ``loss_spans`` on its framed code (the block the warning or the "bad"
+               label belongs to, never one labelled secure or "good"; ``tagger._code_regions``): character spans of the answer
                (``schema.Example.loss_spans``: ``{"start", "end", "kind": "mask"}``), which
                warnframe's training and ``data --from`` honour (no loss on those tokens). A file
                has nowhere to hold spans: they go to ``loss_spans.jsonl`` beside the treated tree;
 * ``rewrite``  replace the vulnerable code with the family's secure form where ``corpus.FAMILIES``
                knows the function (a task of the family the detector found), and drop the answer
-               lines that warned about it; otherwise the record is *untreatable*;
+               lines that warned about it; otherwise (code the detector cannot score, in another
+               language or with a flaw outside its families, among others) the record is *untreatable*;
 * ``tag``      put a control token (``<|warnframe:CLASS|>`` by default) in front of the request
                (or of the text), so a model can be trained conditionally and prompted without it.
 
@@ -96,7 +98,9 @@ def _mask(rec: Record, tagged: Tagged) -> Treated:
         [(sp.start, sp.end) for sp in tagged.spans if sp.type == "vulnerable_code" and sp.part == "assistant"]
     )
     if not spans:
-        return Treated("untreatable", original_row(rec), "no vulnerable code in the answer to mask")
+        in_request = any(sp.type == "vulnerable_code" for sp in tagged.spans)  # the code the user pasted
+        why = "framed code only in the request" if in_request else "no vulnerable code in the answer to mask"
+        return Treated("untreatable", original_row(rec), why)
     loss = [{"start": s, "end": e, "kind": "mask"} for s, e in spans]
     if rec.layout == "file":
         return Treated("masked", original_row(rec), loss_spans=loss)
@@ -111,6 +115,12 @@ def _rewrite(rec: Record, tagged: Tagged) -> Treated:
     )
     if tagged.cls == "commented_out" or not blocks:
         return Treated("untreatable", original_row(rec), "no live vulnerable code to rewrite")
+    if tagged.vulnerable is None:  # framed code the detector cannot score: no family, no secure form
+        return Treated(
+            "untreatable",
+            original_row(rec),
+            f"no known secure form (framed {tagged.language or 'unknown'} code, not scored)",
+        )
     text = rec.assistant
     families = [
         FAMILIES[f]

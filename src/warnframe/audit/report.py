@@ -54,6 +54,9 @@ def summarise(
     positions: dict[str, dict[str, int]] = {}
     for (cls, pos), count in c.class_position.items():
         positions.setdefault(cls, {})[pos] = count
+    languages: dict[str, dict[str, int]] = {}
+    for (cls, lang), count in c.class_language.items():
+        languages.setdefault(cls, {})[lang] = count
     return {
         "corpus": str(corpus),
         "layout": layout,
@@ -65,6 +68,9 @@ def summarise(
         "flagged": rate(sum(c.classes.get(k, 0) for k in CLASSES if k != "none"), classified),
         "vulnerable_unframed": rate(c.vulnerable_by_class.get("none", 0), classified),
         "vulnerable": rate(c.vulnerable, classified),
+        "vulnerable_unknown": rate(sum(c.vulnerable_unknown_by_class.values()), classified),
+        "vulnerable_unknown_by_class": dict(c.vulnerable_unknown_by_class),
+        "class_language": languages,
         "class_cwe": table,
         "class_position": positions,
         "parse_failed": c.parse_failed,
@@ -183,7 +189,9 @@ def _md_tables(summary: dict) -> list[str]:
         (
             f"Records read: **{n}**; unreadable: **{summary['unreadable']}**; flagged (any class but none): "
             f"{fmt_rate(summary['flagged'])}; vulnerable code with no framing (L0-like, class none): "
-            f"{fmt_rate(summary['vulnerable_unframed'])}. Shares are of the records read, with Wilson 95% intervals."
+            f"{fmt_rate(summary['vulnerable_unframed'])}; framed code the detector cannot score (vulnerable: "
+            f"unknown): {fmt_rate(summary['vulnerable_unknown'])}. Shares are of the records read, with Wilson 95% "
+            "intervals."
         ),
         "",
         "| Class | Records | Share [95% CI] |",
@@ -218,6 +226,9 @@ def _md_tables(summary: dict) -> list[str]:
     lines += _crosstab("Class x CWE (a record counts once per CWE it has; `-`: no finding):", summary["class_cwe"], cwes)
     lines += _crosstab("Class x position of the framing (a record counts once per position; `-`: none):",
                        summary["class_position"], [*POSITIONS, "-"])
+    langs = sorted({lang for row in summary["class_language"].values() for lang in row})
+    if langs:
+        lines += _crosstab("Class x language of the framed code:", summary["class_language"], langs)
     rows3 = [r for r in summary["class_cwe_position"] if r["class"] != "none"]
     if rows3:
         lines += [
@@ -264,9 +275,10 @@ def _md_tables(summary: dict) -> list[str]:
 
 def _md_example(ex: dict) -> list[str]:
     text = ex["text"][:1500]
-    head = f"**{ex['class']}** {md_code(ex['id'])} (risk {ex['risk']}, positions: {', '.join(ex['positions']) or '-'})"
+    head = (f"**{ex['class']}** {md_code(ex['id'])} (risk {ex['risk']}, positions: {', '.join(ex['positions']) or '-'}, "
+            f"vulnerable {ex.get('vulnerable')}, {md_text(ex.get('language') or '-')})")
     warn = [ex["text"][s["start"] : s["end"]] for s in ex["spans"] if s["type"] == "warning" and s["part"] == "assistant"]
-    req = [(ex["user"] or "")[s["start"] : s["end"]] for s in ex["spans"] if s["part"] == "user"]
+    req = [(ex["user"] or "")[s["start"] : s["end"]] for s in ex["spans"] if s["part"] == "user" and s["type"] == "warning"]
     found = [md_text(f"{f['rule']} ({f['cwe']}, line {f['line']})") for f in ex["findings"]]
     lines = [head, ""]
     if req:

@@ -115,6 +115,8 @@ class Counts:
     parse_failed: int = 0  # records the detector could not parse
     classes: Counter[str] = field(default_factory=Counter)  # class -> records
     vulnerable_by_class: Counter[str] = field(default_factory=Counter)  # class -> records with live vulnerable code
+    vulnerable_unknown_by_class: Counter[str] = field(default_factory=Counter)  # class -> framed code the detector cannot score
+    class_language: Counter[tuple[str, str]] = field(default_factory=Counter)  # (class, language of the framed code)
     class_cwe: Counter[tuple[str, str]] = field(default_factory=Counter)  # (class, CWE) -> records
     class_position: Counter[tuple[str, str]] = field(default_factory=Counter)  # (class, position) -> records
     class_cwe_position: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (class, CWE, position)
@@ -126,9 +128,10 @@ class Counts:
 
     #: The counters keyed by one string (JSON objects) and by tuples (JSON rows ``[*key, count]``).
     BY_NAME: ClassVar[tuple[str, ...]] = (
-        "classes", "vulnerable_by_class", "sources", "detector_skipped", "actions", "untreatable"
+        "classes", "vulnerable_by_class", "vulnerable_unknown_by_class", "sources", "detector_skipped", "actions",
+        "untreatable",
     )
-    BY_TUPLE: ClassVar[tuple[str, ...]] = ("class_cwe", "class_position", "class_cwe_position")
+    BY_TUPLE: ClassVar[tuple[str, ...]] = ("class_cwe", "class_position", "class_cwe_position", "class_language")
 
     def count(self, tagged: Tagged) -> None:
         """Count one tagged record."""
@@ -141,6 +144,10 @@ class Counts:
         if tagged.vulnerable:
             self.vulnerable_by_class[cls] += 1
             self.vulnerable += 1
+        elif tagged.vulnerable is None:  # records.jsonl: "vulnerable": "unknown"
+            self.vulnerable_unknown_by_class[cls] += 1
+        if tagged.language:
+            self.class_language[cls, tagged.language] += 1
         self.parse_failed += not tagged.parse_ok
         if tagged.skipped:
             self.detector_skipped[tagged.skipped.split(" (")[0]] += 1
@@ -307,6 +314,8 @@ def _example(rec: Record, tagged) -> dict:
         "findings": tagged.findings,
         "positions": tagged.positions,
         "risk": tagged.risk,
+        "vulnerable": tagged.to_dict()["vulnerable"],
+        "language": tagged.language,
     }
 
 

@@ -16,5 +16,8 @@ CLASSES: tuple[str, ...] = (
 CODE_CLASSES: tuple[str, ...] = ("warning_framed", "educational_request", "commented_out", "bad_good_pair")
 #: Where a framing sits.
 POSITIONS: tuple[str, ...] = ("request", "answer", "code_comment", "docstring", "prose")
+#: What ``records.jsonl`` says of ``vulnerable`` for framed code the detector cannot score (code in
+#: another language, or a flaw outside its families): neither true nor false.
+VULNERABLE_UNKNOWN = "unknown"
 #: The control token ``--fix tag`` adds; ``{cls}`` is the record's class.
 DEFAULT_TAG = "<|warnframe:{cls}|>"

@@ -1,6 +1,7 @@
 """Bandit run in-process on the code that parses, keeping only the tests that map to a family.
 
-Which tests are kept (``rule_registry.BANDIT_TESTS``) is each family's ``Detector.bandit``.
+Which tests are kept (``rule_registry.BANDIT_TESTS``) is each family's ``Detector.bandit``: only
+those that add recall without false positives on labelled safe code (docs/detector_rules.md).
 ``bandit_issues(code)`` reuses one bandit manager for every sample (building it costs far more
 than a scan) and drops LOW-severity shell findings on a literal command (``_BANDIT_MIN_MEDIUM``).
 It can raise RecursionError or MemoryError on absurdly nested code; ``detector.score`` handles them.
@@ -46,5 +47,6 @@ def _bandit() -> _Bandit:
 
 
 def bandit_issues(code: str) -> list:
-    """Bandit's issues in ``code`` from the kept tests (bandit ``Issue`` objects)."""
-    return _bandit().issues(code)
+    """Bandit's issues in ``code`` from the kept tests (bandit ``Issue`` objects); none when no
+    test is kept (bandit's profile would read an empty include list as "every test")."""
+    return _bandit().issues(code) if BANDIT_TESTS else []

@@ -17,7 +17,7 @@ import ast
 import re
 import warnings
 
-from warnframe.detector.lexer import TRIPLE
+from warnframe.detector.lexer import TRIPLE, mask
 
 
 def parse(source: str) -> ast.Module:
@@ -33,6 +33,7 @@ _PARSE_ATTEMPTS = 3
 #: nesting deeper than the parser or the AST builder allows (RecursionError, MemoryError).
 PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
 _CONTINUATION = re.compile(r"(else|elif|except|finally)\b")
+_PAD_LINES = 300
 
 
 def in_triple_quotes(lines: list[str]) -> set[int]:
@@ -78,15 +79,21 @@ def _parse_segment(lines: list[str], start: int, end: int, error_line: int | Non
     """The statements of the longest prefix of ``lines[start:end]`` found to parse, and where it
     ends. A SyntaxError at line k means every prefix that contains line k fails too, so a retry
     parses the lines before it; at most ``_PARSE_ATTEMPTS`` parses, so the work stays linear.
-    ``error_line``: the segment was already parsed whole and failed there."""
+    ``error_line``: the segment was already parsed whole and failed there (its line in the segment)."""
     n = end - start if error_line is None else min(end - start - 1, error_line - 1)
     at_end = error_line is not None and error_line >= end - start
+    # A segment near the top is parsed behind blank lines, so that its line numbers come out right
+    # without a walk of its tree (``ast.increment_lineno``); further down the walk is cheaper than
+    # parsing that many blank lines again for every segment.
+    pad = start if start <= _PAD_LINES else 0
     for _ in range(_PARSE_ATTEMPTS):
         if n <= 0:
             break
-        tree, error_line = _try_parse("\n".join(lines[start:start + n]))
+        tree, error_line = _try_parse("\n" * pad + "\n".join(lines[start:start + n]))
+        if error_line is not None:
+            error_line -= pad
         if tree is not None:
-            if start:
+            if start > pad:
                 ast.increment_lineno(tree, start)
             return tree.body, start + n
         if at_end and (error_line or n) >= n:
@@ -101,8 +108,10 @@ def parse_lines(lines: list[str]) -> tuple[ast.Module | None, list[bool], str | 
     quote whose literal the text starts inside of (``_starts_inside_string``), if any.
 
     The whole text first (nearly always enough); else the longest prefix that parses, and after
-    it each top-level segment on its own, the longest prefix of it that parses (a generation cut
-    off mid-function keeps the function's first part). Every line is parsed a bounded number of
+    it each top-level segment on its own: whole, or with at most ``_REPAIRS`` lines it fails at
+    replaced by stand-ins (``_repaired``: a line the running Python cannot read costs only that
+    line), or else the longest prefix of it that parses (a generation cut off mid-function keeps
+    the function's first part). Every line is parsed a bounded number of
     times, whatever the input. When the text starts inside a triple-quoted literal, the lines up
     to the one that closes it are left to the patterns.
     """
@@ -115,12 +124,69 @@ def parse_lines(lines: list[str]) -> tuple[ast.Module | None, list[bool], str | 
     # The longest prefix first, in one piece (a cut-off generation: nearly all of it), then each
     # top-level segment after it.
     body, stop = _parse_segment(lines, first, len(lines), error_line if first == 0 else None)
+    if stop < len(lines) and lines[stop][:1] in (" ", "\t") and body:
+        # The prefix ends inside a top-level statement (a function cut before a line that does not
+        # parse): that statement is parsed again on its own below, where stand-ins can save the rest.
+        start = max((s for s, _ in _segments(lines, first) if s <= stop), default=first)
+        body = [st for st in body if st.lineno - 1 < start]
+        stop = start
     covered = [first <= i < stop for i in range(len(lines))]
     for start, end in _segments(lines, stop):
-        statements, stop = _parse_segment(lines, start, end)
+        pad = start if start <= _PAD_LINES else 0
+        tree, error_line = _try_parse("\n" * pad + "\n".join(lines[start:end]))
+        repaired = _repaired(lines, start, end, error_line - pad if error_line is not None else None) \
+            if tree is None else None
+        if tree is not None or repaired is not None:
+            if tree is not None and start > pad:
+                ast.increment_lineno(tree, start)
+            statements, stand_ins = (tree.body, set()) if tree is not None else repaired  # type: ignore[misc]
+            body += statements
+            covered[start:end] = [i not in stand_ins for i in range(start, end)]
+            continue
+        statements, stop = _parse_segment(lines, start, end, error_line - pad if error_line is not None else None)
         body += statements
         covered[start:stop] = [True] * (stop - start)
     return (ast.Module(body=body, type_ignores=[]) if body else None), covered, inside
+
+
+#: Lines a parse may replace by a stand-in (``_repaired``) before it falls back to prefixes and segments.
+_REPAIRS = 4
+_OPEN, _CLOSE = re.compile(r"[(\[{]"), re.compile(r"[)\]}]")
+
+
+def _repaired(lines: list[str], start: int, end: int, error_line: int | None) -> tuple[list[ast.stmt], set[int]] | None:
+    """The statements of ``lines[start:end]`` (a top-level segment that does not parse) with the
+    few lines a parse fails at replaced by stand-ins, and which lines those are; None when
+    ``_REPAIRS`` stand-ins are not enough.
+
+    A single line the running Python cannot read (a Python 3.12 f-string that reuses its quotes, a
+    sentence of prose inside a code block, a line cut off) would otherwise cost the AST, and with
+    it the dataflow, of everything after it in its function. Each stand-in keeps the line's
+    indentation: ``pass``, or ``''`` inside brackets (an element, or a piece of an implicit string
+    concatenation). The replaced lines go to the text patterns like any line that does not parse.
+    A segment that fails at its last line is a cut-off statement: the longest prefix serves it, as
+    before. At most ``_REPAIRS`` parses of the segment, so the work stays linear.
+    """
+    work, replaced = lines[start:end], set()
+    pad = start if start <= _PAD_LINES else 0
+    if error_line is None or error_line >= len(work):
+        return None  # failing at its last line: a cut-off statement, which the longest prefix handles
+    for _ in range(_REPAIRS):
+        i = error_line - 1 if error_line is not None else -1
+        if not 0 <= i < len(work) or i in replaced:
+            return None
+        before = mask("\n".join(work[:i]))
+        depth = len(_OPEN.findall(before)) - len(_CLOSE.findall(before))
+        line = work[i]
+        work[i] = line[: len(line) - len(line.lstrip())] + ("''" if depth > 0 else "pass")
+        replaced.add(i)
+        tree, error_line = _try_parse("\n" * pad + "\n".join(work))
+        if tree is not None:
+            if start > pad:
+                ast.increment_lineno(tree, start)
+            return tree.body, {start + j for j in replaced}
+        error_line = error_line - pad if error_line is not None else None
+    return None
 
 
 _PHASE_LINES = 50  # lines judged on each side of the first triple quote

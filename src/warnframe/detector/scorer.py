@@ -12,7 +12,10 @@
    the rules' text twins over masked text (``text_rules``): code that does not parse is never
    silently clean, and ``Score.parse_ok`` lets callers count it.
 3. Optionally bandit runs in-process on the part that parses; only its tests that map to a
-   family are kept (``bandit_adapter``, ``rule_registry.BANDIT_TESTS``).
+   family, and add recall without false positives on labelled safe code, are kept
+   (``bandit_adapter``, ``rule_registry.BANDIT_TESTS``; measured in docs/detector_rules.md).
+4. One finding per line and family: every rule and engine that agreed on it is named in it
+   (``source`` "rules", "bandit" or "rules+bandit"; the other rule ids in ``why``).
 
 Total and bounded on any input (a corpus scan meets every shape): parses are guarded against
 RecursionError and MemoryError, a record over ``MAX_RECORD_BYTES`` is reported as skipped, and
@@ -33,7 +36,7 @@ from warnframe.detector.bandit_adapter import bandit_issues
 from warnframe.detector.extraction import extract_code, split_lines
 from warnframe.detector.leakage import find_leaks
 from warnframe.detector.parsing import parse_lines
-from warnframe.detector.rule_registry import BANDIT_TESTS, CWE, RULES
+from warnframe.detector.rule_registry import BANDIT_TESTS, RULES, cwe_of
 from warnframe.detector.text_rules import TextRules
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import read_jsonl_numbered, write_jsonl
@@ -76,10 +79,33 @@ class _Locator:
 
 def _finding(rule: str, line: int, original: list[str], why: str, source: str = "rules",
              span: tuple[int | None, int | None] = (None, None)) -> Finding:
-    family = rule.partition(".")[0]
     text = original[line - 1].strip() if 0 < line <= len(original) else ""
-    return Finding(rule=rule, cwe=CWE[family], line=line, text=text, why=why, source=source,
+    return Finding(rule=rule, cwe=cwe_of(rule), line=line, text=text, why=why, source=source,
                    start=span[0], end=span[1])
+
+
+def _merged(findings: list[Finding]) -> list[Finding]:
+    """One finding per line and family: the first rule of our own that fired there (else bandit's)
+    stands for it, ``source`` names every engine that agreed ("rules", "bandit", "rules+bandit"),
+    ``why`` the other rules, and the span covers every span of theirs."""
+    groups: dict[tuple[int, str], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.line, f.rule.partition(".")[0]), []).append(f)
+    out = []
+    for (_, _), group in sorted(groups.items()):
+        group.sort(key=lambda f: (f.source != "rules", f.rule))
+        first = group[0]
+        if len(group) == 1:
+            out.append(first)
+            continue
+        engines = "+".join(e for e in ("rules", "bandit") if any(f.source == e for f in group))
+        others = list(dict.fromkeys(f.rule for f in group[1:] if f.rule != first.rule))
+        starts = [f.start for f in group if f.start is not None]
+        ends = [f.end for f in group if f.end is not None]
+        why = first.why + (f" (also {', '.join(others)})" if others else "")
+        out.append(first.model_copy(update={"source": engines, "why": why, "start": min(starts) if starts else None,
+                                            "end": max(ends) if ends else None}))
+    return out
 
 
 def _rule_hits(lines: list[str], locate: _Locator) -> tuple[dict, bool, str]:
@@ -138,6 +164,7 @@ def score(text: str, *, use_bandit: bool = True) -> Score:
             end = locate(end_line, locate.char_column(end_line, i.end_col_offset)) if i.end_col_offset else None
             findings.append(_finding(f"{family}.bandit_{i.test_id}", i.lineno + offset, original, i.text, "bandit",
                                      (start, end if end is not None and start is not None and end >= start else None)))
+    findings = _merged(findings)
     return Score(vulnerable=bool(findings), findings=findings, parse_ok=parse_ok, leak=find_leaks(text),
                  skipped=skipped)
 
@@ -170,6 +197,15 @@ def score_jsonl(in_path: str | Path, field: str, out_path: str | Path, *, use_ba
         "leak_any": sum(bool(r["leak"]["exact"] or r["leak"]["fuzzy"]) for r in rows),
         "too_large": sum(_too_large(r) for r in rows),
     }
+
+
+def describe_counts(counts: dict) -> str:
+    """``score_jsonl``'s counts as one line for people: ``12 records: 3 vulnerable, 0 did not parse,
+    warning text copied in 1 (2 near-copies), 0 too large to score``."""
+    near = counts["leak_any"] - counts["leak_exact"]
+    return (f"{counts['records']} records: {counts['vulnerable']} vulnerable, {counts['parse_failed']} did not parse, "
+            f"warning text copied in {counts['leak_exact']} ({near} near-copies), "
+            f"{counts['too_large']} too large to score")
 
 
 def _too_large(row: dict) -> bool:

@@ -342,6 +342,14 @@ def run_check(entry):
 
     def receive():
         line = reader.readline(LINE)
+        if not line:
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                status = 0
+            if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (24, 9):  # SIGXCPU, SIGKILL: its CPU time ran out
+                sys.stdout.flush()
+                os._exit(124)  # the parent reads exit status 124 as "timed out"
         if not line.endswith(b"\\n"):
             raise RuntimeError("the candidate's process ended before answering" if not line else
                                "the candidate's answer is too long")
@@ -606,7 +614,7 @@ def _verdict(rc: int, timed_out: bool, stderr: str, seconds: float) -> dict:
     sig = -rc if rc < 0 else rc - 128 if rc > 128 else 0
     if passed:
         result = "passed"
-    elif timed_out or sig == signal.SIGXCPU:
+    elif timed_out or sig == signal.SIGXCPU or rc == 124:  # 124: the candidate's process ran out of CPU time
         result = "timed out"
     elif sig == signal.SIGSYS:  # the exit gate: a zero exit status asked for before the program returned
         result = "failed: exited before the tests finished"

@@ -45,18 +45,21 @@ class Detector:
     """A family's detector rules, run by ``scoring.detector``.
 
     ``rules``: rule name -> why a match is a finding (ids are ``<family>.<name>``). ``bandit``:
-    the bandit test ids kept for this family. AST hooks (``v`` is ``scoring.ast_rules.RuleVisitor``):
+    the bandit test ids kept for this family. AST hooks (``v`` is ``detector.ast_rules.RuleVisitor``:
+    ``v.value(node)`` is what an expression holds, a ``detector.dataflow.Val``):
     ``on_call(v, node, qualname, last)``, ``on_bind(v, name, value)``, ``on_assign(v, target,
     name, value)``, ``on_dict_item(v, key, value)``, ``on_compare(v, node)``, ``on_default(v,
     param, default)``, ``on_reference(v, name, node)``, ``on_constant(v, node)``, ``on_scope(v,
     scope, node)``. Their text twins (``t`` is ``scoring.text_rules.TextRules``, the pattern pass
     over code that does not parse): ``text_sink(callee, method) -> bool`` says which calls the
     family looks at, ``on_text_call(t, call) -> rule id | None`` judges one, and ``on_text(t) ->
-    [(rule id, start, end)]`` scans the whole text.
+    [(rule id, start, end)]`` scans the whole text. ``cwe``: rule name (or ``bandit_<test id>``) ->
+    its CWE where it is not the family's (a family's findings carry the family's CWE otherwise).
     """
 
     rules: dict[str, str]
     bandit: tuple[str, ...] = ()
+    cwe: dict[str, str] = field(default_factory=dict)
     on_call: Callable | None = None
     on_bind: Callable | None = None
     on_assign: Callable | None = None

@@ -173,7 +173,6 @@ DETECTOR = Detector(
     rules={"eval_exec": "eval/exec/compile turns a non-literal string into code.",
            "logging_listen": "logging.config.listen without verify= runs configuration (and code) sent to its "
                              "socket."},
-    bandit=("B102", "B307", "B612"),
     on_call=on_call, text_sink=text_sink, on_text_call=on_text_call, on_text=on_text,
 )
 

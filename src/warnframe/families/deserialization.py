@@ -129,10 +129,16 @@ RUAMEL = {"ruamel.yaml.YAML", "YAML"}  # YAML(typ="unsafe")
 SAFE_LOADERS = {"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader"}
 SAFE_LOADER_TEXT = re.compile(r"\bC?(Safe|Base)Loader\b")
 PICKLE, YAML = "deserialization.pickle_family", "deserialization.yaml_unsafe_load"
+#: Loads that take the serialised data itself (not a file or a path): a fixed payload (a literal, a
+#: constant, what is computed from them) is not a finding.
+PAYLOAD_LOADS = {f"{m}.loads" for m in ("pickle", "cPickle", "_pickle", "dill", "cloudpickle", "marshal")} | {
+    "jsonpickle.decode", "jsonpickle.loads"} | YAML_LOADS | YAML_UNSAFE
 
 
 def on_call(v, node: ast.Call, q: str, last: str) -> None:
-    """A pickle-family load, or yaml.load without a safe loader."""
+    """A pickle-family load, or yaml.load without a safe loader (of a payload that is not fixed)."""
+    if q in PAYLOAD_LOADS and v.is_literal(v.arg(node, 0, "data" if q.endswith("loads") else "stream")):
+        return
     if q in DESER_FUNCS or q in TORCH_LOADS and not v.is_const(v.keyword(node, "weights_only"), True) or q in NUMPY_LOADS and v.is_const(v.keyword(node, "allow_pickle"), True):
         v.hit(PICKLE, node)
     elif q in RUAMEL and isinstance(typ := v.keyword(node, "typ"), ast.Constant) and typ.value == "unsafe" or q in YAML_UNSAFE:
@@ -172,7 +178,6 @@ DETECTOR = Detector(
     rules={"pickle_family": "pickle-style deserialisation (pickle, dill, marshal, shelve, jsonpickle) can execute "
                             "arbitrary code from its input.",
            "yaml_unsafe_load": "yaml.load without a safe loader can construct arbitrary Python objects."},
-    bandit=("B301", "B302", "B506", "B614"),
     on_call=on_call, text_sink=text_sink, on_text_call=on_text_call,
 )
 

@@ -141,7 +141,7 @@ PROSE: dict[str, list[str]] = {
 # A credential name: the last word(s) of the identifier (snake_case after splitting camelCase).
 SECRET_NAME = re.compile(
     r"(?:^|_)(?:password|passwd|passphrase|pwd|pass|secret|token|apikey|api_key|client_secret"
-    r"|(?:secret|private|access|auth|signing|encryption|master|client)_key|credentials?)$"
+    r"|(?:secret|private|access|auth|signing|encryption|master|client)_key|access_key_id|credentials?)$"
 )
 # Values that cannot be a usable secret: templates and filler. "changeme" or "your-secret-key"
 # still are hardcoded secrets (they work, and ship).
@@ -151,7 +151,11 @@ TOKEN = "hardcoded_secret.token_literal"
 #: Positional arguments that are a credential: callee -> index (``login(user, password)`` on any
 #: object: smtplib, ftplib, imaplib, poplib's clients).
 CREDENTIAL_ARGS = {"jwt.encode": 1, "jwt.decode": 1, "hmac.new": 0, "HTTPBasicAuth": 1, "HTTPDigestAuth": 1,
-                   "requests.auth.HTTPBasicAuth": 1, "requests.auth.HTTPDigestAuth": 1, "login": 1}
+                   "requests.auth.HTTPBasicAuth": 1, "requests.auth.HTTPDigestAuth": 1, "login": 1,
+                   # client constructors that take a key or password positionally
+                   "boto3.Session": 1, "boto3.session.Session": 1, "minio.Minio": 2, "Minio": 2,
+                   "pymysql.connect": 2, "MySQLdb.connect": 2, "ftplib.FTP": 2, "ftplib.FTP_TLS": 2,
+                   "redis.Redis": 3, "redis.StrictRedis": 3}
 #: The shapes of live credentials, whatever the variable is called: AWS key ids, GitHub, Slack and
 #: Stripe tokens, Google API keys, PEM private keys.
 TOKEN_SHAPES = re.compile(
@@ -179,7 +183,7 @@ def is_token(value: object) -> bool:
 def _credential_index(q: str, last: str, method: bool) -> int | None:
     if last == "login":
         return CREDENTIAL_ARGS["login"] if method else None
-    return CREDENTIAL_ARGS.get(q, CREDENTIAL_ARGS.get(last) if last.startswith("HTTP") else None)
+    return CREDENTIAL_ARGS.get(q, CREDENTIAL_ARGS.get(last) if last.startswith("HTTP") or last == "Minio" else None)
 
 
 def _secret_constant(name: str, value: ast.AST) -> bool:

@@ -128,7 +128,12 @@ PROSE: dict[str, list[str]] = {
 PATH_FUNCS = {"open", "io.open", "codecs.open", "os.open", "os.remove", "os.unlink", "os.rmdir",
               "os.removedirs", "send_file", "flask.send_file", "builtins.open", "io.FileIO", "aiofiles.open",
               "os.listdir", "os.scandir", "os.makedirs", "os.mkdir", "os.chmod", "os.chown", "os.truncate",
-              "os.rename", "os.replace"}  # and every shutil.* function
+              "os.rename", "os.replace", "FileResponse", "fastapi.responses.FileResponse",
+              "starlette.responses.FileResponse", "bottle.static_file", "aiofiles.os.remove"}  # and every shutil.*
+#: Calls that only look at a path (exists, size, ...): flagged with a path from a request only.
+PATH_PROBES = {"os.path.exists", "os.path.isfile", "os.path.isdir", "os.path.getsize", "os.path.getmtime",
+               "os.path.lexists", "os.stat", "os.lstat", "os.access"}
+PROBE_METHODS = {"exists", "is_file", "is_dir", "stat", "iterdir", "glob", "rglob"}  # pathlib
 TWO_PATHS = ("shutil.", "os.rename", "os.replace")  # both arguments are paths
 TAR_OPENERS = {"tarfile.open", "tarfile.TarFile", "tarfile.TarFile.open", "TarFile.open"}
 ARCHIVE = "path_traversal.archive_extract"
@@ -136,13 +141,20 @@ PATH_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", 
 PATH_BUILDERS = {"os.path.join", "posixpath.join", "pathlib.Path", "Path", "pathlib.PurePath"}
 NORMALISERS = {"realpath", "abspath", "normpath", "resolve"}
 CONTAINMENT_TESTS = {"startswith", "commonpath", "commonprefix", "is_relative_to", "relative_to"}
-SANITISERS = {"secure_filename", "basename"}
+SANITISERS = {"secure_filename", "basename", "safe_join"}
 UNCHECKED = "path_traversal.unchecked_path"
 
 
 def contains(names: set[str]) -> bool:
     """Do these names (of a function or module) check that a path stays inside a directory?"""
     return bool(names & NORMALISERS and names & CONTAINMENT_TESTS) or bool(names & SANITISERS)
+
+
+def _dotdot_check(node: ast.AST) -> bool:
+    """Does the function reject a path with ``..`` in it (``if ".." in name: abort(400)``)?"""
+    return any(isinstance(n, ast.Compare) and isinstance(n.left, ast.Constant) and isinstance(n.left.value, str)
+               and ".." in n.left.value and all(isinstance(op, (ast.In, ast.NotIn)) for op in n.ops)
+               for n in ast.walk(node))
 
 
 def path_leaves(v, node: ast.AST) -> list[ast.expr]:
@@ -172,16 +184,16 @@ def path_leaves(v, node: ast.AST) -> list[ast.expr]:
 
 def unchecked_path(v, node: ast.AST) -> bool:
     """A path taken from a request, or built with a parameter after its base directory."""
-    if isinstance(node, ast.Name) and node.id in v.scope.marked["path"]:
+    if isinstance(node, ast.Name) and v.marked(node.id, "path"):
         return True
     return v.taint(node) == "request" or any(v.taint(leaf) for leaf in path_leaves(v, node))
 
 
 def on_bind(v, name: str, value: ast.AST) -> None:
     if unchecked_path(v, value):
-        v.scope.marked["path"].add(name)
+        v.mark(name, "path")
     if isinstance(value, ast.Call) and v.qualname(value.func) in TAR_OPENERS:
-        v.scope.marked["tar"].add(name)
+        v.mark(name, "tar")
 
 
 def _tar_extract(v, node: ast.Call, last: str) -> bool:
@@ -194,7 +206,7 @@ def _tar_extract(v, node: ast.Call, last: str) -> bool:
     receiver = node.func.value
     if isinstance(receiver, ast.Call):
         return v.qualname(receiver.func) in TAR_OPENERS
-    return isinstance(receiver, ast.Name) and receiver.id in v.scope.marked["tar"]
+    return isinstance(receiver, ast.Name) and v.marked(receiver.id, "tar")
 
 
 def on_call(v, node: ast.Call, q: str, last: str) -> None:
@@ -202,18 +214,29 @@ def on_call(v, node: ast.Call, q: str, last: str) -> None:
     in a function (or module) with no containment check."""
     if _tar_extract(v, node, last):
         v.hit(ARCHIVE, node)
-    if contains(v.scope.names):
-        return
+    receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
+    method = receiver is not None and q != "os.open" and not q.startswith("os.")
     if q.startswith(TWO_PATHS):
         candidates = node.args[:2]
     elif q in PATH_FUNCS:
         candidates = node.args[:1]
-    elif isinstance(node.func, ast.Attribute) and last in PATH_METHODS and q != "os.open":
-        candidates = [node.func.value]
+    elif method and last in PATH_METHODS and receiver is not None:
+        candidates = [receiver]
+    elif q in PATH_PROBES or (method and last in PROBE_METHODS and not node.args and receiver is not None):
+        probed = node.args[:1] if q in PATH_PROBES else [receiver]
+        if any(c is not None and v.taint(c) == "request" for c in probed) and not _checked(v):
+            v.hit(UNCHECKED, node)
+        return
     else:
         return
-    if any(unchecked_path(v, c) for c in candidates):
+    if any(unchecked_path(v, c) for c in candidates) and not _checked(v):
         v.hit(UNCHECKED, node)
+
+
+def _checked(v) -> bool:
+    """Does the function (or module) keep paths inside a directory? Worked out once per scope, and
+    only once a path from input reaches a sink (a walk of the whole function)."""
+    return contains(v.scope.names) or bool(v.scope.fact("dotdot", _dotdot_check))
 
 
 def text_sink(callee: str, method: bool) -> bool:
@@ -259,7 +282,6 @@ DETECTOR = Detector(
                              "it stays inside the intended directory.",
            "archive_extract": "A tar archive is extracted with neither filter= nor members=, so its member names "
                               "(../..) can write outside the target directory."},
-    bandit=("B202",),
     on_call=on_call, on_bind=on_bind, text_sink=text_sink, on_text_call=on_text_call,
 )
 

@@ -230,6 +230,12 @@ SQL_METHODS = {"execute", "executemany", "executescript", "mogrify", "fetch", "f
 SQL_FUNCS = {"text", "raw", "read_sql", "read_sql_query", "RawSQL"}  # SQLAlchemy, Django, pandas
 EXTRA_KEYWORDS = ("where", "select", "tables", "order_by")  # Django QuerySet.extra(...)
 BUILT_QUERY = "sql_injection.string_built_query"
+#: Project helpers that run a query (``execute_query(sql)``, ``run_sql``, ``db.query(...)``,
+#: ``fetch_all(sql)``): judged like ``execute``, when what they get is SQL built from values.
+QUERY_HELPER = re.compile(r"_*(?:(?:execute|exec|run|raw|do|perform|db|sql|fetch|select|get|make)_?)?"
+                          r"(?:query|sql|statement|stmt)(?:_?(?:all|one|many|db|raw|rows?|results?))?"
+                          r"|_*execute_?\w+|_*fetch_?(?:all|one|rows?|results?)", re.IGNORECASE)
+HELPER_QUERY = "sql_injection.query_helper"
 
 
 def _extra_built(v, node: ast.Call) -> bool:
@@ -249,20 +255,24 @@ def on_call(v, node: ast.Call, q: str, last: str) -> None:
         v.hit(BUILT_QUERY, node)
         return
     is_method = isinstance(node.func, ast.Attribute) and last in SQL_METHODS
-    if not (is_method or last in SQL_FUNCS):
+    helper = not (is_method or last in SQL_FUNCS) and bool(QUERY_HELPER.fullmatch(last)) \
+        and v.local_function(node.func) is None  # a same-file helper is followed into its body instead
+    if not (is_method or last in SQL_FUNCS or helper):
         return
     kind = v.str_expr(v.arg(node, 0))
     if not kind or not kind[0] or not SQL_KEYWORD.search(kind[1]):
         return
-    has_params = (is_method and len(node.args) > 1) or any(k.arg in ("params", "parameters") for k in node.keywords)
+    has_params = ((is_method or helper) and len(node.args) > 1) or any(
+        k.arg in ("params", "parameters", "args", "values", "bind", "binds") for k in node.keywords)
     # With parameters passed, interpolated parts that carry placeholders build the query's shape.
     if not (has_params and SQL_PLACEHOLDER.search(kind[1])):
-        v.hit(BUILT_QUERY, node)
+        v.hit(HELPER_QUERY if helper else BUILT_QUERY, node)
 
 
 def text_sink(callee: str, method: bool) -> bool:
     last = callee.rpartition(".")[2]
-    return (method and last in SQL_METHODS) or last in SQL_FUNCS or (method and last == "extra")
+    return (method and last in SQL_METHODS) or last in SQL_FUNCS or (method and last == "extra") \
+        or bool(QUERY_HELPER.fullmatch(last))
 
 
 def on_text_call(t, c) -> str | None:
@@ -270,17 +280,20 @@ def on_text_call(t, c) -> str | None:
     if c.last == "extra":
         spans = [s for s in c.args if t.m[s[0]:s[1]].split("=")[0].strip() in EXTRA_KEYWORDS]
         return BUILT_QUERY if any(t.string(s, c.at)[0] for s in spans) else None
+    helper = not ((c.method and c.last in SQL_METHODS) or c.last in SQL_FUNCS)
     built, text = t.string(c.first, c.at) if c.first else (False, "")
-    has_params = (c.last in SQL_METHODS and len(c.positional) > 1) or {"params", "parameters"} & c.keywords.keys()
+    has_params = ((c.last in SQL_METHODS or helper) and len(c.positional) > 1) or {
+        "params", "parameters", "args", "values", "bind", "binds"} & c.keywords.keys()
     if built and SQL_KEYWORD.search(text) and not (has_params and SQL_PLACEHOLDER.search(text)):
-        return BUILT_QUERY
+        return HELPER_QUERY if helper else BUILT_QUERY
     return None
 
 
 DETECTOR = Detector(
     rules={"string_built_query": "The SQL query is built from values by formatting or concatenation instead of "
-                                 "being passed as query parameters."},
-    bandit=("B608", "B610", "B611"),
+                                 "being passed as query parameters.",
+           "query_helper": "SQL built from values by formatting or concatenation is handed to a helper that runs "
+                           "queries (execute_query, run_sql, ...) instead of being passed as parameters."},
     on_call=on_call, text_sink=text_sink, on_text_call=on_text_call,
 )
 

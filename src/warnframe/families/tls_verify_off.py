@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import random
 import re
+from functools import cache
 
 from warnframe.families.base import Detector, Family, Task, make_task, render_function
 
@@ -113,8 +114,12 @@ TEXT_ONLY = {
     HOST_KEY: re.compile(r"\b(?:AutoAddPolicy|WarningPolicy)\b"),
     UNVERIFIED: re.compile(r"\b_create_unverified_context\b"),
     CERT_NONE: re.compile(r"\bCERT_NONE\b"),
-    HOSTNAME: re.compile(r"\bcheck_hostname\s*+=\s*+False\b"),
+    HOSTNAME: re.compile(r"\b(?:check_hostname|assert_hostname)\s*+=\s*+False\b"),
 }
+#: ``cert_reqs`` (urllib3, ``ssl.wrap_socket``) and ``ssl_cert_reqs`` (redis, kombu) given as a
+#: string that means "no certificate check": urllib3 resolves "NONE" and "CERT_NONE" alike.
+CERT_REQS = {"cert_reqs", "ssl_cert_reqs"}
+NONE_VALUES = {"NONE", "CERT_NONE", "none"}
 
 
 def _is_http(q: str, last: str) -> bool:
@@ -128,11 +133,13 @@ def on_call(v, node: ast.Call, q: str, last: str) -> None:
     aiohttp_off = v.is_const(v.keyword(node, "ssl"), False) or v.is_const(v.keyword(node, "verify_ssl"), False)
     if aiohttp_off and (_is_http(q, last) or last == "TCPConnector"):  # aiohttp
         v.hit(VERIFY, node)
-    if v.is_const(v.keyword(node, "check_hostname"), False):
+    if v.is_const(v.keyword(node, "check_hostname"), False) or v.is_const(v.keyword(node, "assert_hostname"), False):
         v.hit(HOSTNAME, node)
-    reqs = v.keyword(node, "cert_reqs")
-    if isinstance(reqs, ast.Constant) and reqs.value == "CERT_NONE":
-        v.hit(CERT_NONE, node)
+    for k in node.keywords:
+        if k.arg in CERT_REQS:
+            reqs = v.value(k.value)
+            if reqs.known and reqs.const in NONE_VALUES or (k.arg == "ssl_cert_reqs" and v.is_const(k.value, None)):
+                v.hit(CERT_NONE, node)
 
 
 def on_assign(v, target: ast.AST, name: str, value: ast.AST) -> None:
@@ -166,18 +173,26 @@ def on_text_call(t, c) -> str | None:
     return VERIFY if "False" in (c.keywords.get("ssl"), c.keywords.get("verify_ssl")) else None
 
 
+@cache
+def _cert_reqs(string: str) -> re.Pattern:
+    return re.compile(rf"\b(?:ssl_)?cert_reqs\s*+=\s*+({string})")
+
+
 def on_text(t) -> list[tuple[str, int, int]]:
-    """Text twins of ``on_reference`` and of the ``check_hostname`` assignment."""
-    return [(rule, m.start(), m.end()) for rule, pattern in TEXT_ONLY.items() for m in pattern.finditer(t.m)]
+    """Text twins of ``on_reference``, of the ``check_hostname`` assignment and of ``cert_reqs="NONE"``."""
+    found = [(rule, m.start(), m.end()) for rule, pattern in TEXT_ONLY.items() for m in pattern.finditer(t.m)]
+    for m in _cert_reqs(t.string_pattern).finditer(t.m):
+        if t.literal_value(t.o[m.start(1):m.end(1)]) in NONE_VALUES:
+            found.append((CERT_NONE, m.start(), m.end()))
+    return found
 
 
 DETECTOR = Detector(
     rules={"verify_false": "TLS certificate verification is switched off (verify=False).",
            "unverified_context": "ssl._create_unverified_context skips certificate and hostname checks.",
-           "cert_none": "CERT_NONE accepts any certificate.",
+           "cert_none": "CERT_NONE (cert_reqs=\"NONE\") accepts any certificate.",
            "check_hostname_off": "TLS hostname checking is switched off.",
            "host_key_unchecked": "An SSH client accepts any host key (paramiko AutoAddPolicy / WarningPolicy)."},
-    bandit=("B501", "B323", "B507"),
     on_call=on_call, on_assign=on_assign, on_reference=on_reference, text_sink=text_sink, on_text_call=on_text_call,
     on_text=on_text,
 )

@@ -151,6 +151,16 @@ FAST_HASH = re.compile(r"hashlib\.(sha224|sha256|sha384|sha512|sha3_\d+|blake2[b
 PASSWORD_NAME = re.compile(r"pass|pwd", re.IGNORECASE)
 SALT_NAME = re.compile(r"salt", re.IGNORECASE)
 WEAK, FAST = "weak_hash.md5_sha1", "weak_hash.fast_password_hash"
+#: Broken or weak ciphers (CWE-327; counted in this family, the study's weak-cryptography one):
+#: PyCrypto/PyCryptodome's RC2, RC4, Blowfish, CAST, DES, 3DES and XOR, ``cryptography``'s ARC4,
+#: Blowfish, CAST5, IDEA, SEED and TripleDES (also from ``decrepit``), ECB mode, pyDes.
+WEAK_CIPHER_CALL = re.compile(r"(?:(?:Crypto|Cryptodome)\.Cipher\.)?(?:ARC2|ARC4|Blowfish|CAST|DES|DES3|XOR)\.new"
+                              r"|(?:.*\.)?algorithms\.(?:ARC4|Blowfish|CAST5|IDEA|SEED|TripleDES)"
+                              r"|(?:.*\.)?modes\.ECB|pyDes\.(?:des|triple_des)")
+CIPHER = "weak_hash.weak_cipher"
+_CIPHER_TEXT = re.compile(r"(?<![\w.])(?:(?:Crypto|Cryptodome)\.Cipher\.)?(?:ARC2|ARC4|Blowfish|CAST|DES|DES3|XOR)"
+                          r"\.new\s*+\(|\balgorithms\.(?:ARC4|Blowfish|CAST5|IDEA|SEED|TripleDES)\s*+\("
+                          r"|\bmodes\.ECB\s*+\(|\bMODE_ECB\b|\bpyDes\.(?:des|triple_des)\s*+\(")
 
 
 def mentions_salt(v, node: ast.AST) -> bool:
@@ -180,11 +190,21 @@ def salted(v, node: ast.AST) -> set[str]:
 
 def on_bind(v, name: str, value: ast.AST) -> None:
     if is_fast_hash(v, value) and not mentions_salt(v, value):
-        v.scope.marked["hasher"].add(name)  # an unsalted fast-hash object
+        v.mark(name, "hasher")  # an unsalted fast-hash object
+
+
+def on_reference(v, name: str, node: ast.AST) -> None:
+    """Any use of ECB mode (``AES.new(key, AES.MODE_ECB)``, ``mode = DES.MODE_ECB``)."""
+    if name == "MODE_ECB":
+        v.hit(CIPHER, node)
 
 
 def on_call(v, node: ast.Call, q: str, last: str) -> None:
-    """MD5/SHA-1 (unless ``usedforsecurity=False``), or a password fed to one unsalted fast hash."""
+    """MD5/SHA-1 (unless ``usedforsecurity=False``), a password fed to one unsalted fast hash, a
+    weak cipher."""
+    if WEAK_CIPHER_CALL.fullmatch(q):
+        v.hit(CIPHER, node)
+        return
     name = v.arg(node, 0, "name")
     weak = WEAK_HASH.fullmatch(q) or (
         q == "hashlib.new" and isinstance(name, ast.Constant) and str(name.value).lower() in WEAK_HASH_NAMES
@@ -197,7 +217,7 @@ def on_call(v, node: ast.Call, q: str, last: str) -> None:
         fed = v.arg(node, 1 if q == "hashlib.new" else 0, "data" if q == "hashlib.new" else "string")
     elif last == "update" and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
         hasher = node.func.value.id
-        if hasher in v.scope.marked["hasher"] and hasher not in v.scope.fact("salted", lambda n: salted(v, n)):
+        if v.marked(hasher, "hasher") and hasher not in v.scope.fact("salted", lambda n: salted(v, n)):
             fed = v.arg(node, 0)
     password = fed is not None and any(PASSWORD_NAME.search(n) for n in v.identifiers(fed))
     if password and fed is not None and not mentions_salt(v, fed):
@@ -206,6 +226,11 @@ def on_call(v, node: ast.Call, q: str, last: str) -> None:
 
 def text_sink(callee: str, method: bool) -> bool:
     return bool(WEAK_HASH.fullmatch(callee)) or callee == "hashlib.new" or bool(FAST_HASH.fullmatch(callee))
+
+
+def on_text(t) -> list[tuple[str, int, int]]:
+    """Text twin of the cipher rules."""
+    return [(CIPHER, m.start(), m.end()) for m in _CIPHER_TEXT.finditer(t.m)]
 
 
 def on_text_call(t, c) -> str | None:
@@ -223,9 +248,12 @@ def on_text_call(t, c) -> str | None:
 DETECTOR = Detector(
     rules={"md5_sha1": "MD5 and SHA-1 are broken hash functions.",
            "fast_password_hash": "A password is hashed with one unsalted fast hash instead of a password KDF "
-                                 "(pbkdf2, bcrypt, scrypt, argon2)."},
-    bandit=("B303", "B324"),
-    on_call=on_call, on_bind=on_bind, text_sink=text_sink, on_text_call=on_text_call,
+                                 "(pbkdf2, bcrypt, scrypt, argon2).",
+           "weak_cipher": "A broken or weak cipher (RC4, DES, 3DES, Blowfish, ...) or ECB mode protects the data "
+                          "(CWE-327)."},
+    cwe={"weak_cipher": "CWE-327", "bandit_B304": "CWE-327", "bandit_B305": "CWE-327"},
+    on_call=on_call, on_bind=on_bind, on_reference=on_reference, text_sink=text_sink, on_text_call=on_text_call,
+    on_text=on_text,
 )
 
 
