@@ -24,7 +24,7 @@ from transformers.utils import logging as hf_logging
 from warnframe import __version__
 from warnframe.config import SECTION_NAMES, StudyConfig
 from warnframe.runtime import keys
-from warnframe.runtime.cache import SEAL, cache_root, seal_damage
+from warnframe.runtime.cache import SEAL, cache_root, ensure, seal_damage
 from warnframe.runtime.cache import seal as _seal
 from warnframe.runtime.dirs import atomic_dir, reading
 from warnframe.runtime.errors import UserError
@@ -133,13 +133,8 @@ class Study:
 
         def run():
             cached = cache_root() / "base" / key
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with file_lock(cached.parent / f".{key}.lock"):  # two runs with a cold cache build it once
-                damage = _cache_damage(cached) if (cached / "config.json").is_file() else "not built"
-                if damage != "not built" and damage:
-                    console.log(f"cached base model {cached} is damaged ({damage}): building it again")
-                if damage:
-                    self._pretrain_into(cached)
+            ensure(cached, self._pretrain_into,
+                   lambda f: _cache_damage(f) if (f / "config.json").is_file() else "config.json missing")
             with atomic_dir(dest) as tmp, reading(cached) as src:  # one whole version of the shared cache
                 for f in src.iterdir():
                     if f.name not in ("pretrain.jsonl", SEAL):

@@ -19,56 +19,13 @@ from dataclasses import dataclass, field
 from warnframe.detector import extract_code
 
 _FENCE = re.compile(r"^\s*(```+|~~~+)\s*([\w+#.-]*)")
-#: Fence tags -> the comment syntax of their language.
-FENCE_LANG = {
-    "": "python",
-    "python": "python",
-    "py": "python",
-    "python3": "python",
-    "py3": "python",
-    "ipython": "python",
-    "pycon": "python",
-    "js": "js",
-    "javascript": "js",
-    "jsx": "js",
-    "ts": "js",
-    "typescript": "js",
-    "tsx": "js",
-    "node": "js",
-    "java": "js",
-    "c": "js",
-    "cpp": "js",
-    "c++": "js",
-    "cs": "js",
-    "csharp": "js",
-    "go": "js",
-    "golang": "js",
-    "rust": "js",
-    "rs": "js",
-    "php": "js",
-    "kotlin": "js",
-    "swift": "js",
-    "sql": "sql",
-    "mysql": "sql",
-    "postgresql": "sql",
-    "psql": "sql",
-    "plsql": "sql",
-    "tsql": "sql",
-    "sqlite": "sql",
-    "sh": "shell",
-    "bash": "shell",
-    "shell": "shell",
-    "zsh": "shell",
-    "console": "shell",
-    "shell-session": "shell",
-    "ruby": "shell",
-    "rb": "shell",
-    "yaml": "shell",
-    "yml": "shell",
-    "dockerfile": "shell",
-    "toml": "shell",
-    "perl": "shell",
-}
+#: Fence tags the layout reads as code (``FENCE_LANG`` gives each its comment syntax).
+FENCE_TAGS = (
+    "", "python", "py", "python3", "py3", "ipython", "pycon", "js", "javascript", "jsx", "ts", "typescript",
+    "tsx", "node", "java", "c", "cpp", "c++", "cs", "csharp", "go", "golang", "rust", "rs", "php", "kotlin",
+    "swift", "sql", "mysql", "postgresql", "psql", "plsql", "tsql", "sqlite", "sh", "bash", "shell", "zsh",
+    "console", "shell-session", "ruby", "rb", "yaml", "yml", "dockerfile", "toml", "perl",
+)
 _LINE_COMMENT = {"python": ("#",), "shell": ("#",), "js": ("//",), "sql": ("--",)}
 #: Fence tags and file suffixes -> the language's name (as reported); a tag not here is reported as written.
 LANG_NAME = {
@@ -142,6 +99,11 @@ _SYNTAX = {
     "yaml": "shell",
     "powershell": "shell",
 }
+#: Fence tags whose syntax no language name in ``_SYNTAX`` gives (an untagged fence reads as Python).
+_TAG_SYNTAX = {"": "python", "dockerfile": "shell", "toml": "shell"}
+#: The fence tags the layout reads as code -> their comment syntax (derived: a tag's language's
+#: syntax); other tags are "other".
+FENCE_LANG = {tag: _TAG_SYNTAX.get(tag) or _SYNTAX[LANG_NAME.get(tag, tag)] for tag in FENCE_TAGS}
 #: Cheap signs of a language in code that has no tag, tried in order.
 _GUESS = [
     ("php", re.compile(r"<\?php|\$_(?:GET|POST|REQUEST|COOKIE|SERVER)\b|\becho\s+\$|->\w+\(.*\$\w")),

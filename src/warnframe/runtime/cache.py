@@ -4,16 +4,18 @@ Entries are folders written whole (:func:`warnframe.runtime.dirs.atomic_dir`) an
 ``files.json`` lists every other file's SHA-256. A reader checks the seal before it uses an entry
 and rebuilds one that is damaged (a file missing, truncated or changed), so a damaged entry is never
 copied into a run and recorded as intact. Used by the embedded base model (``base/<key>``) and by
-GGUF files dequantized to safetensors (``gguf/<sha256>``).
+GGUF files dequantized to safetensors (``gguf/<sha256>``), both through :func:`ensure`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from warnframe.runtime import keys
 from warnframe.runtime.files import read_json, write_json
+from warnframe.runtime.locks import file_lock
 
 #: The file in a cache entry that lists every other file's SHA-256 (written when it is built).
 SEAL = "files.json"
@@ -44,3 +46,21 @@ def seal_damage(folder: Path) -> str | None:
         if not f.is_file() or keys.file_sha256(f) != digest:
             return f"{name} missing or changed"
     return ""
+
+
+def ensure(entry: Path, build: Callable[[Path], None], damage: Callable[[Path], str | None] = seal_damage) -> None:
+    """Build cache entry ``entry`` unless it is there and intact. Under a lock beside it, so that two
+    runs with a cold cache build it once. ``damage(entry)`` says what is wrong with an existing entry
+    ('' when nothing; None, no seal, counts as damaged); a damaged entry is logged and built again.
+    ``build(entry)`` writes the entry whole (``atomic_dir``) and seals it."""
+    from warnframe.runtime.progress import console
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(entry.parent / f".{entry.name}.lock"):
+        if not entry.is_dir():
+            build(entry)
+            return
+        why = damage(entry)
+        if why is None or why:
+            console.log(f"cache entry {entry} is damaged ({why or 'not sealed'}): building it again")
+            build(entry)

@@ -18,12 +18,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from warnframe.runtime.cache import cache_root, seal, seal_damage
+from warnframe.runtime.cache import cache_root, ensure, seal
 from warnframe.runtime.dirs import atomic_dir
 from warnframe.runtime.errors import UserError
 from warnframe.runtime.files import write_json
 from warnframe.runtime.keys import file_sha256
-from warnframe.runtime.locks import file_lock
 
 #: Short name -> (package that ships the file, file name inside the package, how to install it).
 SHIPPED: dict[str, tuple[str, str, str]] = {
@@ -63,7 +62,8 @@ def gguf_file(source: str | Path) -> Path:
 
 def materialize(source: str | Path, root: Path | None = None) -> Path:
     """The cache folder holding ``source`` (a GGUF path or short name) as safetensors: built the
-    first time (under a lock, so two runs build it once), checked against its seal once per process.
+    first time (:func:`~warnframe.runtime.cache.ensure`: two runs build it once), checked against its
+    seal once per process.
     ``root`` is the cache (default :func:`~warnframe.runtime.cache.cache_root`)."""
     path = gguf_file(source).resolve()
     root = root or cache_root()
@@ -73,13 +73,7 @@ def materialize(source: str | Path, root: Path | None = None) -> Path:
         return _verified[memo]
     sha = file_sha256(path)
     dest = root / "gguf" / sha[:32]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(dest.parent / f".{sha[:32]}.lock"):
-        damage = seal_damage(dest) if dest.is_dir() else "not built"
-        if damage is None:
-            damage = "unsealed"
-        if damage:
-            _dequantize(path, sha, dest)
+    ensure(dest, lambda folder: _dequantize(path, sha, folder))
     _verified[memo] = dest
     return dest
 
