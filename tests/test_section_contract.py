@@ -70,7 +70,7 @@ def test_changing_a_field_reruns_exactly_its_sections(smoke_study, tmp_path, ove
     from warnframe.study import Study
 
     run = tmp_path / "run"
-    shutil.copytree(smoke_study.store.root, run)  # copy2 keeps the times the score fingerprints read
+    shutil.copytree(smoke_study.store.root, run)  # keys hash contents: a copy is intact
     marks = {p.name: p.read_text() for p in (run / "stages").glob("*.json")}
     cfg = load_config("smoke", overrides=[override])
     Study(cfg, run).run()
